@@ -1,0 +1,54 @@
+"""The ``engine`` command line (typer). Each command group lives in its own module and registers
+itself here; heavy libraries are imported inside the commands, never at import time."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from engine.errors import UserError
+
+app = typer.Typer(
+    name="engine",
+    help="tuneloop engine: profiles, feedback, generation and training from the command line.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Command modules; each defines register(app). Listed once so adding a group touches one line.
+_COMMAND_MODULES = ("profiles_cmd", "feedback_cmd", "model_cmd", "train_cmd", "reward_cmd")
+
+
+def _register_all() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f"engine.cli.{name}").register(app)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: a UserError prints one sentence and exits 2, no traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise

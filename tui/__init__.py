@@ -1,0 +1,1 @@
+"""tuneloop's Textual app. Presentation only: everything else is in ``engine``."""
