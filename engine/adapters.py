@@ -46,7 +46,7 @@ def run_ids(home: Home, profile: str) -> list[str]:
     root = home.runs_dir(profile)
     if not root.is_dir():
         return []
-    return sorted(p.parent.name for p in root.glob(f"*/{ADAPTER_SUBDIR}/adapter_config.json"))
+    return sorted(p.parent.parent.name for p in root.glob(f"*/{ADAPTER_SUBDIR}/adapter_config.json"))
 
 
 def set_promoted(home: Home, profile: str, run_id: str | None, reason: str = "") -> None:

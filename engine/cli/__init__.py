@@ -28,27 +28,21 @@ def _register_all() -> None:
         importlib.import_module(f"engine.cli.{name}").register(app)
 
 
+@app.callback()
+def _root() -> None:
+    """tuneloop engine: profiles, feedback, generation and training from the command line."""
+
+
 _register_all()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: a UserError prints one sentence and exits 2, no traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="engine")
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise

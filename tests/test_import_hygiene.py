@@ -1,0 +1,23 @@
+"""The screen paints before the model loads: headless modules must not pull in torch."""
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["engine", "engine.home", "engine.profiles", "engine.adapters", "engine.feedback", "engine.cli", "tui", "tui.app"],
+)
+def test_module_does_not_import_heavy_libraries(module):
+    code = (
+        "import importlib, sys, json\n"
+        f"importlib.import_module({module!r})\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", f"{module} imported {out.stdout.strip()}"
