@@ -1,0 +1,554 @@
+"""Training run directories: ids, the per-profile lock, the manifest, checkpoints that can be trusted,
+stop signals and time budgets.
+
+Shared by ``engine finetune`` and ``engine reward`` (any command that trains overnight). A run lives in
+``home/runs/<profile>/<run-id>/``; everything here is plain Python (no torch at import time) so the
+CLI can refuse bad input before any heavy import. Distributed helpers import torch only when a
+process group is actually running.
+
+Overnight-safety rules kept here:
+- a checkpoint is trusted only when its ``COMPLETE`` marker exists; the marker is written last, after
+  every file in the checkpoint was fsync'd, so a run killed mid-save leaves a checkpoint without it;
+- finished artefacts (an adapter, a reward model) are written to a temp dir beside the target and
+  renamed into place, so a full disk or a crash never leaves a half-written adapter under its name;
+- one run per profile at a time (``flock`` on ``runs/<profile>/.<name>.lock``), released by the kernel
+  when the process dies, so a SIGKILLed run never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from engine.errors import UserError
+from engine.home import Home, check_name, ensure_dir, fsync_dir, write_private
+
+COMPLETE_MARKER = "COMPLETE"
+MANIFEST = "manifest.json"
+REPORT_JSON = "report.json"
+METRICS = "metrics.jsonl"
+EXIT_INTERRUPTED = 3
+"""Exit code of a run stopped by SIGINT/SIGTERM after saving a checkpoint (resume with ``--resume``)."""
+
+_RUN_ID = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?-([a-z0-9][a-z0-9-]*)$")
+
+
+# ----------------------------------------------------------------------------------------------
+# run ids and directories
+
+
+def new_run_id(kind: str, now: float | None = None) -> str:
+    """``YYYYMMDD-HHMMSS-<kind>`` in local time, sortable by start time."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if now is None else now))
+    return check_name(f"{stamp}-{kind}", "run id")
+
+
+def run_kind(run_id: str) -> str | None:
+    """The ``<kind>`` part of a run id (``sft``, ``sft-dpo``, ``reward`` ...), None if not a run id."""
+    m = _RUN_ID.match(run_id)
+    return m.group(3) if m else None
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The paths of one run. Nothing is created until ``create``/``ensure`` is called."""
+
+    home: Home
+    profile: str
+    run_id: str
+
+    @property
+    def root(self) -> Path:
+        return self.home.run_dir(self.profile, self.run_id)
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS
+
+    @property
+    def report_json(self) -> Path:
+        return self.root / REPORT_JSON
+
+    @property
+    def finished(self) -> bool:
+        return self.report_json.is_file()
+
+    def read_manifest(self) -> dict:
+        return read_json(self.manifest)
+
+    def write_manifest(self, manifest: dict) -> None:
+        write_json(self.manifest, manifest)
+
+    @classmethod
+    def create(cls, home: Home, profile: str, kind: str, now: float | None = None) -> "RunDir":
+        """Make a fresh run directory; a second run in the same second gets ``-2``, ``-3`` ... suffixes."""
+        base = new_run_id(kind, now)
+        stamp, rest = base[:15], base[16:]
+        ensure_dir(home.runs_dir(profile))
+        for n in range(1, 1000):
+            run_id = base if n == 1 else f"{stamp}-{n}-{rest}"
+            path = home.run_dir(profile, run_id)
+            try:
+                path.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            os.chmod(path, 0o700)
+            return cls(home, profile, run_id)
+        raise UserError(f"cannot create a run directory in {home.runs_dir(profile)}: too many runs this second.")
+
+
+def list_runs(home: Home, profile: str, kinds: Iterable[str] | None = None) -> list[RunDir]:
+    """Every run directory of ``profile`` that has a manifest, oldest first."""
+    root = home.runs_dir(profile)
+    if not root.is_dir():
+        return []
+    wanted = set(kinds) if kinds is not None else None
+    out = []
+    for p in sorted(root.iterdir()):
+        if not p.is_dir() or not (p / MANIFEST).is_file() or run_kind(p.name) is None:
+            continue
+        if wanted is not None and run_kind(p.name) not in wanted:
+            continue
+        out.append(RunDir(home, profile, p.name))
+    return out
+
+
+def last_unfinished_run(home: Home, profile: str, kinds: Iterable[str] | None = None) -> RunDir | None:
+    """The newest run that has a manifest but no report (it was stopped or killed)."""
+    runs = list_runs(home, profile, kinds)
+    if not runs or runs[-1].finished:
+        return None
+    return runs[-1]
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+
+
+def write_json(path: Path, obj) -> None:
+    write_private(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; the run directory is incomplete.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path} is corrupt; delete that run directory and start a new run.") from None
+
+
+def append_jsonl(path: Path, obj: dict) -> None:
+    """Append one JSON line (0600, fsync'd): metrics survive a SIGKILL up to the last line."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (json.dumps(obj, default=str) + "\n").encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Lines of a JSONL file; a torn last line (killed mid-write) is skipped."""
+    out = []
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint_dir(folder: Path, pattern: str = "*") -> str:
+    """One sha256 over the names and bytes of the files in ``folder`` (sorted): the frozen data's id."""
+    h = hashlib.sha256()
+    for p in sorted(Path(folder).glob(pattern)):
+        if p.is_file():
+            h.update(p.name.encode() + b"\0" + sha256_file(p).encode() + b"\n")
+    return h.hexdigest()
+
+
+def settings_fingerprint(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def package_versions(names: Iterable[str] = ("tuneloop", "torch", "transformers", "trl", "peft", "accelerate",
+                                             "datasets")) -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def fsync_tree(folder: Path) -> None:
+    """fsync every file and directory under ``folder`` (before a COMPLETE marker or a rename)."""
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
+
+
+def disk_full_error(exc: OSError, where: Path) -> UserError:
+    return UserError(f"the disk holding {where} is full ({exc.strerror}); free some space and run again with "
+                     "--resume.")
+
+
+@contextlib.contextmanager
+def publish_dir(final: Path):
+    """Yield a temp dir beside ``final``; on success fsync it and rename it to ``final`` (replacing an old one).
+
+    A crash, an exception or a full disk leaves ``final`` as it was (absent or the previous version).
+    """
+    final = Path(final)
+    ensure_dir(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        yield tmp
+        fsync_tree(tmp)
+        if final.exists():
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        fsync_dir(final.parent)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise disk_full_error(exc, final) from None
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ----------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def mark_complete(checkpoint: Path, info: dict | None = None) -> None:
+    """Declare ``checkpoint`` usable: fsync everything in it, then write the marker last."""
+    fsync_tree(checkpoint)
+    write_json(Path(checkpoint) / COMPLETE_MARKER, {"ts": time.time(), **(info or {})})
+
+
+def is_complete(checkpoint: Path) -> bool:
+    return (Path(checkpoint) / COMPLETE_MARKER).is_file()
+
+
+def checkpoint_step(path: Path) -> int | None:
+    m = re.fullmatch(r"checkpoint-(\d+)", Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def newest_complete_checkpoint(folder: Path) -> Path | None:
+    """The highest-step ``checkpoint-N`` in ``folder`` that has its COMPLETE marker (half-written ones are skipped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = [(checkpoint_step(p), p) for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None]
+    for _step, p in sorted(found, reverse=True):
+        if is_complete(p):
+            return p
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# the lock
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``runs/<profile>/.<name>.lock`` for the life of a run.
+
+    The file records who holds it (pid, run id) so the refusal can say which run is in the way.
+    The kernel drops the lock when the process dies, so a killed run never leaves a stale lock.
+    """
+
+    def __init__(self, home: Home, profile: str, name: str = "train") -> None:
+        self.path = home.runs_dir(profile) / f".{check_name(name, 'lock name')}.lock"
+        self.profile = profile
+        self._fd: int | None = None
+
+    def acquire(self, run_id: str | None = None, what: str = "engine finetune") -> "RunLock":
+        ensure_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = ""
+            try:
+                info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+                holder = f" (pid {info.get('pid')}, run {info.get('run_id') or 'starting'})"
+            except (ValueError, OSError):
+                pass
+            os.close(fd)
+            raise UserError(f"another {what} run is using profile {self.profile!r}{holder}; wait for it to finish "
+                            "or stop it first.") from None
+        self._fd = fd
+        self.update(run_id)
+        return self
+
+    def update(self, run_id: str | None) -> None:
+        if self._fd is None:
+            return
+        data = json.dumps({"pid": os.getpid(), "run_id": run_id, "since": time.time()}).encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# ----------------------------------------------------------------------------------------------
+# time budget
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([hms])")
+
+
+def parse_duration(text: str) -> float:
+    """``6h``, ``90m``, ``30s``, ``1h30m`` -> seconds."""
+    s = text.strip().lower()
+    parts = _DURATION_PART.findall(s)
+    if not s or not parts or _DURATION_PART.sub("", s).strip():
+        raise UserError(f"--time-budget {text!r} is not a duration; write it like 6h, 90m, 30s or 1h30m.")
+    seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise UserError(f"--time-budget {text!r} must be longer than zero.")
+    return seconds
+
+
+def parse_until(text: str, now: float | None = None) -> float:
+    """``07:00`` (24-hour local time) -> the unix time of its next occurrence."""
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", text)
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        raise UserError(f"--until {text!r} is not a time of day; write it like 07:00 (24-hour, local time).")
+    now_dt = _dt.datetime.fromtimestamp(time.time() if now is None else now)
+    target = now_dt.replace(hour=int(m.group(1)), minute=int(m.group(2)), second=0, microsecond=0)
+    if target <= now_dt:
+        target += _dt.timedelta(days=1)
+    return target.timestamp()
+
+
+@dataclass
+class Deadline:
+    """When training must stop (None: no budget). ``started`` is when the budget began to count."""
+
+    at: float | None = None
+    started: float = field(default_factory=time.time)
+    label: str = ""
+
+    @classmethod
+    def from_options(cls, time_budget: str | None, until: str | None, now: float | None = None) -> "Deadline":
+        now = time.time() if now is None else now
+        ends = []
+        labels = []
+        if time_budget:
+            ends.append(now + parse_duration(time_budget))
+            labels.append(f"budget {time_budget}")
+        if until:
+            ends.append(parse_until(until, now))
+            labels.append(f"until {until.strip()}")
+        if not ends:
+            return cls(None, now, "")
+        return cls(min(ends), now, " and ".join(labels))
+
+    def remaining(self, now: float | None = None) -> float | None:
+        if self.at is None:
+            return None
+        return self.at - (time.time() if now is None else now)
+
+    def expired(self, now: float | None = None) -> bool:
+        r = self.remaining(now)
+        return r is not None and r <= 0
+
+    @property
+    def total(self) -> float | None:
+        return None if self.at is None else self.at - self.started
+
+
+# ----------------------------------------------------------------------------------------------
+# signals
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the training loop polls (it saves a checkpoint and stops).
+
+    A second SIGINT while stopping raises KeyboardInterrupt, so a user can still force their way out.
+    Use as a context manager; the previous handlers come back on exit. Outside the main thread
+    (tests, the TUI) signals cannot be caught and the flag can be set with ``request``.
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self._old: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+    def request(self, name: str = "request") -> None:
+        self.signal_name = name
+
+    def _handle(self, signum, _frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def __enter__(self) -> "StopRequest":
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+
+# ----------------------------------------------------------------------------------------------
+# distributed (accelerate launch / torchrun): only rank 0 writes the run directory
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_distributed() -> bool:
+    return world_size() > 1
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def init_distributed() -> None:
+    """Start the process group early (gloo on CPU, nccl on GPUs) so ranks can agree on the run id."""
+    if not is_distributed():
+        return
+    from accelerate import PartialState
+
+    PartialState()
+
+
+def barrier() -> None:
+    if not is_distributed():
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def broadcast(obj, src: int = 0):
+    """Rank ``src``'s ``obj`` on every rank (a run id, a decision); the identity when not distributed."""
+    if not is_distributed():
+        return obj
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if ``flag`` is true on any rank (so all ranks stop at the same step)."""
+    if not is_distributed():
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    backend = dist.get_backend()
+    device = "cuda" if backend == "nccl" and torch.cuda.is_available() else "cpu"
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def on_main(fn: Callable, *args, **kwargs):
+    """Run ``fn`` on rank 0 only, then share its result (or its UserError) with every rank."""
+    result, error = None, None
+    if is_main_process():
+        try:
+            result = fn(*args, **kwargs)
+        except UserError as exc:
+            error = (str(exc), exc.exit_code)
+    result, error = broadcast((result, error))
+    if error is not None:
+        raise UserError(error[0], error[1])
+    return result
