@@ -1,0 +1,130 @@
+"""The feedback event schema (version 1) and its validation.
+
+Every line of the log is one of these objects. Validation runs on append (so a bad event never
+reaches the disk) and on read (so a hand-edited or corrupted line is skipped and reported instead
+of poisoning replay). Unknown extra keys are allowed: a later minor addition must not make old
+readers drop events. Events with ``"v"`` greater than :data:`SCHEMA_VERSION` are kept by the reader
+but not validated or replayed (a newer tuneloop wrote them).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from typing import Any
+
+from engine.errors import UserError
+
+SCHEMA_VERSION = 1
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is refused on append and skipped on read
+
+EVENT_TYPES = ("message", "rating", "edit", "choice", "title")
+ROLES = ("system", "user", "assistant")
+RATING_VALUES = (-1, 0, 1)
+CHOICE_KINDS = ("regenerate", "compare", "best_of", "import")
+
+
+class InvalidEvent(UserError, ValueError):
+    """An event that does not match the schema. A UserError (one sentence, exit 2) because a user can
+    cause it through import or a hand-edited log; also a ValueError for code that expects one."""
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def complete(event: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``event`` with ``v``, ``id`` and ``ts`` filled in where missing."""
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"a feedback event must be a JSON object, not {type(event).__name__}.")
+    out = {"v": SCHEMA_VERSION, "id": new_id(), "ts": time.time()}
+    out.update(event)
+    # Fill-ins only when absent; an explicit None is a caller bug, reported by validate().
+    return out
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 200
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check(ok: bool, event: dict, field: str, expected: str) -> None:
+    if not ok:
+        kind = event.get("type", "?")
+        raise InvalidEvent(
+            f"feedback event {kind!r} has an invalid {field!r} (expected {expected}, got {event.get(field)!r:.80})."
+        )
+
+
+def validate(event: Any) -> dict[str, Any]:
+    """Check a version-1 event; return it unchanged or raise :class:`InvalidEvent` naming the field."""
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"a feedback event must be a JSON object, not {type(event).__name__}.")
+    _check(_is_int(event.get("v")) and event.get("v") == SCHEMA_VERSION, event, "v", f"the integer {SCHEMA_VERSION}")
+    _check(event.get("type") in EVENT_TYPES, event, "type", "one of " + ", ".join(EVENT_TYPES))
+    _check(_is_id(event.get("id")), event, "id", "a non-empty id string")
+    ts = event.get("ts")
+    _check(isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts), event, "ts", "a unix time")
+    _VALIDATORS[event["type"]](event)
+    return event
+
+
+def _message(e: dict) -> None:
+    _check(_is_id(e.get("conversation_id")), e, "conversation_id", "an id string")
+    _check(e.get("parent_id") is None or _is_id(e.get("parent_id")), e, "parent_id", "an id string or null")
+    _check(e.get("role") in ROLES, e, "role", "system, user or assistant")
+    _check(_is_str(e.get("content")), e, "content", "a string")
+    gen = e.get("generation")
+    _check(gen is None or isinstance(gen, dict), e, "generation", "an object or null")
+    if isinstance(gen, dict):
+        sp = gen.get("system_prompt")
+        _check(sp is None or _is_str(sp), {**gen, "type": "message"}, "system_prompt", "a string or null")
+
+
+def _rating(e: dict) -> None:
+    _check(_is_id(e.get("message_id")), e, "message_id", "an id string")
+    _check(_is_int(e.get("value")) and e.get("value") in RATING_VALUES, e, "value", "+1, -1 or 0")
+    tags = e.get("tags", [])
+    _check(isinstance(tags, list) and all(_is_str(t) for t in tags), e, "tags", "a list of strings")
+    _check(e.get("comment") is None or _is_str(e.get("comment")), e, "comment", "a string or null")
+
+
+def _edit(e: dict) -> None:
+    _check(_is_id(e.get("message_id")), e, "message_id", "an id string")
+    _check(_is_str(e.get("content")), e, "content", "a string")
+
+
+def _choice(e: dict) -> None:
+    _check(_is_id(e.get("chosen_id")), e, "chosen_id", "an id string")
+    cands = e.get("candidates")
+    _check(
+        isinstance(cands, list) and len(cands) >= 1 and all(_is_id(c) for c in cands) and len(set(cands)) == len(cands),
+        e,
+        "candidates",
+        "a list of distinct id strings",
+    )
+    _check(e["chosen_id"] in cands, e, "chosen_id", "one of the candidates")
+    _check(e.get("kind") in CHOICE_KINDS, e, "kind", "one of " + ", ".join(CHOICE_KINDS))
+    src = e.get("sources")
+    _check(
+        src is None or (isinstance(src, dict) and all(_is_str(k) for k in src)),
+        e,
+        "sources",
+        "an object mapping candidate ids to labels, or null",
+    )
+
+
+def _title(e: dict) -> None:
+    _check(_is_id(e.get("conversation_id")), e, "conversation_id", "an id string")
+    _check(_is_str(e.get("title")), e, "title", "a string")
+
+
+_VALIDATORS = {"message": _message, "rating": _rating, "edit": _edit, "choice": _choice, "title": _title}

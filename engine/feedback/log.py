@@ -1,0 +1,330 @@
+"""The append-only feedback log: ``home/feedback/<profile>/*.jsonl``, one event per line.
+
+Why it is written this way:
+- An append is one ``os.write`` of whole lines on an ``O_APPEND`` descriptor under an exclusive
+  ``flock``, followed by ``fsync``: two TUIs on the same profile interleave whole records, never
+  bytes, and a judgement the user saw acknowledged survives a power cut.
+- A crash can still leave a torn last line. The next append first writes ``\\n`` so its record
+  starts on a fresh line; the reader skips the torn line and reports it, never fails.
+- Readers take a shared ``flock`` and only consider lines that end in ``\\n``, so a reader never sees
+  a concurrent writer's half-written record as data. ``end_offsets`` records where the complete
+  lines end, so a training run can freeze "the log up to here" and re-read exactly that later.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from engine.errors import UserError
+from engine.feedback import events as ev
+from engine.home import FILE_MODE, Home, ensure_dir, fsync_dir
+
+LOG_NAME = "events.jsonl"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A line (or event) that was skipped, with why. ``line`` is 1-based; 0 when not tied to a line."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{Path(self.path).name}:{self.line}: {self.reason}" if self.line else f"{self.path}: {self.reason}"
+
+
+@dataclass
+class ReadResult:
+    """What :meth:`FeedbackLog.read` found. ``events`` are in log order (file name order, then line
+    order), future-version events included (replay ignores them)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    future_versions: int = 0
+    end_offsets: dict[str, int] = field(default_factory=dict)
+    """Per file path: byte offset just after its last complete (newline-terminated) line."""
+
+    def warnings(self) -> list[str]:
+        """One-line warnings for a user: skipped lines (count and the first few) and newer events."""
+        out = []
+        if self.problems:
+            first = ", ".join(f"{Path(p.path).name}:{p.line}" for p in self.problems[:3])
+            more = "" if len(self.problems) <= 3 else f" and {len(self.problems) - 3} more"
+            out.append(
+                f"{len(self.problems)} unreadable feedback line(s) skipped ({first}{more}): "
+                f"{self.problems[0].reason}."
+            )
+        if self.future_versions:
+            out.append(
+                f"{self.future_versions} feedback event(s) come from a newer tuneloop and are ignored; "
+                "upgrade to use them."
+            )
+        return out
+
+    @property
+    def cutoff_ts(self) -> float | None:
+        """The newest ``ts`` among the events (what a training run records as ``log_cutoff_ts``)."""
+        stamps = [e["ts"] for e in self.events if isinstance(e.get("ts"), (int, float))]
+        return max(stamps) if stamps else None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The exact bytes of the log's complete lines at one moment, for a run's frozen dataset."""
+
+    data: bytes
+    sha256: str
+    end_offsets: dict[str, int]
+    result: ReadResult
+
+
+class FeedbackLog:
+    """One profile's feedback log. Cheap to create: no I/O until used. Thread-safe; correct across
+    processes (flock)."""
+
+    def __init__(self, home: Home, profile: str) -> None:
+        self.home = home
+        self.profile = profile
+        self.dir = home.feedback_dir(profile)
+        self.path = self.dir / LOG_NAME
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._ino: tuple[int, int] | None = None
+
+    # ----------------------------------------------------------------- writing
+    def append(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Fill in v/id/ts, validate, write one line durably; return the event as written."""
+        return self.append_many([event])[0]
+
+    def append_many(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Validate every event first, then write them all in one ``os.write`` (all or nothing)."""
+        full = [ev.validate(ev.complete(e)) for e in events]
+        if not full:
+            return []
+        lines = []
+        for e in full:
+            line = json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+            if len(line) > ev.MAX_LINE_BYTES:
+                raise ev.InvalidEvent(
+                    f"feedback event {e['type']!r} is {len(line)} bytes, over the "
+                    f"{ev.MAX_LINE_BYTES // (1024 * 1024)} MiB limit; shorten its text."
+                )
+            lines.append(line)
+        self._write(b"".join(lines))
+        return full
+
+    def _open(self) -> int:
+        """The cached append descriptor, reopened if the file was removed or replaced."""
+        if self._fd is not None:
+            try:
+                st = os.stat(self.path)
+                if (st.st_dev, st.st_ino) == self._ino:
+                    return self._fd
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+        ensure_dir(self.dir)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        if created:
+            os.fchmod(fd, FILE_MODE)
+            fsync_dir(self.dir)
+        st = os.fstat(fd)
+        self._fd, self._ino = fd, (st.st_dev, st.st_ino)
+        return fd
+
+    def _write(self, data: bytes) -> None:
+        with self._lock:
+            try:
+                fd = self._open()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    size = os.fstat(fd).st_size
+                    if size and os.pread(fd, 1, size - 1) != b"\n":
+                        data = b"\n" + data  # torn tail: start this record on a fresh line
+                    view = memoryview(data)
+                    while view:  # one write in practice; loop only for a short write on a full disk
+                        n = os.write(fd, view)
+                        view = view[n:]
+                    os.fsync(fd)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            except OSError as exc:
+                raise UserError(f"cannot write the feedback log {self.path}: {exc.strerror or exc}.") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            if self._fd is not None:
+                os.close(self._fd)
+        except Exception:
+            pass
+
+    # -------------------------------------------------------------- helpers
+    def add_message(
+        self,
+        conversation_id: str,
+        parent_id: str | None,
+        role: str,
+        content: str,
+        generation: dict | None = None,
+    ) -> dict[str, Any]:
+        event = {
+            "type": "message",
+            "conversation_id": conversation_id,
+            "parent_id": parent_id,
+            "role": role,
+            "content": content,
+        }
+        if generation is not None:
+            event["generation"] = generation
+        return self.append(event)
+
+    def rate(self, message_id: str, value: int, tags: Iterable[str] = (), comment: str | None = None) -> dict:
+        return self.append(
+            {"type": "rating", "message_id": message_id, "value": value, "tags": list(tags), "comment": comment}
+        )
+
+    def edit(self, message_id: str, content: str) -> dict[str, Any]:
+        return self.append({"type": "edit", "message_id": message_id, "content": content})
+
+    def choose(
+        self, chosen_id: str, candidates: Iterable[str], kind: str, sources: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        event = {"type": "choice", "chosen_id": chosen_id, "candidates": list(candidates), "kind": kind}
+        if sources is not None:
+            event["sources"] = dict(sources)
+        return self.append(event)
+
+    def rename(self, conversation_id: str, title: str) -> dict[str, Any]:
+        return self.append({"type": "title", "conversation_id": conversation_id, "title": title})
+
+    # ----------------------------------------------------------------- reading
+    def files(self) -> list[Path]:
+        """Every ``*.jsonl`` in the profile's folder, in name order."""
+        if not self.dir.is_dir():
+            return []
+        return sorted(p for p in self.dir.glob("*.jsonl") if p.is_file())
+
+    def read(self, until: dict[str, int] | None = None) -> ReadResult:
+        """Read every log file. ``until`` (a previous ``end_offsets``) limits each file to that byte
+        offset and skips files it does not name, so a frozen view can be read again exactly."""
+        return self._read(until)[0]
+
+    def snapshot(self) -> Snapshot:
+        """The complete lines of every file as one byte string (name order) with its sha256."""
+        result, chunks = self._read(None, keep_bytes=True)
+        data = b"".join(chunks)
+        return Snapshot(data, hashlib.sha256(data).hexdigest(), dict(result.end_offsets), result)
+
+    def snapshot_bytes(self) -> tuple[bytes, str]:
+        """``(bytes, sha256)`` of the complete lines now; write them to a run dir to freeze the data."""
+        snap = self.snapshot()
+        return snap.data, snap.sha256
+
+    def replay(self, until: dict[str, int] | None = None):
+        """Read and replay into a :class:`engine.feedback.replay.State` (problems from both merged)."""
+        from engine.feedback.replay import replay
+
+        return replay(self.read(until))
+
+    def _read(self, until: dict[str, int] | None, keep_bytes: bool = False) -> tuple[ReadResult, list[bytes]]:
+        result = ReadResult()
+        chunks: list[bytes] = []
+        for path in self.files():
+            key = str(path)
+            if until is not None and key not in until:
+                continue
+            limit = until.get(key) if until is not None else None
+            try:
+                data = _locked_read(path, limit)
+            except OSError as exc:
+                result.problems.append(Problem(key, 0, f"cannot read: {exc.strerror or exc}"))
+                continue
+            end = parse_lines(data, key, result)
+            result.end_offsets[key] = end
+            if keep_bytes:
+                chunks.append(data[:end])
+        return result, chunks
+
+
+def _locked_read(path: Path, limit: int | None) -> bytes:
+    """All bytes of ``path`` (up to ``limit``) read under a shared flock, so no append is half-seen."""
+    with open(path, "rb") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+        try:
+            return f.read() if limit is None else f.read(limit)
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def parse_lines(data: bytes, path: str, result: ReadResult) -> int:
+    """Parse the complete lines of ``data`` into ``result``; return the offset after the last one.
+
+    A trailing fragment without ``\\n`` is a torn record (a crash mid-append) and is reported.
+    """
+    end = data.rfind(b"\n") + 1
+    lineno = 0
+    start = 0
+    while start < end:
+        stop = data.index(b"\n", start)
+        lineno += 1
+        raw = data[start:stop]
+        start = stop + 1
+        if not raw.strip():
+            continue
+        _parse_one(raw, path, lineno, result)
+    if end < len(data) and data[end:].strip():
+        result.problems.append(Problem(path, lineno + 1, "torn last line (incomplete write), skipped"))
+    return end
+
+
+def parse_bytes(data: bytes, path: str = "snapshot.jsonl") -> ReadResult:
+    """Parse a frozen snapshot (e.g. a run's ``data/events.jsonl``) exactly as the log reader would."""
+    result = ReadResult()
+    result.end_offsets[path] = parse_lines(data, path, result)
+    return result
+
+
+def _parse_one(raw: bytes, path: str, lineno: int, result: ReadResult) -> None:
+    if len(raw) > ev.MAX_LINE_BYTES:
+        result.problems.append(Problem(path, lineno, f"line longer than {ev.MAX_LINE_BYTES} bytes"))
+        return
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        result.problems.append(Problem(path, lineno, "not UTF-8"))
+        return
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        result.problems.append(Problem(path, lineno, "not valid JSON"))
+        return
+    if not isinstance(obj, dict):
+        result.problems.append(Problem(path, lineno, "not a JSON object"))
+        return
+    v = obj.get("v")
+    if isinstance(v, int) and not isinstance(v, bool) and v > ev.SCHEMA_VERSION:
+        result.future_versions += 1
+        result.events.append(obj)
+        return
+    try:
+        ev.validate(obj)
+    except ev.InvalidEvent as exc:
+        result.problems.append(Problem(path, lineno, str(exc).rstrip(".")))
+        return
+    result.events.append(obj)

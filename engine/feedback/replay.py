@@ -1,0 +1,239 @@
+"""Replay the event log into conversation trees with the latest state of every judgement.
+
+"Latest" means later in the log (file name order, then line order), not a larger ``ts``: the log
+order is what the appends produced, while clocks can jump. Rules:
+- rating: the latest wins; value 0 clears the rating, its tags and comment.
+- edit: the latest wins; an edit back to the original text clears the edit.
+- choice: per sibling group (same parent) the latest choice wins: its chosen message is
+  ``picked``, every other sibling is not. All candidates must be siblings of the chosen one.
+- title: the latest wins; the default is the first user message, cut to ~48 characters.
+Events that point at something unknown (a parent, message or conversation that is not in the log)
+become problems, never crashes; a message whose parent is unknown is dropped with its descendants.
+Events with ``"v"`` above the supported version are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from engine.feedback.events import SCHEMA_VERSION
+from engine.feedback.log import Problem, ReadResult
+
+TITLE_CHARS = 48
+
+
+@dataclass
+class Message:
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    role: str
+    content: str
+    ts: float
+    generation: dict | None = None
+    rating: int = 0
+    tags: list[str] = field(default_factory=list)
+    comment: str | None = None
+    edited: str | None = None
+    picked: bool = False
+
+    @property
+    def final_text(self) -> str:
+        """The text to use from now on: the edit if there is one, else the original."""
+        return self.edited if self.edited is not None else self.content
+
+    @property
+    def system_prompt(self) -> str:
+        """The system prompt this reply was generated with ('' when none or not recorded)."""
+        return (self.generation or {}).get("system_prompt") or ""
+
+
+@dataclass
+class Choice:
+    """The latest choice of one sibling group (``parent_id`` may be None for first messages)."""
+
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    chosen_id: str
+    candidates: list[str]
+    kind: str
+    sources: dict[str, str] | None
+    ts: float
+
+
+@dataclass
+class Conversation:
+    id: str
+    created: float
+    messages: list[Message] = field(default_factory=list)
+    """Every message of the conversation, in creation (log) order."""
+    explicit_title: str | None = None
+
+    @property
+    def title(self) -> str:
+        if self.explicit_title:
+            return self.explicit_title
+        return default_title(self.messages)
+
+    def message(self, message_id: str) -> Message | None:
+        for m in self.messages:
+            if m.id == message_id:
+                return m
+        return None
+
+    def children(self, parent_id: str | None) -> list[Message]:
+        """Siblings under ``parent_id`` (None: the conversation's first messages), creation order."""
+        return [m for m in self.messages if m.parent_id == parent_id]
+
+    def path_to(self, message_id: str) -> list[Message]:
+        """The messages from the root down to ``message_id`` (inclusive); [] if it is not here."""
+        by_id = {m.id: m for m in self.messages}
+        path = []
+        cur = by_id.get(message_id)
+        while cur is not None:
+            path.append(cur)
+            cur = by_id.get(cur.parent_id) if cur.parent_id is not None else None
+        return path[::-1]
+
+    def leaves(self) -> list[Message]:
+        """Messages with no children, in creation order (the ends of every branch)."""
+        parents = {m.parent_id for m in self.messages}
+        return [m for m in self.messages if m.id not in parents]
+
+
+@dataclass
+class State:
+    conversations: dict[str, Conversation] = field(default_factory=dict)
+    messages: dict[str, Message] = field(default_factory=dict)
+    choices: list[Choice] = field(default_factory=list)
+    """The effective (latest) choice of each sibling group, in the order they were made."""
+    problems: list[Problem] = field(default_factory=list)
+    future_versions: int = 0
+
+
+def default_title(messages: Iterable[Message]) -> str:
+    for m in messages:
+        if m.role == "user":
+            text = " ".join(m.content.split())
+            return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"
+    return "(empty conversation)"
+
+
+def replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
+    """Build the State from a ReadResult (its problems are carried over) or a list of events."""
+    state = State()
+    if isinstance(source, ReadResult):
+        events = source.events
+        state.problems.extend(source.problems)
+        state.future_versions = source.future_versions
+    else:
+        events = list(source)
+        state.future_versions = sum(
+            1 for e in events if isinstance(e.get("v"), int) and e.get("v") > SCHEMA_VERSION
+        )
+
+    def problem(event: dict, reason: str) -> None:
+        state.problems.append(Problem("replay", 0, f"{event.get('type')} event {event.get('id')}: {reason}"))
+
+    current = [e for e in events if e.get("v") == SCHEMA_VERSION]
+
+    # 1. Messages. Collected first so a parent later in the log (another file) still resolves.
+    msg_events: dict[str, dict] = {}
+    order: list[str] = []
+    for e in current:
+        if e["type"] != "message":
+            continue
+        if e["id"] in msg_events:
+            problem(e, "duplicate message id, later copy ignored")
+            continue
+        msg_events[e["id"]] = e
+        order.append(e["id"])
+
+    def resolvable(mid: str) -> bool:
+        seen = set()
+        cur = msg_events[mid]
+        while cur["parent_id"] is not None:
+            if cur["id"] in seen:
+                return False
+            seen.add(cur["id"])
+            parent = msg_events.get(cur["parent_id"])
+            if parent is None or parent["conversation_id"] != cur["conversation_id"]:
+                return False
+            cur = parent
+        return True
+
+    for mid in order:
+        e = msg_events[mid]
+        if not resolvable(mid):
+            problem(e, f"parent {e['parent_id']} is unknown or in another conversation, message skipped")
+            continue
+        msg = Message(
+            id=e["id"],
+            conversation_id=e["conversation_id"],
+            parent_id=e["parent_id"],
+            role=e["role"],
+            content=e["content"],
+            ts=float(e["ts"]),
+            generation=e.get("generation"),
+        )
+        conv = state.conversations.get(msg.conversation_id)
+        if conv is None:
+            conv = state.conversations[msg.conversation_id] = Conversation(msg.conversation_id, msg.ts)
+        conv.messages.append(msg)
+        state.messages[msg.id] = msg
+
+    # 2. Judgements, in log order: the latest wins.
+    latest_choice: dict[tuple[str, str | None], Choice] = {}
+    for e in current:
+        kind = e["type"]
+        if kind == "message":
+            continue
+        if kind == "title":
+            conv = state.conversations.get(e["conversation_id"])
+            if conv is None:
+                problem(e, f"conversation {e['conversation_id']} is unknown")
+            else:
+                conv.explicit_title = e["title"].strip() or None
+            continue
+        if kind in ("rating", "edit"):
+            msg = state.messages.get(e["message_id"])
+            if msg is None:
+                problem(e, f"message {e['message_id']} is unknown")
+                continue
+            if kind == "rating":
+                msg.rating = e["value"]
+                msg.tags = list(e.get("tags") or []) if e["value"] else []
+                msg.comment = e.get("comment") if e["value"] else None
+            else:
+                msg.edited = e["content"] if e["content"] != msg.content else None
+            continue
+        # choice
+        msgs = [state.messages.get(c) for c in e["candidates"]]
+        if any(m is None for m in msgs):
+            missing = [c for c, m in zip(e["candidates"], msgs) if m is None]
+            problem(e, f"candidate {missing[0]} is unknown")
+            continue
+        chosen = state.messages[e["chosen_id"]]
+        if any(m.parent_id != chosen.parent_id or m.conversation_id != chosen.conversation_id for m in msgs):
+            problem(e, "candidates are not siblings of the chosen message")
+            continue
+        key = (chosen.conversation_id, chosen.parent_id)
+        latest_choice.pop(key, None)  # re-insert so dict order is the order choices were made
+        latest_choice[key] = Choice(
+            id=e["id"],
+            conversation_id=chosen.conversation_id,
+            parent_id=chosen.parent_id,
+            chosen_id=chosen.id,
+            candidates=list(e["candidates"]),
+            kind=e["kind"],
+            sources=e.get("sources"),
+            ts=float(e["ts"]),
+        )
+    for choice in latest_choice.values():
+        conv = state.conversations[choice.conversation_id]
+        for sibling in conv.children(choice.parent_id):
+            sibling.picked = sibling.id == choice.chosen_id
+    state.choices = list(latest_choice.values())
+    return state
