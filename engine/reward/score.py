@@ -1,0 +1,156 @@
+"""Scoring with a trained reward model: raw scores, calibrated (z-scored) scores, pair metrics.
+
+``RewardScorer.load(home, profile)`` opens the newest finished reward run of a profile (or a named
+one). Calibration is the mean and std of the model's scores on its own training replies, stored in
+the run, so a calibrated score of +1 means "one std better than a typical reply it was trained on".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.home import Home, check_name
+from engine.reward import BACKBONE_FILE, CALIBRATION_FILE, MODEL_SUBDIR
+from engine.reward.data import Messages, Pair, encode
+
+
+def score_ids(model, tokenizer, ids: list[list[int]], batch_size: int = 16) -> list[float]:
+    """Scalar rewards of already-tokenised sequences (right-padded batches, no grad)."""
+    import torch
+
+    out: list[float] = []
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(ids), batch_size):
+                chunk = ids[start:start + batch_size]
+                width = max(len(x) for x in chunk)
+                input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for i, x in enumerate(chunk):
+                    input_ids[i, :len(x)] = torch.tensor(x, dtype=torch.long)
+                    mask[i, :len(x)] = 1
+                logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
+                out.extend(float(v) for v in logits.reshape(len(chunk), -1)[:, 0].float().cpu())
+    finally:
+        if was_training:
+            model.train()
+    return out
+
+
+@dataclass(frozen=True)
+class PairMetrics:
+    """How well scores order pairs: share with chosen > rejected (ties count half), mean margin."""
+
+    n: int
+    accuracy: float
+    margin: float
+    chosen: list[float]
+    rejected: list[float]
+
+    def to_json(self) -> dict:
+        return {"n": self.n, "accuracy": self.accuracy, "margin": self.margin}
+
+
+def pair_metrics(chosen: list[float], rejected: list[float]) -> PairMetrics:
+    n = len(chosen)
+    if n == 0:
+        return PairMetrics(0, float("nan"), float("nan"), [], [])
+    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected))
+    margin = sum(c - r for c, r in zip(chosen, rejected)) / n
+    return PairMetrics(n, wins / n, margin, list(chosen), list(rejected))
+
+
+def score_pair_list(model, tokenizer, pairs: list[Pair], max_length: int) -> PairMetrics:
+    chosen = score_ids(model, tokenizer, [encode(tokenizer, p.prompt, p.chosen, max_length) for p in pairs])
+    rejected = score_ids(model, tokenizer, [encode(tokenizer, p.prompt, p.rejected, max_length) for p in pairs])
+    return pair_metrics(chosen, rejected)
+
+
+def reward_runs(home: Home, profile: str) -> list[str]:
+    """Finished reward runs of a profile, oldest first (the calibration file is written last)."""
+    root = home.runs_dir(profile)
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.name for p in root.glob(f"*/{CALIBRATION_FILE}")
+                  if (p.parent / MODEL_SUBDIR).is_dir())
+
+
+def newest_reward_run(home: Home, profile: str) -> str | None:
+    runs = reward_runs(home, profile)
+    return runs[-1] if runs else None
+
+
+class RewardScorer:
+    """A loaded reward model. ``score`` returns raw rewards; ``calibrate`` z-scores them."""
+
+    def __init__(self, model, tokenizer, *, run_id: str, run_dir: Path, mean: float, std: float,
+                 max_length: int) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.mean = mean
+        self.std = std
+        self.max_length = max_length
+
+    @classmethod
+    def load(cls, home: Home, profile: str, run_id: str | None = None) -> "RewardScorer":
+        """Open a finished reward run (default: the profile's newest)."""
+        from engine.reward.backbone import backbone_from_json, load_trained
+
+        if run_id is None:
+            run_id = newest_reward_run(home, profile)
+            if run_id is None:
+                raise UserError(f"profile {profile!r} has no finished reward model; "
+                                f"train one with `engine reward --profile {profile}`.")
+        check_name(run_id, "run id")
+        run_dir = home.run_dir(profile, run_id)
+        cal_path = run_dir / CALIBRATION_FILE
+        if not cal_path.is_file() or not (run_dir / MODEL_SUBDIR).is_dir():
+            known = ", ".join(reward_runs(home, profile)) or "none"
+            raise UserError(f"{run_dir} is not a finished reward run (finished reward runs: {known}).")
+        try:
+            cal = json.loads(cal_path.read_text(encoding="utf-8"))
+            backbone = backbone_from_json(json.loads((run_dir / BACKBONE_FILE).read_text(encoding="utf-8")), home)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UserError(f"{run_dir}: reward run files are unreadable ({exc}); train a new one.") from None
+        model, tokenizer = load_trained(run_dir / MODEL_SUBDIR, backbone)
+        return cls(model, tokenizer, run_id=run_id, run_dir=run_dir, mean=float(cal["mean"]),
+                   std=float(cal["std"]), max_length=int(cal.get("max_length", 512)))
+
+    def calibrate(self, raw: float) -> float:
+        return (raw - self.mean) / self.std if self.std > 0 else raw - self.mean
+
+    def score(self, prompt: Messages | str, reply: Messages | str) -> float:
+        """Raw reward of ``reply`` (a string is taken as one assistant message) after ``prompt``."""
+        return self.score_many([(prompt, reply)])[0]
+
+    def score_many(self, items: list[tuple[Messages | str, Messages | str]]) -> list[float]:
+        ids = []
+        for prompt, reply in items:
+            if isinstance(reply, str) and isinstance(prompt, list):
+                reply = [{"role": "assistant", "content": reply}]
+            ids.append(encode(self.tokenizer, prompt, reply, self.max_length))
+        return score_ids(self.model, self.tokenizer, ids)
+
+    def score_calibrated(self, prompt: Messages | str, reply: Messages | str) -> tuple[float, float]:
+        raw = self.score(prompt, reply)
+        return raw, self.calibrate(raw)
+
+    def score_pairs(self, pairs: list[Pair]) -> PairMetrics:
+        return score_pair_list(self.model, self.tokenizer, pairs, self.max_length)
+
+
+def calibration_of(scores: list[float]) -> dict:
+    """Mean and (population) std of scores; std is floored so z-scores stay finite."""
+    n = len(scores)
+    mean = sum(scores) / n if n else 0.0
+    var = sum((s - mean) ** 2 for s in scores) / n if n else 0.0
+    return {"mean": mean, "std": max(math.sqrt(var), 1e-6), "n": n}

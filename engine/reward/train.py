@@ -1,0 +1,151 @@
+"""The reward recipe: setup -> baseline -> train (TRL RewardTrainer, Bradley-Terry) -> save -> evaluate.
+
+The run directory (manifest, lock, signals, budget) is the caller's; this module only trains. The
+untrained model (seeded head) is scored on the held-out pairs first, so the report can say how much
+training helped; then the trained model is scored on the same pairs, and on the training replies
+for calibration. ``reward_calibration.json`` is written last and marks the run as finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from engine.errors import UserError
+from engine.home import Home, ensure_dir, write_private
+from engine.profiles import Profile
+from engine.reward import CALIBRATION_FILE, MODEL_SUBDIR
+from engine.reward.data import Pair, pretokenize
+
+
+@dataclass
+class RewardOptions:
+    """Overrides of the profile's [reward] table (None: the profile's value)."""
+
+    epochs: float | None = None
+    max_steps: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    save_steps: int | None = None
+    callbacks: list = field(default_factory=list)
+    """Extra transformers TrainerCallbacks (progress, time budget, signals from the run machinery)."""
+    resume_from_checkpoint: str | None = None
+
+
+def training_args(profile: Profile, run_dir: Path, opts: RewardOptions):
+    """RewardConfig for this machine: CPU-safe (use_cpu, no bf16, no checkpointing) when no GPU."""
+    import torch
+    from trl import RewardConfig
+
+    s = profile.reward
+    on_gpu = torch.cuda.is_available() and profile.model.device != "cpu"
+    save_steps = opts.save_steps or profile.train.save_steps
+    return RewardConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        learning_rate=opts.learning_rate if opts.learning_rate is not None else s.learning_rate,
+        num_train_epochs=opts.epochs if opts.epochs is not None else s.epochs,
+        max_steps=opts.max_steps if opts.max_steps is not None else -1,
+        per_device_train_batch_size=opts.batch_size or s.batch_size,
+        per_device_eval_batch_size=opts.batch_size or s.batch_size,
+        seed=opts.seed if opts.seed is not None else s.seed,
+        data_seed=opts.seed if opts.seed is not None else s.seed,
+        use_cpu=not on_gpu,
+        bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
+        fp16=False,
+        gradient_checkpointing=False,
+        max_length=None,  # already truncated (from the left) by data.pretokenize
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=max(1, save_steps),
+        save_total_limit=2,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+    )
+
+
+def _save_model(model, tokenizer, target: Path) -> None:
+    """Write the model beside its final place, then rename: a crash never leaves half a model."""
+    ensure_dir(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for p in tmp.rglob("*"):
+            os.chmod(p, 0o700 if p.is_dir() else 0o600)
+        os.chmod(tmp, 0o700)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair], held_out: list[Pair],
+                 opts: RewardOptions | None = None, log: Callable[[str], None] = print) -> dict:
+    """Train, save to run_dir/reward_model, evaluate, calibrate. Returns the report's numbers.
+
+    Returns ``{"steps", "train_loss", "stopped", "eval": {...}, "calibration": {...}}`` where eval
+    has accuracy, margin, baseline_accuracy, baseline_margin, n and ``on`` ("held_out" or "train").
+    """
+    opts = opts or RewardOptions()
+    if not train:
+        raise UserError(f"profile {profile.name!r} has no preference pairs to train a reward model on; "
+                        "pick between regenerated replies or import a preference file first.")
+    from datasets import Dataset
+    from trl import RewardTrainer
+
+    from engine.reward.backbone import load_tokenizer, new_reward_model, resolve_backbone, write_backbone
+    from engine.reward.score import calibration_of, score_ids, score_pair_list
+
+    seed = opts.seed if opts.seed is not None else profile.reward.seed
+    max_length = profile.reward.max_length
+    backbone = resolve_backbone(profile, home)
+    tokenizer = load_tokenizer(backbone)
+    model = new_reward_model(backbone, tokenizer, profile, seed)
+    write_backbone(run_dir, backbone)
+
+    eval_pairs, eval_on = (held_out, "held_out") if held_out else (train, "train")
+    baseline = score_pair_list(model, tokenizer, eval_pairs, max_length)
+    log(f"untrained reward head: accuracy {baseline.accuracy:.3f} on {baseline.n} {eval_on} pairs")
+
+    train_rows = pretokenize(train, tokenizer, max_length)
+    trainer = RewardTrainer(
+        model=model, args=training_args(profile, run_dir, opts), train_dataset=Dataset.from_list(train_rows),
+        processing_class=tokenizer, callbacks=list(opts.callbacks),
+    )
+    result = trainer.train(resume_from_checkpoint=opts.resume_from_checkpoint)
+    model = trainer.model
+    _save_model(model, tokenizer, run_dir / MODEL_SUBDIR)
+
+    trained = score_pair_list(model, tokenizer, eval_pairs, max_length)
+    log(f"trained reward model: accuracy {trained.accuracy:.3f}, mean margin {trained.margin:.3f} "
+        f"(untrained {baseline.accuracy:.3f})")
+    replies = [r["chosen_ids"] for r in train_rows] + [r["rejected_ids"] for r in train_rows]
+    calibration = {**calibration_of(score_ids(model, tokenizer, replies)), "max_length": max_length,
+                   "seed": seed}
+    metrics = {
+        "steps": int(trainer.state.global_step),
+        "train_loss": float(result.training_loss) if result.training_loss is not None else None,
+        "stopped": "budget" if getattr(trainer.control, "should_training_stop", False) and
+        trainer.state.global_step < trainer.state.max_steps else "finished",
+        "eval": {
+            "accuracy": trained.accuracy, "margin": trained.margin,
+            "baseline_accuracy": baseline.accuracy, "baseline_margin": baseline.margin,
+            "n": trained.n, "on": eval_on,
+        },
+        "calibration": calibration,
+        "backbone": backbone.source,
+    }
+    write_private(run_dir / CALIBRATION_FILE, json.dumps(calibration, indent=2))  # last: marks finished
+    return metrics
