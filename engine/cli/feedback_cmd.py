@@ -1,7 +1,95 @@
-"""Placeholder: filled in by its owner."""
+"""``engine export``, ``engine import`` and ``engine stats``: the feedback log from the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from engine.cli.common import HomeOption, ProfileOption, home_of
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("export")(export)
+    app.command("import")(import_)
+    app.command("stats")(stats)
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        typer.echo(f"warning: {w}", err=True)
+
+
+def _check_profile(profile: str) -> None:
+    from engine.home import check_name
+
+    check_name(profile, "profile name")
+
+
+def export(
+    profile: ProfileOption,
+    format: Annotated[str, typer.Option("--format", "-f", help="sft, preference or unpaired.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write (TRL dataset format).")],
+    home: HomeOption = None,
+) -> None:
+    """Write the profile's feedback as TRL training rows (JSONL)."""
+    from engine.errors import UserError
+    from engine.feedback import FeedbackLog, replay
+    from engine.feedback.export import export_rows
+    from engine.feedback.rows import FORMATS
+
+    _check_profile(profile)
+    if format not in FORMATS:
+        raise UserError(f"unknown --format {format!r}: use sft, preference or unpaired.")
+    result = FeedbackLog(home_of(home), profile).read()
+    _warn(result.warnings())
+    n = export_rows(replay(result), format, out, profile)
+    typer.echo(f"wrote {n} {format} row{'s' if n != 1 else ''} to {out}")
+
+
+def import_(
+    file: Annotated[Path, typer.Argument(help="TRL-format JSONL: preference, sft (messages) or unpaired rows.")],
+    profile: ProfileOption,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="auto (from the first row), preference, sft or unpaired.")
+    ] = "auto",
+    home: HomeOption = None,
+) -> None:
+    """Add rows from a TRL dataset file to the profile's feedback log (all or nothing)."""
+    from engine.feedback import FeedbackLog
+    from engine.feedback.import_rows import import_file
+
+    _check_profile(profile)
+    result = import_file(FeedbackLog(home_of(home), profile), file, format)
+    msg = f"imported {result.rows} {result.format} row{'s' if result.rows != 1 else ''} from {file.name} into {profile}"
+    if result.skipped:
+        msg += f" ({result.skipped} skipped: chosen and rejected identical)"
+    typer.echo(msg)
+
+
+def stats(
+    profile: ProfileOption,
+    home: HomeOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+) -> None:
+    """How much feedback the profile has, in total and since the last training run."""
+    from engine.feedback.stats import COUNT_KEYS, ROW_KEYS, feedback_stats
+
+    _check_profile(profile)
+    s = feedback_stats(home_of(home), profile)
+    _warn(s["warnings"])
+    if json_out:
+        import json
+
+        typer.echo(json.dumps(s, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    run = s["last_run"]
+    since = f"since {run['run_id']}" if run else "since last run (none yet)"
+    table = Table("", "total", since, box=None)
+    for key in COUNT_KEYS + ROW_KEYS:
+        table.add_row(key.replace("_", " "), str(s["total"][key]), str(s["since_last_run"][key]))
+    Console().print(table)

@@ -1,0 +1,38 @@
+"""Write training rows as TRL-format JSONL (what ``datasets.load_dataset("json", ...)`` reads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.feedback.replay import State
+from engine.feedback.rows import Row, rows_for
+from engine.home import write_private
+
+
+def rows_jsonl(rows: list[Row]) -> bytes:
+    """One row's ``data`` per line; provenance stays out of the file."""
+    return "".join(json.dumps(r.data, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def export_rows(state: State, fmt: str, out: Path, profile: str = "") -> int:
+    """Write the ``fmt`` rows of ``state`` to ``out`` (atomically, mode 0600); return the count.
+
+    Refuses to write an empty file (the datasets library cannot load one): a UserError says what
+    feedback the format needs.
+    """
+    rows = rows_for(state, fmt)
+    if not rows:
+        need = {
+            "sft": "like, edit or pick some replies",
+            "preference": "edit replies, pick among regenerations, or like one sibling and dislike another",
+            "unpaired": "like or dislike some replies",
+        }[fmt]
+        who = f"profile {profile!r}" if profile else "the feedback log"
+        raise UserError(f"{who} has no {fmt} rows yet: {need} first (nothing written to {out}).")
+    try:
+        write_private(Path(out), rows_jsonl(rows))
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}.") from None
+    return len(rows)
