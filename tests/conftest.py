@@ -20,3 +20,32 @@ def home(tmp_path, monkeypatch) -> Home:
     root = tmp_path / "home"
     monkeypatch.setenv("TUNELOOP_HOME", str(root))
     return Home.resolve(root)
+
+
+# --- demo model fixtures (helper B, engine/demo) -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir(tmp_path_factory):
+    """The offline demo model, built once per test session (about a second); treat it as read-only."""
+    from engine.demo import build_demo_model
+
+    return build_demo_model(tmp_path_factory.mktemp("demo-model") / "demo")
+
+
+def install_demo_model(home: Home, source) -> Home:
+    """Copy a built demo model into ``home``/models/demo so load_model skips the build."""
+    import shutil
+
+    from engine.home import ensure_dir
+
+    if not (home.demo_model_dir / "model.safetensors").is_file():
+        ensure_dir(home.models_dir)
+        shutil.copytree(source, home.demo_model_dir)
+    return home
+
+
+@pytest.fixture
+def demo_home(home, demo_model_dir) -> Home:
+    """The ``home`` fixture with the demo model already in home/models/demo (a private copy)."""
+    return install_demo_model(home, demo_model_dir)
