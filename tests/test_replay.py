@@ -1,0 +1,150 @@
+"""Replaying the log into conversation trees: latest judgement wins, siblings, picks, titles, orphans."""
+
+from __future__ import annotations
+
+import json
+
+from engine.feedback import FeedbackLog
+
+
+def chat(log: FeedbackLog, conv: str = "c1", question: str = "What is the capital of France?"):
+    """A user message with two assistant siblings; returns (user, reply_a, reply_b) events."""
+    u = log.add_message(conv, None, "user", question)
+    a = log.add_message(conv, u["id"], "assistant", "Paris.", {"system_prompt": "Be brief."})
+    b = log.add_message(conv, u["id"], "assistant", "Lyon.", {"system_prompt": "Be brief."})
+    return u, a, b
+
+
+def test_latest_rating_wins_and_zero_clears(home):
+    log = FeedbackLog(home, "demo")
+    _, a, b = chat(log)
+    log.rate(a["id"], -1, tags=["wrong"], comment="no")
+    log.rate(a["id"], 1, tags=["accurate"], comment="yes")
+    log.rate(b["id"], -1, tags=["wrong"], comment="it is Paris")
+    log.rate(b["id"], 0)
+    state = log.replay()
+    ma, mb = state.messages[a["id"]], state.messages[b["id"]]
+    assert (ma.rating, ma.tags, ma.comment) == (1, ["accurate"], "yes")
+    assert (mb.rating, mb.tags, mb.comment) == (0, [], None)
+
+
+def test_latest_edit_wins_and_original_is_kept(home):
+    log = FeedbackLog(home, "demo")
+    _, a, b = chat(log)
+    log.edit(b["id"], "Paris, not Lyon.")
+    log.edit(b["id"], "Paris.")
+    log.edit(a["id"], "Paris is the capital.")
+    log.edit(a["id"], "Paris.")  # edited back to the original: no edit any more
+    state = log.replay()
+    mb = state.messages[b["id"]]
+    assert (mb.content, mb.edited, mb.final_text) == ("Lyon.", "Paris.", "Paris.")
+    ma = state.messages[a["id"]]
+    assert (ma.edited, ma.final_text) == (None, "Paris.")
+
+
+def test_siblings_paths_and_generation(home):
+    log = FeedbackLog(home, "demo")
+    u, a, b = chat(log)
+    u2 = log.add_message("c1", a["id"], "user", "And of Spain?")
+    c = log.add_message("c1", u2["id"], "assistant", "Madrid.", {"system_prompt": "Be brief."})
+    conv = log.replay().conversations["c1"]
+    assert [m.id for m in conv.children(None)] == [u["id"]]
+    assert [m.content for m in conv.children(u["id"])] == ["Paris.", "Lyon."]
+    assert [m.content for m in conv.path_to(c["id"])] == [
+        "What is the capital of France?",
+        "Paris.",
+        "And of Spain?",
+        "Madrid.",
+    ]
+    assert conv.path_to("nope") == []
+    assert [m.id for m in conv.leaves()] == [b["id"], c["id"]]
+    assert conv.messages[1].system_prompt == "Be brief." and conv.messages[0].generation is None
+
+
+def test_latest_choice_marks_the_picked_sibling(home):
+    log = FeedbackLog(home, "demo")
+    u, a, b = chat(log)
+    log.choose(b["id"], [a["id"], b["id"]], "regenerate")
+    c = log.add_message("c1", u["id"], "assistant", "Marseille.")
+    state = log.replay()
+    assert [m.picked for m in state.conversations["c1"].children(u["id"])] == [False, True, False]
+    log.choose(a["id"], [a["id"], b["id"], c["id"]], "compare", sources={a["id"]: "run-1", b["id"]: "base"})
+    state = log.replay()
+    assert [m.picked for m in state.conversations["c1"].children(u["id"])] == [True, False, False]
+    assert len(state.choices) == 1
+    choice = state.choices[0]
+    assert (choice.chosen_id, choice.kind, choice.sources[a["id"]]) == (a["id"], "compare", "run-1")
+
+
+def test_choice_among_non_siblings_is_a_problem(home):
+    log = FeedbackLog(home, "demo")
+    _, a, _ = chat(log, "c1")
+    _, x, _ = chat(log, "c2")
+    log.choose(a["id"], [a["id"], x["id"]], "compare")
+    state = log.replay()
+    assert not state.messages[a["id"]].picked
+    assert any("siblings" in p.reason for p in state.problems)
+
+
+def test_titles_default_and_rename(home):
+    log = FeedbackLog(home, "demo")
+    long_q = "Explain in detail how the French Revolution changed European politics forever"
+    chat(log, "c1", long_q)
+    chat(log, "c2", "Hi")
+    state = log.replay()
+    title = state.conversations["c1"].title
+    assert title.startswith("Explain in detail how") and title.endswith("…") and len(title) <= 48
+    assert state.conversations["c2"].title == "Hi"
+    log.rename("c1", "Revolution")
+    log.rename("c1", "French Revolution")
+    assert log.replay().conversations["c1"].title == "French Revolution"
+    log.rename("c1", "  ")  # a blank rename goes back to the default
+    assert log.replay().conversations["c1"].title == title
+
+
+def test_conversations_ordered_by_creation(home):
+    log = FeedbackLog(home, "demo")
+    for conv in ("zeta", "alpha", "mid"):
+        chat(log, conv)
+    log.add_message("zeta", None, "user", "another root in the first conversation")
+    assert list(log.replay().conversations) == ["zeta", "alpha", "mid"]
+
+
+def test_unknown_references_are_problems_not_crashes(home):
+    log = FeedbackLog(home, "demo")
+    u, a, _ = chat(log)
+    orphan = log.add_message("c1", "no-such-parent", "assistant", "lost")
+    child = log.add_message("c1", orphan["id"], "user", "child of the lost one")
+    cross = log.add_message("c2", a["id"], "user", "parent lives in another conversation")
+    log.rate("ghost", 1)
+    log.edit("ghost", "x")
+    log.rename("no-such-conversation", "t")
+    state = log.replay()
+    assert orphan["id"] not in state.messages and child["id"] not in state.messages
+    assert cross["id"] not in state.messages and "c2" not in state.conversations
+    assert len(state.messages) == 3
+    reasons = " ".join(p.reason for p in state.problems)
+    assert "no-such-parent" in reasons and "ghost" in reasons and "no-such-conversation" in reasons
+    assert len(state.problems) == 6
+
+
+def test_parent_in_a_later_file_still_resolves(home):
+    log = FeedbackLog(home, "demo")
+    u = log.add_message("c1", None, "user", "hello")
+    reply = {"v": 1, "id": "r" * 32, "ts": 1.0, "type": "message", "conversation_id": "c1",
+             "parent_id": u["id"], "role": "assistant", "content": "hi"}
+    (log.dir / "0-first.jsonl").write_text(json.dumps(reply) + "\n")  # sorts before events.jsonl
+    state = log.replay()
+    assert state.problems == [] and state.messages["r" * 32].parent_id == u["id"]
+
+
+def test_future_version_events_are_ignored_by_replay(home):
+    log = FeedbackLog(home, "demo")
+    _, a, _ = chat(log)
+    log.rate(a["id"], 1)
+    with open(log.path, "a") as f:
+        f.write(json.dumps({"v": 2, "id": "f" * 32, "ts": 9e9, "type": "rating", "message_id": a["id"], "value": -1}))
+        f.write("\n")
+    state = log.replay()
+    assert state.messages[a["id"]].rating == 1
+    assert state.future_versions == 1 and state.problems == []
