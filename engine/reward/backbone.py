@@ -8,7 +8,9 @@ the fresh score head trained in full and saved with the adapter (``modules_to_sa
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -105,10 +107,11 @@ def new_reward_model(backbone: Backbone, tokenizer, profile: Profile, seed: int)
 
     torch.manual_seed(seed)  # the head is freshly initialised: make it reproducible
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            backbone.path, num_labels=1, revision=backbone.revision,
-            trust_remote_code=backbone.trust_remote_code, dtype=torch.float32,
-        )
+        with quiet_loading():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                backbone.path, num_labels=1, revision=backbone.revision,
+                trust_remote_code=backbone.trust_remote_code, dtype=torch.float32,
+            )
     except OSError as exc:
         raise UserError(
             f"cannot load reward backbone {backbone.source!r} ({_first_line(exc)}); point [reward] backbone "
@@ -143,14 +146,16 @@ def load_trained(model_dir: Path, backbone: Backbone):
     if (model_dir / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        base = AutoModelForSequenceClassification.from_pretrained(
-            backbone.path, num_labels=1, revision=backbone.revision,
-            trust_remote_code=backbone.trust_remote_code, dtype=torch.float32,
-        )
-        base.config.pad_token_id = tokenizer.pad_token_id
-        model = PeftModel.from_pretrained(base, model_dir)
+        with quiet_loading():
+            base = AutoModelForSequenceClassification.from_pretrained(
+                backbone.path, num_labels=1, revision=backbone.revision,
+                trust_remote_code=backbone.trust_remote_code, dtype=torch.float32,
+            )
+            base.config.pad_token_id = tokenizer.pad_token_id
+            model = PeftModel.from_pretrained(base, model_dir)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+        with quiet_loading():
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
     return model, tokenizer
@@ -161,6 +166,21 @@ def write_backbone(run_dir: Path, backbone: Backbone) -> None:
     from engine.reward import BACKBONE_FILE
 
     write_private(run_dir / BACKBONE_FILE, json.dumps(backbone.to_json(), indent=2))
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """Hide transformers' load report: a missing score head is expected (it is new), not news."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def _first_line(exc: Exception) -> str:

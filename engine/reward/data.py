@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,21 +107,6 @@ def read_pairs_file(path: Path) -> list[Pair]:
     if not examples:
         raise UserError(f"{path}: has no preference rows.")
     return [pair_from_example(ex, where) for where, ex in examples]
-
-
-def split_pairs(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """(train, held_out), split by group (conversation), deterministic given the seed.
-
-    At least one group is held out when there are two or more; with one group the held-out slice
-    is empty and callers evaluate on the training pairs (and say so).
-    """
-    groups = sorted({p.group for p in pairs})
-    if len(groups) < 2:
-        return list(pairs), []
-    random.Random(seed).shuffle(groups)
-    n_held = min(len(groups) - 1, max(1, round(len(groups) * fraction)))
-    held = set(groups[:n_held])
-    return [p for p in pairs if p.group not in held], [p for p in pairs if p.group in held]
 
 
 def _plain(messages: Messages) -> str:

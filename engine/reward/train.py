@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from engine.errors import UserError
-from engine.home import Home, ensure_dir, write_private
+from engine.home import Home, write_private
 from engine.profiles import Profile
 from engine.reward import CALIBRATION_FILE, MODEL_SUBDIR
 from engine.reward.data import Pair, pretokenize
@@ -74,21 +72,14 @@ def training_args(profile: Profile, run_dir: Path, opts: RewardOptions):
 
 
 def _save_model(model, tokenizer, target: Path) -> None:
-    """Write the model beside its final place, then rename: a crash never leaves half a model."""
-    ensure_dir(target.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    """Write beside the final place, then rename (engine.train.runs.publish_dir): never half a model."""
+    from engine.train.runs import publish_dir
+
+    with publish_dir(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for p in tmp.rglob("*"):
             os.chmod(p, 0o700 if p.is_dir() else 0o600)
-        os.chmod(tmp, 0o700)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair], held_out: list[Pair],
@@ -124,7 +115,13 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
         model=model, args=training_args(profile, run_dir, opts), train_dataset=Dataset.from_list(train_rows),
         processing_class=tokenizer, callbacks=list(opts.callbacks),
     )
+    from engine.train.trainer_args import strip_default_printer
+
+    strip_default_printer(trainer)
     result = trainer.train(resume_from_checkpoint=opts.resume_from_checkpoint)
+    stopped_by = next((cb.stopped_by for cb in opts.callbacks if getattr(cb, "stopped_by", None)), None)
+    if stopped_by == "signal":  # a checkpoint was saved; the caller says how to resume
+        return {"steps": int(trainer.state.global_step), "stopped": "signal"}
     model = trainer.model
     _save_model(model, tokenizer, run_dir / MODEL_SUBDIR)
 
@@ -137,8 +134,7 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     metrics = {
         "steps": int(trainer.state.global_step),
         "train_loss": float(result.training_loss) if result.training_loss is not None else None,
-        "stopped": "budget" if getattr(trainer.control, "should_training_stop", False) and
-        trainer.state.global_step < trainer.state.max_steps else "finished",
+        "stopped": stopped_by or "finished",
         "eval": {
             "accuracy": trained.accuracy, "margin": trained.margin,
             "baseline_accuracy": baseline.accuracy, "baseline_margin": baseline.margin,

@@ -1,0 +1,201 @@
+"""`engine reward` as a run: lock, frozen data, manifest, signals, budget, resume, report.
+
+Built on engine.train.runs (the same machinery `engine finetune` uses), so a reward run is a run
+directory ``home/runs/<profile>/<YYYYMMDD-HHMMSS>-reward`` with ``kind: "reward"`` in its manifest,
+``data/pref.{train,eval}.jsonl`` frozen from the log, checkpoints with COMPLETE markers, metrics.jsonl
+and report.json (``eval.accuracy``, ``eval.margin``, ``eval.baseline_accuracy``; also
+``eval.new``/``eval.current`` in finetune's shape so `engine adapters` can list it).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from engine.errors import UserError
+from engine.home import Home
+from engine.profiles import Profile, load_profile
+from engine.reward import REWARD_KIND
+
+
+@dataclass
+class RewardRunOptions:
+    resume: bool = False
+    time_budget: str | None = None
+    until: str | None = None
+    epochs: float | None = None
+    max_steps: int | None = None
+    learning_rate: float | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+
+
+@dataclass
+class RewardRunResult:
+    run_id: str
+    report: dict
+    interrupted: bool = False
+
+
+def _settings(profile: Profile, opts: RewardRunOptions) -> dict:
+    """What the model depends on; a resume refuses if any of it changed."""
+    return {
+        "reward": asdict(profile.reward),
+        "lora": asdict(profile.lora),
+        "model": {"id": profile.model.id, "revision": profile.model.revision},
+        "overrides": {k: v for k, v in asdict(opts).items()
+                      if k in ("epochs", "max_steps", "learning_rate", "batch_size", "seed") and v is not None},
+    }
+
+
+def _new_run(home: Home, profile: Profile, opts: RewardRunOptions, log):
+    """Freeze the preference pairs into a fresh run dir; too few pairs -> UserError, no run dir."""
+    from engine.train import data as train_data
+    from engine.train import runs
+
+    snap = train_data.collect(home, profile.name)
+    pref = snap.rows.pref
+    if len(pref) < 2:
+        raise UserError(
+            f"profile {profile.name!r} has {len(pref)} preference pair(s) and a reward model needs at least 2 "
+            f"({2 - len(pref)} more): pick between regenerated "
+            "replies, edit replies, or `engine import` a preference file."
+        )
+    convs = sorted({r.conversation_id for r in pref})
+    seed = opts.seed if opts.seed is not None else profile.reward.seed
+    split = train_data.split_conversations(convs, profile.reward.eval_fraction, seed)
+    rd = runs.RunDir.create(home, profile.name, REWARD_KIND)
+    counts = train_data.write_split(rd.data, train_data.Rows(pref=pref), split)
+    settings = _settings(profile, opts)
+    manifest = {
+        "run_id": rd.run_id, "kind": REWARD_KIND, "method": REWARD_KIND, "status": "running",
+        "created": time.time(), "profile": profile.name, "base_model": profile.model.id,
+        "revision": profile.model.revision, "backbone": profile.reward.backbone or profile.model.id,
+        "why": "Bradley-Terry reward model on the preference pairs (TRL RewardTrainer)",
+        "counts": {"pref": len(pref), "pref_train": counts["pref"]["train"], "pref_eval": counts["pref"]["eval"],
+                   "conversations": len(convs)},
+        "split": {"eval_conversations": split.eval_conversations, "eval_on_train": split.eval_on_train,
+                  "note": split.note},
+        "log_sha256": snap.log_sha256, "log_offsets": snap.log_offsets, "log_cutoff_ts": snap.log_cutoff_ts,
+        "data_fingerprint": train_data.fingerprint(rd.data),
+        "settings": settings, "settings_fingerprint": runs.settings_fingerprint(settings),
+        "time_budget": opts.time_budget, "until": opts.until, "versions": runs.package_versions(),
+    }
+    rd.write_manifest(manifest)
+    log(f"run {rd.run_id}: {len(pref)} preference pairs from {len(convs)} conversations; {split.note}")
+    return rd, manifest
+
+
+def _resume_run(home: Home, profile: Profile, opts: RewardRunOptions, log):
+    from engine.train import data as train_data
+    from engine.train import runs
+
+    rd = runs.last_unfinished_run(home, profile.name, kinds=[REWARD_KIND])
+    if rd is None:
+        raise UserError(f"profile {profile.name!r} has no unfinished reward run to resume; "
+                        f"start one with `engine reward --profile {profile.name}`.")
+    manifest = rd.read_manifest()
+    if train_data.fingerprint(rd.data) != manifest.get("data_fingerprint"):
+        raise UserError(f"{rd.data}: the frozen data changed since the run started; start a new run instead of --resume.")
+    fp = runs.settings_fingerprint(_settings(profile, opts))
+    if fp != manifest.get("settings_fingerprint"):
+        raise UserError(f"the [reward] settings of profile {profile.name!r} (or the flags) differ from run "
+                        f"{rd.run_id}'s; resume with the same settings or start a new run.")
+    log(f"resuming reward run {rd.run_id}")
+    return rd, manifest
+
+
+def _pairs(rd, part: str):
+    from engine.reward.data import pair_from_example
+    from engine.train import data as train_data
+
+    return [pair_from_example(x, f"{rd.data}/pref.{part}.jsonl row {i + 1}")
+            for i, x in enumerate(train_data.read_rows(rd.data, "pref", part))]
+
+
+def run_reward(home: Home, profile_name: str, opts: RewardRunOptions | None = None,
+               log: Callable[[str], None] = print) -> RewardRunResult:
+    """Train a reward model for ``profile_name`` in a new (or resumed) run dir and write its report."""
+    from engine.train import runs
+
+    opts = opts or RewardRunOptions()
+    profile = load_profile(profile_name, home)
+    deadline = runs.Deadline.from_options(opts.time_budget, opts.until)  # bad values fail before any work
+    runs.init_distributed()
+    lock = runs.RunLock(home, profile.name, "train")
+    lock.acquire(what="training")
+    try:
+        rd, manifest = (_resume_run if opts.resume else _new_run)(home, profile, opts, log)
+        lock.update(rd.run_id)
+        return _train_in(home, profile, rd, manifest, opts, deadline, log)
+    finally:
+        lock.release()
+
+
+def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResult:
+    from engine.reward.progress import ProgressLines
+    from engine.reward.train import RewardOptions, train_reward
+    from engine.train import runs
+    from engine.train.callbacks import RunCallback
+
+    train, held_out = _pairs(rd, "train"), ([] if manifest["split"]["eval_on_train"] else _pairs(rd, "eval"))
+    checkpoint = runs.newest_complete_checkpoint(rd.checkpoints) if opts.resume else None
+    with runs.StopRequest() as stop:
+        callback = RunCallback(rd.metrics, REWARD_KIND, stop=stop, deadline=deadline,
+                               save_minutes=profile.train.save_minutes)
+        ropts = RewardOptions(epochs=opts.epochs, max_steps=opts.max_steps, learning_rate=opts.learning_rate,
+                              batch_size=opts.batch_size, seed=opts.seed,
+                              callbacks=[callback, ProgressLines(log, deadline)],
+                              resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        started = time.time()
+        metrics = train_reward(profile, home, rd.root, train, held_out, ropts, log=log)
+    if metrics["stopped"] == "signal":
+        manifest["status"] = "interrupted"
+        rd.write_manifest(manifest)
+        log(f"stopped by {callback.signal_name or 'a signal'} at step {metrics['steps']}; a checkpoint was saved. "
+            f"Continue with `engine reward --profile {profile.name} --resume`.")
+        return RewardRunResult(rd.run_id, {}, interrupted=True)
+    ev = metrics["eval"]
+    report = {
+        "run_id": rd.run_id, "kind": REWARD_KIND, "method": REWARD_KIND, "profile": profile.name,
+        "backbone": metrics["backbone"],
+        "rows": {"pref_train": len(train), "pref_eval": len(held_out)},
+        "steps": metrics["steps"], "train_loss": metrics["train_loss"], "stopped": metrics["stopped"],
+        "elapsed_s": time.time() - started,
+        "eval": {**ev, "new": {"accuracy": ev["accuracy"], "margin": ev["margin"]},
+                 "current": {"accuracy": ev["baseline_accuracy"], "margin": ev["baseline_margin"]}},
+        "calibration": metrics["calibration"],
+        "promoted": False,
+        "reason": "reward models are not promoted; `engine score`, `engine eval` and best-of-n use the newest one",
+    }
+    runs.write_json(rd.report_json, report)
+    manifest["status"] = "finished"
+    rd.write_manifest(manifest)
+    for line in report_lines(report, rd):
+        log(line)
+    return RewardRunResult(rd.run_id, report)
+
+
+def report_lines(report: dict, rd=None) -> list[str]:
+    """The human summary printed at the end of a reward run."""
+    from engine.reward.progress import sparkline
+    from engine.train import runs
+
+    ev = report["eval"]
+    where = "held-out" if ev.get("on") == "held_out" else "training (nothing held out)"
+    lines = [
+        f"reward run {report['run_id']} ({report['backbone']}): {report['steps']} steps, "
+        f"{report['rows']['pref_train']} training pairs, stopped: {report['stopped']}",
+        f"  pairwise accuracy on {ev['n']} {where} pairs: {ev['accuracy']:.1%} "
+        f"(untrained head: {ev['baseline_accuracy']:.1%}); mean margin {ev['margin']:+.3f} "
+        f"(untrained {ev['baseline_margin']:+.3f})",
+        f"  calibration: mean {report['calibration']['mean']:+.3f}, std {report['calibration']['std']:.3f} "
+        f"over {report['calibration']['n']} training replies",
+    ]
+    if rd is not None:
+        losses = [m["loss"] for m in runs.read_jsonl(rd.metrics) if isinstance(m.get("loss"), (int, float))]
+        if losses:
+            lines.append(f"  loss {losses[0]:.3f} -> {losses[-1]:.3f}  {sparkline(losses)}")
+        lines.append(f"  saved in {rd.root}")
+    return lines
