@@ -1,8 +1,29 @@
-"""``tuneloop``: open the chat app (filled in by the TUI issue)."""
+"""``tuneloop [--profile P] [--home DIR]``: open the chat app.
+
+A bad profile or config is one sentence on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
 
 
-def main() -> None:
-    raise SystemExit("the tuneloop TUI is not built yet")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tuneloop", description="Chat with a local model and judge its replies.")
+    parser.add_argument("--profile", "-p", help="profile name (default: default_profile in config.toml, else demo)")
+    parser.add_argument("--home", help="data directory (default: $TUNELOOP_HOME or the user data dir)")
+    args = parser.parse_args(argv)
+
+    from engine.errors import UserError
+    from tui.app import create_app
+
+    try:
+        app = create_app(args.home, args.profile)
+    except UserError as exc:
+        print(f"tuneloop: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    app.run()
 
 
 if __name__ == "__main__":

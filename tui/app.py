@@ -1,0 +1,316 @@
+"""The tuneloop chat app: compose the screen, route keys and messages, follow the feedback log.
+
+Importing this module must not import torch or transformers: the screen paints at once and the
+model loads in a background worker (tui.replies). Build it with :func:`create_app`, which tests use
+to inject a fake generator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from rich.markup import escape
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from engine.adapters import promoted_run, run_ids
+from engine.errors import UserError
+from engine.home import Home
+from engine.profiles import Profile, load_profile, profile_names
+from tui.config import UiConfig, load_ui_config
+from tui.generator import GeneratorFactory, load_real_model
+from tui.judging import JudgingMixin
+from tui.replies import RepliesMixin, ReplyJob
+from tui.screens.choose import ChooseScreen
+from tui.screens.error import ErrorScreen
+from tui.screens.help import HelpScreen
+from tui.screens.loop import LoopScreen
+from tui.screens.prompt import PromptScreen
+from tui.session import ChatSession
+from tui.widgets.chat_view import CHAT_BINDINGS, ChatView
+from tui.widgets.composer import Composer
+from tui.widgets.message_view import Shown
+from tui.widgets.sidebar import Sidebar
+from tui.widgets.status_bar import StatusBar
+
+APP_BINDINGS = [
+    Binding("f1", "help", "Help", id="app.help", tooltip="All keys and their ids"),
+    Binding("ctrl+up", "select(-1)", "Prev msg", id="app.select_prev", priority=True, show=False,
+            tooltip="Select the previous message (focuses the message list)"),
+    Binding("ctrl+down", "select(1)", "Next msg", id="app.select_next", priority=True, show=False,
+            tooltip="Select the next message (focuses the message list)"),
+    Binding("escape", "stop", "Stop", id="app.stop", priority=True, tooltip="Stop the reply being generated"),
+    Binding("ctrl+n", "new_conversation", "New", id="app.new", tooltip="Start a new conversation"),
+    Binding("f2", "rename", "Rename", id="app.rename", tooltip="Rename this conversation"),
+    Binding("f3", "loop", "Loop", id="app.loop", tooltip="Feedback counts and adapters"),
+    Binding("f4", "choose_adapter", "Adapter", id="app.adapter", tooltip="Switch adapter (base, promoted, runs)"),
+    Binding("f5", "choose_profile", "Profile", id="app.profile", tooltip="Switch profile (reloads the model)"),
+    Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="app.sidebar", show=False, tooltip="Show/hide conversations"),
+]
+
+
+def binding_sections() -> list[tuple[str, list[Binding]]]:
+    """Every remappable binding, grouped as the help screen shows them."""
+    from tui.screens.compare import CompareScreen
+    from tui.screens.edit import EditScreen
+    from tui.screens.reason import ReasonScreen
+
+    return [("Anywhere", APP_BINDINGS), ("Composer", Composer.BINDINGS),
+            ("Message list (selected message)", CHAT_BINDINGS), ("Edit screen", EditScreen.BINDINGS),
+            ("Reason screen", ReasonScreen.BINDINGS), ("Compare screen", CompareScreen.BINDINGS)]
+
+
+class TuneloopApp(RepliesMixin, JudgingMixin, App):
+    CSS_PATH = "app.tcss"
+    TITLE = "tuneloop"
+    BINDINGS = APP_BINDINGS
+
+    def __init__(self, home: Home, profile: Profile, generator_factory: GeneratorFactory,
+                 ui: UiConfig) -> None:
+        super().__init__()
+        self.home = home
+        self.profile = profile
+        self.generator_factory = generator_factory
+        self.ui = ui
+        self.session = ChatSession(home, profile.name)
+        self.show_original: set[str] = set()
+        self.init_replies()
+        if ui.keys:
+            self.set_keymap(ui.keys)
+        if ui.theme:
+            self.theme = ui.theme
+
+    # ---- layout ----------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static("", id="warning")
+        with Horizontal(id="main"):
+            yield Sidebar(id="sidebar")
+            with Vertical(id="conversation"):
+                yield Static("", id="title")
+                yield ChatView(id="chat")
+                yield Composer(id="composer", placeholder="Message — Enter sends, ctrl+j newline, F1 keys")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def chat(self) -> ChatView:
+        return self.query_one("#chat", ChatView)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one("#composer", Composer)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    async def on_mount(self) -> None:
+        self.query_one("#sidebar").display = self.ui.sidebar
+        for warning in self.ui.warnings:
+            self.notify(warning, severity="warning", timeout=10)
+        self.show_profile()
+        await self.refresh_chat()
+        self.composer.focus()
+        self.start_loading()
+
+    def show_profile(self) -> None:
+        status = self.status
+        status.profile = self.profile.name
+        status.model = self.profile.model.id
+        status.device = ""
+        status.tokens_per_s = None
+        status.adapter = promoted_run(self.home, self.profile.name) or "base"
+        warning = self.query_one("#warning", Static)
+        trusted = self.profile.model.trust_remote_code
+        warning.display = trusted
+        warning.update(f"⚠ profile {escape(self.profile.name)} has trust_remote_code = true: the model runs "
+                       "Python code shipped with it." if trusted else "")
+
+    async def refresh_chat(self) -> None:
+        """Push the replayed log down to the widgets (the chat, the sidebar, the title)."""
+        session = self.session
+        path = session.path()
+        job = self.current or (self.queue[0] if self.queue else None)
+        if job is not None and job.target == "chat":
+            ids = [m.id for m in path]
+            if job.parent_id in ids:
+                path = path[: ids.index(job.parent_id) + 1]  # the reply streams right after its prompt
+            else:
+                await self.chat.end_streams()  # streaming into another conversation
+        entries = []
+        for m in path:
+            sibs = [s.id for s in session.siblings(m.id)]
+            entries.append(Shown.of(m, sibs.index(m.id), len(sibs), m.id in self.show_original))
+        await self.chat.sync(entries)
+        self.query_one(Sidebar).show(session.conversations(), session.conversation_id)
+        conv = session.conversation
+        self.query_one("#title", Static).update(escape(conv.title) if conv and conv.title else "[dim]New conversation[/dim]")
+
+    # ---- composer / sidebar ----------------------------------------------------------------------
+    async def on_composer_submitted(self, event: Composer.Submitted) -> None:
+        if self.busy:
+            self.notify("Wait for the current reply to finish (Esc stops it).", severity="warning")
+            return
+        self.composer.clear()
+        user = self.session.add_user(event.text)
+        await self.refresh_chat()
+        await self.enqueue(ReplyJob(user.id))
+
+    async def on_sidebar_opened(self, event: Sidebar.Opened) -> None:
+        if event.conversation_id is None:
+            self.session.new_conversation()
+        else:
+            self.session.open(event.conversation_id)
+        self.chat.selected_id = None
+        await self.refresh_chat()
+        self.composer.focus()
+
+    # ---- app actions -----------------------------------------------------------------------------
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "stop":  # Esc only stops a reply on the main screen; elsewhere it closes things
+            return self.active_stream is not None and len(self.screen_stack) == 1
+        return True
+
+    def action_select(self, delta: int) -> None:
+        chat = self.chat
+        if chat.has_focus:
+            chat.action_move(delta)
+        else:
+            chat.focus()
+            if delta < 0 and chat.selected_id is None:
+                chat.action_move(delta)
+
+    async def action_new_conversation(self) -> None:
+        self.session.new_conversation()
+        self.chat.selected_id = None
+        await self.refresh_chat()
+        self.composer.focus()
+
+    def action_rename(self) -> None:
+        conv = self.session.conversation
+        if conv is None:
+            self.notify("Send a message first; then the conversation can be renamed.", severity="warning")
+            return
+
+        async def done(title: str | None) -> None:
+            if title:
+                self.session.rename(title)
+                await self.refresh_chat()
+
+        self.push_screen(PromptScreen("New title for this conversation:", conv.title or ""), done)
+
+    def action_loop(self) -> None:
+        self.push_screen(LoopScreen(self.home, self.profile.name))
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.query_one("#sidebar")
+        sidebar.display = not sidebar.display
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(binding_sections(), self.ui.keys))
+
+    def action_choose_adapter(self) -> None:
+        if self.lm is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        if self.busy:
+            self.notify("Wait for the current reply to finish.", severity="warning")
+            return
+        promoted = promoted_run(self.home, self.profile.name)
+        items = [("__base__", "base model (no adapter)")]
+        for run in reversed(run_ids(self.home, self.profile.name)):
+            items.append((run, run + ("  (promoted)" if run == promoted else "")))
+
+        def done(choice: str | None) -> None:
+            if choice is not None:
+                self.switch_adapter(None if choice == "__base__" else choice)
+
+        self.push_screen(ChooseScreen("Reply with which adapter?", items, self.lm.adapter or "__base__"), done)
+
+    def action_choose_profile(self) -> None:
+        items = [(name, name) for name in profile_names(self.home)]
+
+        async def done(choice: str | None) -> None:
+            if choice is not None:
+                await self.switch_profile(choice)
+
+        self.push_screen(ChooseScreen("Switch to which profile?", items, self.profile.name), done)
+
+    async def switch_profile(self, name: str) -> None:
+        try:
+            profile = load_profile(name, self.home)
+        except UserError as exc:
+            self.show_error("That profile cannot be used", str(exc))
+            return
+        if self.active_stream is not None:
+            self.active_stream.cancel()
+        self.queue.clear()
+        self.current = None
+        await self.chat.end_streams()
+        self.profile = profile
+        self.session = ChatSession(self.home, profile.name)
+        self.lm = None
+        self.show_original.clear()
+        self.chat.selected_id = None
+        self.show_profile()
+        await self.refresh_chat()
+        self.start_loading()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Switch profile", "Load another model profile", self.action_choose_profile)
+        yield SystemCommand("Switch adapter", "Base model, the promoted adapter or any trained run",
+                            self.action_choose_adapter)
+        yield SystemCommand("New conversation", "Start a fresh conversation", self.action_new_conversation)
+        yield SystemCommand("Rename conversation", "Give this conversation a title", self.action_rename)
+        yield SystemCommand("Feedback and adapters", "Counts since the last training run, eval numbers",
+                            self.action_loop)
+        yield SystemCommand("Keys", "Every key and its id for remapping", self.action_help)
+
+    # ---- errors ----------------------------------------------------------------------------------
+    def show_error(self, title: str, message: str, offer_demo: bool = False) -> None:
+        async def done(choice: str | None) -> None:
+            if choice == "demo":
+                await self.switch_profile("demo")
+
+        self.push_screen(ErrorScreen(title, message, offer_demo), done)
+
+    async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place background failures arrive: shown in a modal, never a crash."""
+        if event.state != WorkerState.ERROR:
+            return
+        exc = event.worker.error
+        text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        group = event.worker.group
+        if group == "model":
+            self.status.loading = "model failed to load"
+            self.show_error(f"The model of profile {self.profile.name!r} could not be loaded", text,
+                            offer_demo=self.profile.name != "demo")
+        elif group == "reply":
+            await self.reply_failed()
+            self.show_error("The reply failed", text)
+        elif group == "adapter":
+            self.show_error("The adapter could not be used", text)
+        else:
+            self.show_error("Something failed", text)
+
+
+def create_app(home: Home | str | Path | None, profile_name: str | None = None,
+               generator_factory: GeneratorFactory | None = None) -> TuneloopApp:
+    """Build the app for ``home`` and ``profile_name`` (default: the home's default profile).
+
+    Raises UserError for a bad profile or config, before anything is drawn.
+    """
+    from engine.profiles import default_profile_name
+
+    home = home if isinstance(home, Home) else Home.resolve(home)
+    name = profile_name or default_profile_name(home)
+    profile = load_profile(name, home)
+    known = {b.id for _, bindings in binding_sections() for b in bindings if b.id}
+    ui = load_ui_config(home, known_ids=known)
+    return TuneloopApp(home, profile, generator_factory or load_real_model, ui)

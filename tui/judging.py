@@ -1,0 +1,136 @@
+"""What each judging key does to the selected message: one log event, then the screen follows the log.
+
+A mixin of :class:`tui.app.TuneloopApp` handling :class:`ChatView.Act` and the compare pick.
+"""
+
+from __future__ import annotations
+
+import random
+
+from tui.replies import ReplyJob
+from tui.screens.compare import SLOTS, CompareScreen
+from tui.screens.edit import EditScreen
+from tui.screens.reason import Reason, ReasonScreen
+from tui.widgets.chat_view import ChatView
+
+
+class JudgingMixin:
+    async def on_chat_view_act(self, event: ChatView.Act) -> None:
+        action, mid = event.action, event.message_id
+        if action == "compose":
+            self.composer.focus()
+            return
+        if mid is None:
+            self.notify("No message selected yet.", severity="warning")
+            return
+        msg = self.session.message(mid)
+        handler = getattr(self, f"judge_{action}")
+        await handler(msg)
+        await self.refresh_chat()
+
+    def _reply_only(self, msg) -> bool:
+        if msg.role != "assistant":
+            self.notify("Select a reply (ctrl+up/down) to judge it.", severity="warning")
+            return False
+        return True
+
+    async def judge_like(self, msg) -> None:
+        if self._reply_only(msg):
+            self.session.toggle_rating(msg.id, 1)
+
+    async def judge_dislike(self, msg) -> None:
+        if self._reply_only(msg):
+            self.session.toggle_rating(msg.id, -1)
+
+    async def judge_reason(self, msg) -> None:
+        if not self._reply_only(msg):
+            return
+
+        async def save(reason: Reason | None) -> None:
+            if reason is not None:
+                self.session.rate(msg.id, reason.value, reason.tags, reason.comment)
+                await self.refresh_chat()
+
+        self.push_screen(ReasonScreen(msg.rating, list(msg.tags), msg.comment), save)
+
+    async def judge_edit(self, msg) -> None:
+        if not self._reply_only(msg):
+            return
+
+        async def save(text: str | None) -> None:
+            if text is not None:
+                self.session.edit(msg.id, text)
+                self.show_original.discard(msg.id)
+                await self.refresh_chat()
+
+        self.push_screen(EditScreen(msg.final_text), save)
+
+    async def judge_original(self, msg) -> None:
+        if msg.edited is None:
+            self.notify("This message has not been edited.")
+        else:
+            self.show_original ^= {msg.id}
+
+    async def judge_prev(self, msg) -> None:
+        self.chat.selected_id = self.session.step_sibling(msg.id, -1)
+
+    async def judge_next(self, msg) -> None:
+        self.chat.selected_id = self.session.step_sibling(msg.id, 1)
+
+    async def judge_pick(self, msg) -> None:
+        if not self._reply_only(msg):
+            return
+        if len(self.session.siblings(msg.id)) < 2:
+            self.notify("Nothing to pick from: regenerate (r) first.", severity="warning")
+            return
+        self.session.pick(msg.id)
+
+    async def judge_copy(self, msg) -> None:
+        self.copy_to_clipboard(msg.final_text)
+        self.notify("Copied to the clipboard.")
+
+    def _prompt_of(self, msg) -> str:
+        return msg.id if msg.role == "user" else msg.parent_id
+
+    def _can_generate(self) -> bool:
+        if self.busy:
+            self.notify("Wait for the current reply to finish (Esc stops it).", severity="warning")
+            return False
+        return True
+
+    async def judge_regenerate(self, msg) -> None:
+        if self._can_generate():
+            await self.enqueue(ReplyJob(self._prompt_of(msg)))
+
+    async def judge_compare(self, msg) -> None:
+        if not self._can_generate():
+            return
+        if self.lm is None:
+            self.notify("The model is still loading.", severity="warning")
+            return
+        parent = self._prompt_of(msg)
+        active = self.lm.adapter
+        if active:
+            variants = [("base", {}, None), (active, {}, active)]
+        else:
+            seeds = random.sample(range(1, 10_000), 2)
+            variants = [(f"seed {s}", {"seed": s, "do_sample": True}, ...) for s in seeds]
+        random.shuffle(variants)
+        screen = CompareScreen({slot: label for slot, (label, _, _) in zip(SLOTS, variants)})
+        self.push_screen(screen)
+        jobs = []
+        for slot, (_, overrides, adapter) in zip(SLOTS, variants):
+            job = ReplyJob(parent, target=slot, overrides=overrides, screen=screen)
+            if adapter is not ...:
+                job.adapter = adapter
+            jobs.append(job)
+        await self.enqueue(*jobs)
+
+    async def on_compare_screen_picked(self, event: CompareScreen.Picked) -> None:
+        screen = event.screen
+        ids = screen.message_ids
+        sources = {ids[s]: screen.sources[s] for s in SLOTS}
+        self.session.choose_among(ids[event.slot], [ids[s] for s in SLOTS], "compare", sources)
+        self.chat.selected_id = ids[event.slot]
+        screen.reveal(event.slot)
+        await self.refresh_chat()

@@ -1,0 +1,60 @@
+"""Messages the background workers post to the app ("attributes down, messages up").
+
+Workers run in threads; ``post_message`` is thread-safe, so each result crosses back to the UI as
+one of these. High-frequency ones override ``can_replace`` so queued duplicates collapse instead of
+piling up behind a busy screen (a reply can produce hundreds of pieces per second).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+
+@dataclass
+class ModelProgress(Message):
+    """The model loader reached ``stage``; ``fraction`` is 0..1 where the loader reports one."""
+
+    stage: str
+    fraction: float | None = None
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ModelProgress)
+
+
+@dataclass
+class ModelReady(Message):
+    """The model for ``profile`` finished loading; ``warning`` if its promoted adapter failed."""
+
+    profile: str
+    generator: Any
+    warning: str | None = None
+
+
+@dataclass
+class ReplyProgress(Message):
+    """The text of reply ``key`` so far (whole text, not a delta, so replacing an older one is safe)."""
+
+    key: str
+    text: str
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ReplyProgress) and message.key == self.key
+
+
+@dataclass
+class ReplyFinished(Message):
+    """Reply ``key`` ended (completed or stopped); ``record`` is the runtime's generation record."""
+
+    key: str
+    text: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AdapterActive(Message):
+    """The generator now uses adapter ``run_id`` (None: the base model)."""
+
+    run_id: str | None

@@ -1,0 +1,186 @@
+"""Model work in background threads: loading, replies (one at a time, queued), adapter switches.
+
+Harlequin-style: each job is a named thread worker (``exclusive``, ``exit_on_error=False``) whose
+results come back as messages (tui.messages); failures reach the app's single
+``Worker.StateChanged`` handler, which shows them in an error modal. This is a mixin of
+:class:`tui.app.TuneloopApp`; it owns the reply queue and the stream handle that Esc cancels.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual import work
+
+from engine.adapters import adapter_path, promoted_run
+from engine.errors import UserError
+from engine.profiles import Profile
+from tui.generator import build_params
+from tui.widgets.message_view import Shown
+from tui.messages import AdapterActive, ModelProgress, ModelReady, ReplyFinished, ReplyProgress
+
+KEEP = object()  # a job that leaves the active adapter alone
+_keys = itertools.count(1)
+
+
+@dataclass
+class ReplyJob:
+    """One reply to generate for ``parent_id`` (a user message)."""
+
+    parent_id: str
+    target: str = "chat"
+    """``chat`` (streams into the message list) or a compare slot ``A``/``B``."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    adapter: Any = KEEP
+    """Adapter to use for this reply only (compare: None = base); restored afterwards."""
+    screen: Any = None
+    key: str = field(default_factory=lambda: f"reply-{next(_keys)}")
+
+
+class RepliesMixin:
+    """Needs on the app: home, profile, session, lm, chat, status, show_error, refresh_chat."""
+
+    def init_replies(self) -> None:
+        self.lm = None
+        self.queue: list[ReplyJob] = []
+        self.current: ReplyJob | None = None
+        self.active_stream = None
+        self.loaded_adapters: set[str] = set()
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None or bool(self.queue)
+
+    # ---- loading ---------------------------------------------------------------------------------
+    def start_loading(self) -> None:
+        self.status.loading = "loading model…"
+        self.load_generator(self.profile)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="model")
+    def load_generator(self, profile: Profile) -> None:
+        def progress(stage: str, fraction: float | None = None) -> None:
+            self.post_message(ModelProgress(stage, fraction))
+
+        lm = self.generator_factory(profile, self.home, progress)
+        warning = None
+        promoted = promoted_run(self.home, profile.name)
+        if promoted and getattr(lm, "adapter", None) != promoted:
+            try:
+                lm.load_adapter(promoted, adapter_path(self.home, profile.name, promoted))
+                lm.use_adapter(promoted)
+            except UserError as exc:
+                warning = f"the promoted adapter could not be used, replying with the base model: {exc}"
+        self.post_message(ModelReady(profile.name, lm, warning))
+
+    def on_model_progress(self, message: ModelProgress) -> None:
+        pct = f" {message.fraction * 100:.0f}%" if message.fraction is not None else ""
+        self.status.loading = f"loading {message.stage}{pct}"
+
+    async def on_model_ready(self, message: ModelReady) -> None:
+        if message.profile != self.profile.name:
+            return  # a load for a profile the person has switched away from
+        self.lm = message.generator
+        self.loaded_adapters = {self.lm.adapter} if getattr(self.lm, "adapter", None) else set()
+        self.status.loading = ""
+        self.status.model = str(getattr(self.lm, "model_id", self.profile.model.id))
+        self.status.device = str(getattr(self.lm, "device", ""))
+        self.status.adapter = self.lm.adapter or "base"
+        if message.warning:
+            self.notify(message.warning, severity="warning", timeout=10)
+        await self.pump()
+
+    # ---- replies ---------------------------------------------------------------------------------
+    async def enqueue(self, *jobs: ReplyJob) -> None:
+        for job in jobs:
+            self.queue.append(job)
+            if job.target == "chat":
+                header = "[b]Assistant[/b] [dim]…[/dim]" if self.lm else "[b]Assistant[/b] [yellow]waiting for the model to load…[/yellow]"
+                await self.chat.begin_stream(job.key, header)
+        await self.pump()
+
+    async def pump(self) -> None:
+        """Start the next queued reply if the model is ready and nothing is generating."""
+        if self.current is not None or not self.queue or self.lm is None:
+            return
+        job = self.current = self.queue.pop(0)
+        if job.target == "chat" and (view := self.chat.stream_view(job.key)) is not None:
+            await view.show(Shown(None, "assistant", "", "[b]Assistant[/b] [dim]generating… (Esc stops)[/dim]"))
+        messages = self.session.prompt_for(job.parent_id)
+        self.generate(job, messages)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="reply")
+    def generate(self, job: ReplyJob, messages: list[dict]) -> None:
+        lm = self.lm
+        restore = KEEP
+        if job.adapter is not KEEP:
+            restore = lm.adapter
+            lm.use_adapter(job.adapter)
+        try:
+            params = build_params(self.profile, **job.overrides)
+            stream = lm.stream(messages, params=params)
+            self.active_stream = stream
+            text = ""
+            for piece in stream:
+                text += piece
+                self.post_message(ReplyProgress(job.key, text))
+            record = dict(stream.record)
+        finally:
+            self.active_stream = None
+            if restore is not KEEP:
+                lm.use_adapter(restore)
+        self.post_message(ReplyFinished(job.key, text, record))
+
+    async def on_reply_progress(self, message: ReplyProgress) -> None:
+        job = self.current
+        if job is None or job.key != message.key:
+            return
+        if job.target == "chat":
+            if (view := self.chat.stream_view(job.key)) is not None:
+                await view.stream_to(message.text)
+        elif job.screen is not None and job.screen.is_attached:
+            await job.screen.progress(job.target, message.text)
+
+    async def on_reply_finished(self, message: ReplyFinished) -> None:
+        job = self.current
+        if job is None or job.key != message.key:
+            return
+        record = {"profile": self.profile.name, **message.record}
+        msg = self.session.add_reply(job.parent_id, message.text, record, show=job.target == "chat")
+        self.current = None
+        if record.get("tokens_per_s") is not None:
+            self.status.tokens_per_s = float(record["tokens_per_s"])
+        if job.target == "chat":
+            await self.chat.end_streams()
+            self.chat.selected_id = msg.id
+        elif job.screen is not None and job.screen.is_attached:
+            await job.screen.finished(job.target, msg.id, message.text)
+        await self.refresh_chat()
+        await self.pump()
+
+    async def reply_failed(self) -> None:
+        """The reply worker raised: drop the job (the error modal says why) and go on."""
+        self.current = None
+        self.active_stream = None
+        await self.chat.end_streams()
+        await self.pump()
+
+    def action_stop(self) -> None:
+        """Esc: stop the reply within one token; the partial text is saved, marked stopped."""
+        if self.active_stream is not None:
+            self.active_stream.cancel()
+
+    # ---- adapters --------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="adapter")
+    def switch_adapter(self, run_id: str | None) -> None:
+        lm = self.lm
+        if run_id is not None and run_id not in self.loaded_adapters:
+            lm.load_adapter(run_id, adapter_path(self.home, self.profile.name, run_id))
+            self.loaded_adapters.add(run_id)
+        lm.use_adapter(run_id)
+        self.post_message(AdapterActive(run_id))
+
+    def on_adapter_active(self, message: AdapterActive) -> None:
+        self.status.adapter = message.run_id or "base"
+        self.notify(f"now replying with {message.run_id or 'the base model'}")

@@ -1,0 +1,1 @@
+"""Modal screens: errors, editing, reasons, choosing, comparing, the loop panel, help."""

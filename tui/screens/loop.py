@@ -1,0 +1,94 @@
+"""See the loop: feedback counts for the profile and the adapters trained from them, with eval numbers.
+
+Counts come from ``engine.feedback.stats.feedback_stats(home, profile)``; adapters from
+``home/runs/<profile>/<run>/report.json`` where present (keys run_id, method, eval, promoted).
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from engine.adapters import promoted_run
+from engine.errors import UserError
+from engine.home import Home
+
+
+def stats_lines(home: Home, profile: str) -> list[str]:
+    try:
+        from engine.feedback.stats import feedback_stats
+
+        stats = feedback_stats(home, profile)
+    except (ImportError, UserError) as exc:
+        return [f"feedback counts unavailable: {exc}"]
+    lines: list[str] = []
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            lines.append(f"[b]{escape(str(key).replace('_', ' '))}[/b]")
+            lines += [f"  {escape(str(k).replace('_', ' '))}: {escape(str(v))}" for k, v in value.items()]
+        else:
+            lines.append(f"{escape(str(key).replace('_', ' '))}: {escape(str(value))}")
+    return lines
+
+
+def _fmt_eval(ev) -> str:
+    if isinstance(ev, dict):
+        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in ev.items()
+                         if not isinstance(v, (dict, list)))
+    return str(ev) if ev is not None else "-"
+
+
+def adapter_lines(home: Home, profile: str) -> list[str]:
+    root = home.runs_dir(profile)
+    if not root.is_dir():
+        return ["no training runs yet (run `engine finetune --profile " + escape(profile) + "`)"]
+    try:
+        current = promoted_run(home, profile)
+    except UserError as exc:
+        current = None
+        lines = [escape(str(exc))]
+    else:
+        lines = []
+    for run in sorted(p for p in root.iterdir() if p.is_dir()):
+        report_path = run / "report.json"
+        mark = " [green]● in use[/green]" if run.name == current else ""
+        if report_path.is_file():
+            try:
+                report = json.loads(report_path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                lines.append(f"{escape(run.name)}: report.json is unreadable")
+                continue
+            promoted = " promoted" if report.get("promoted") else " not promoted"
+            lines.append(f"{escape(str(report.get('run_id', run.name)))} {escape(str(report.get('method', '?')))}"
+                         f"{promoted}{mark}\n    eval: {escape(_fmt_eval(report.get('eval')))}")
+        else:
+            lines.append(f"{escape(run.name)}: no report yet{mark}")
+    return lines or ["no training runs yet"]
+
+
+class LoopScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q", "dismiss(None)", "Close", id="loop.close")]
+
+    DEFAULT_CSS = """
+    LoopScreen { align: center middle; }
+    LoopScreen > VerticalScroll { width: 80%; height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, home: Home, profile: str) -> None:
+        super().__init__()
+        self.home = home
+        self.profile = profile
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(f"[b]Feedback for {escape(self.profile)}[/b]")
+            yield Static("\n".join(stats_lines(self.home, self.profile)), id="stats")
+            yield Static("\n[b]Adapters[/b]")
+            yield Static("\n".join(adapter_lines(self.home, self.profile)), id="adapters")
+            yield Static("\n[dim]Esc closes[/dim]")

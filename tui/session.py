@@ -1,0 +1,144 @@
+"""The person's view of one profile's feedback log: which conversation is open, which sibling is shown.
+
+No Textual here, so it is easy to test and to reason about. Every action that judges a reply is
+appended to the log (``engine.feedback.FeedbackLog``) before the method returns, then the state is
+replayed from the log, so what is on screen is exactly what a restart would show.
+
+Which sibling is shown at a branch: the one the person last chose to show in this session, else the
+picked one, else the newest (a regeneration shows up at once).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from engine.feedback import FeedbackLog
+from engine.home import Home
+
+
+class ChatSession:
+    def __init__(self, home: Home, profile: str) -> None:
+        self.home = home
+        self.profile = profile
+        self.log = FeedbackLog(home, profile)
+        self.state = self.log.replay()
+        self.shown: dict[tuple[str, str | None], str] = {}  # (conversation, parent id) -> child id
+        convs = list(self.state.conversations)
+        self.conversation_id: str = convs[-1] if convs else uuid.uuid4().hex
+
+    # ---- reading -------------------------------------------------------------------------------
+    def reload(self) -> None:
+        self.state = self.log.replay()
+
+    @property
+    def conversation(self):
+        """The open conversation, or None while it has no message yet."""
+        return self.state.conversations.get(self.conversation_id)
+
+    def conversations(self) -> list:
+        """Conversations in creation order (the new, still empty one is not included)."""
+        return list(self.state.conversations.values())
+
+    def message(self, message_id: str):
+        return self.state.messages[message_id]
+
+    def siblings(self, message_id: str) -> list:
+        msg = self.message(message_id)
+        conv = self.state.conversations[msg.conversation_id]
+        return list(conv.children(msg.parent_id))
+
+    def _shown_child(self, conv, parent_id: str | None):
+        children = list(conv.children(parent_id))
+        if not children:
+            return None
+        wanted = self.shown.get((conv.id, parent_id))
+        for child in children:
+            if child.id == wanted:
+                return child
+        picked = [c for c in children if c.picked]
+        return picked[-1] if picked else children[-1]
+
+    def path(self) -> list:
+        """The messages on screen, root first, following the shown sibling at every branch."""
+        conv = self.conversation
+        out: list = []
+        if conv is None:
+            return out
+        parent = None
+        while (child := self._shown_child(conv, parent)) is not None:
+            out.append(child)
+            parent = child.id
+        return out
+
+    def prompt_for(self, parent_id: str) -> list[dict]:
+        """The chat messages a reply to ``parent_id`` is generated from (edited text where edited)."""
+        msg = self.message(parent_id)
+        conv = self.state.conversations[msg.conversation_id]
+        return [{"role": m.role, "content": m.final_text} for m in conv.path_to(parent_id)]
+
+    # ---- navigation ----------------------------------------------------------------------------
+    def new_conversation(self) -> None:
+        self.conversation_id = uuid.uuid4().hex
+
+    def open(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+
+    def show(self, message_id: str) -> None:
+        msg = self.message(message_id)
+        self.shown[(msg.conversation_id, msg.parent_id)] = msg.id
+
+    def step_sibling(self, message_id: str, delta: int) -> str:
+        """Show the previous/next sibling of ``message_id`` (wrapping) and return its id."""
+        sibs = self.siblings(message_id)
+        ids = [s.id for s in sibs]
+        new = ids[(ids.index(message_id) + delta) % len(ids)]
+        self.show(new)
+        return new
+
+    # ---- writing (each one event, appended at once) ------------------------------------------------
+    def add_user(self, text: str):
+        path = self.path()
+        parent = path[-1].id if path else None
+        ev = self.log.add_message(self.conversation_id, parent, "user", text)
+        self.reload()
+        return self.message(ev["id"])
+
+    def add_reply(self, parent_id: str, text: str, record: dict[str, Any], show: bool = True):
+        conv_id = self.message(parent_id).conversation_id
+        ev = self.log.add_message(conv_id, parent_id, "assistant", text, generation=record)
+        self.reload()
+        if show:
+            self.show(ev["id"])
+        return self.message(ev["id"])
+
+    def toggle_rating(self, message_id: str, value: int) -> int:
+        """Thumbs up/down; pressing the same thumb again clears it (value 0). Returns the new value."""
+        msg = self.message(message_id)
+        new = 0 if msg.rating == value else value
+        self.log.rate(message_id, new)
+        self.reload()
+        return new
+
+    def rate(self, message_id: str, value: int, tags=(), comment: str | None = None) -> None:
+        self.log.rate(message_id, value, tags=list(tags), comment=comment)
+        self.reload()
+
+    def edit(self, message_id: str, content: str) -> None:
+        self.log.edit(message_id, content)
+        self.reload()
+
+    def pick(self, message_id: str, kind: str = "regenerate", sources: dict[str, str] | None = None) -> None:
+        candidates = [s.id for s in self.siblings(message_id) if s.role == "assistant"]
+        self.log.choose(message_id, candidates, kind, sources=sources)
+        self.reload()
+        self.show(message_id)
+
+    def choose_among(self, chosen_id: str, candidates: list[str], kind: str, sources: dict[str, str]) -> None:
+        self.log.choose(chosen_id, candidates, kind, sources=sources)
+        self.reload()
+        self.show(chosen_id)
+
+    def rename(self, title: str) -> None:
+        self.log.rename(self.conversation_id, title)
+        self.reload()

@@ -1,0 +1,126 @@
+"""The conversation on screen: a scrolling column of MessageViews with one selected message.
+
+Judging keys act on the selected message. They live here (not on the app) so the footer shows
+them exactly when the message list has focus; ctrl+up/ctrl+down on the app move the selection and
+focus this list from the composer. Each key posts :class:`ChatView.Act` up to the app, which writes
+the event; the app then pushes the replayed state back down with :meth:`sync`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+
+from tui.widgets.message_view import MessageView, Shown
+
+CHAT_BINDINGS = [
+    Binding("up", "move(-1)", "Up", id="chat.up", show=False, tooltip="Select the previous message"),
+    Binding("down", "move(1)", "Down", id="chat.down", show=False, tooltip="Select the next message"),
+    Binding("plus,equals_sign", "act('like')", "👍", id="chat.like", tooltip="Thumbs up (again: clear)"),
+    Binding("minus", "act('dislike')", "👎", id="chat.dislike", tooltip="Thumbs down (again: clear)"),
+    Binding("t", "act('reason')", "Tags", id="chat.reason", tooltip="Reason tags and a comment"),
+    Binding("e", "act('edit')", "Edit", id="chat.edit", tooltip="Correct the reply in an editor"),
+    Binding("o", "act('original')", "Orig", id="chat.original", show=False, tooltip="Toggle original/edited text"),
+    Binding("r", "act('regenerate')", "Regen", id="chat.regenerate", tooltip="Generate another reply (sibling)"),
+    Binding("left,left_square_bracket", "act('prev')", "‹", id="chat.prev", tooltip="Previous sibling reply"),
+    Binding("right,right_square_bracket", "act('next')", "›", id="chat.next", tooltip="Next sibling reply"),
+    Binding("p", "act('pick')", "Pick", id="chat.pick", tooltip="Pick this reply as the best of its siblings"),
+    Binding("a", "act('compare')", "A/B", id="chat.compare", tooltip="Blind A/B: two new replies side by side"),
+    Binding("c", "act('copy')", "Copy", id="chat.copy", tooltip="Copy the message to the clipboard"),
+    Binding("escape,i", "act('compose')", "Write", id="chat.compose", tooltip="Back to the composer"),
+]
+
+
+class ChatView(VerticalScroll, can_focus=True):
+    BINDINGS = CHAT_BINDINGS
+
+    DEFAULT_CSS = """
+    ChatView { height: 1fr; }
+    ChatView > MessageView.-selected { background: $boost; border-left: thick $accent; }
+    ChatView:focus > MessageView.-selected { border-left: thick $warning; }
+    ChatView > MessageView.-user > .header { color: $secondary; }
+    """
+
+    @dataclass
+    class Act(Message):
+        """The person pressed a judging key on message ``message_id`` (None: nothing selected)."""
+
+        action: str
+        message_id: str | None
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.selected_id: str | None = None
+
+    # ---- state from the app --------------------------------------------------------------------
+    def views(self) -> list[MessageView]:
+        return list(self.query_children(MessageView))
+
+    async def sync(self, entries: list[Shown]) -> None:
+        """Make the column show ``entries``: keep the matching prefix, update it, replace the rest."""
+        views = [v for v in self.views() if v.stream_key is None]
+        streaming = [v for v in self.views() if v.stream_key is not None]  # stays last
+        keep = 0
+        while keep < min(len(views), len(entries)) and views[keep].message_id == entries[keep].message_id:
+            await views[keep].show(entries[keep])
+            keep += 1
+        if views[keep:]:
+            await self.remove_children(views[keep:])
+        if entries[keep:]:
+            new = [MessageView(e) for e in entries[keep:]]
+            if streaming:
+                await self.mount_all(new, before=streaming[0])
+            else:
+                await self.mount_all(new)
+        ids = [e.message_id for e in entries]
+        if self.selected_id not in ids:
+            assistants = [e.message_id for e in entries if e.role == "assistant"]
+            self.selected_id = assistants[-1] if assistants else (ids[-1] if ids else None)
+        self._mark_selected()
+        if entries[keep:]:
+            self.scroll_end(animate=False)
+
+    async def begin_stream(self, key: str, header: str) -> MessageView:
+        view = MessageView(Shown(None, "assistant", "", header), stream_key=key)
+        await self.mount(view)
+        self.anchor()
+        self.scroll_end(animate=False)
+        return view
+
+    async def end_streams(self) -> None:
+        """Remove the streaming placeholder (the stored message replaces it on the next sync)."""
+        for view in self.views():
+            if view.stream_key is not None:
+                await view.stop_stream()
+                await view.remove()
+
+    def stream_view(self, key: str) -> MessageView | None:
+        for view in self.views():
+            if view.stream_key == key:
+                return view
+        return None
+
+    # ---- selection -----------------------------------------------------------------------------
+    def _mark_selected(self) -> None:
+        for view in self.views():
+            view.set_class(view.message_id is not None and view.message_id == self.selected_id, "-selected")
+
+    def select(self, message_id: str | None) -> None:
+        self.selected_id = message_id
+        self._mark_selected()
+        for view in self.views():
+            if view.message_id == message_id:
+                self.scroll_to_widget(view, animate=False)
+
+    def action_move(self, delta: int) -> None:
+        ids = [v.message_id for v in self.views() if v.message_id is not None]
+        if not ids:
+            return
+        i = ids.index(self.selected_id) if self.selected_id in ids else len(ids)
+        self.select(ids[max(0, min(len(ids) - 1, i + delta))])
+
+    def action_act(self, action: str) -> None:
+        self.post_message(self.Act(action, self.selected_id))

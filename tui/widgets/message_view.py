@@ -1,0 +1,115 @@
+"""One message of the conversation: a header line with its state, and its Markdown body.
+
+The header shows who wrote it and every judgement on it, so a person can see at a glance what the
+log holds: 👍/👎 (with tags), ✎ edited, ★ picked, ⏹ stopped, the sibling position "‹2/3›", the adapter
+that wrote it and a reward score when best-of-n supplied one (``generation["reward_score"]``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Markdown, Static
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a MessageView displays (a pure function of the replayed message and its siblings)."""
+
+    message_id: str | None
+    role: str
+    text: str
+    header: str
+
+    @classmethod
+    def of(cls, message, index: int, count: int, show_original: bool = False) -> "Shown":
+        return cls(message.id, message.role, body_text(message, show_original),
+                   header_text(message, index, count, show_original))
+
+
+def body_text(message, show_original: bool = False) -> str:
+    if message.edited is not None and not show_original:
+        return message.edited
+    return message.content
+
+
+def header_text(message, index: int, count: int, show_original: bool = False) -> str:
+    if message.role == "user":
+        parts = ["[b]You[/b]"]
+    else:
+        parts = ["[b]Assistant[/b]"]
+    gen = message.generation or {}
+    if count > 1:
+        parts.append(f"‹{index + 1}/{count}›")
+    if message.rating > 0:
+        parts.append("👍")
+    elif message.rating < 0:
+        parts.append("👎")
+    if message.tags:
+        parts.append(escape("[" + ", ".join(message.tags) + "]"))
+    if message.comment:
+        parts.append(f"💬 {escape(message.comment)}")
+    if message.edited is not None:
+        parts.append("✎ original" if show_original else "✎ edited")
+    if message.picked:
+        parts.append("★ picked")
+    if gen.get("stopped"):
+        parts.append("⏹ stopped")
+    if gen.get("reward_score") is not None:
+        parts.append(f"score {float(gen['reward_score']):.2f}")
+    if message.role == "assistant" and gen.get("adapter"):
+        parts.append(f"[dim]{escape(str(gen['adapter']))}[/dim]")
+    return " ".join(parts)
+
+
+class MessageView(Vertical):
+    """A message on screen; ``message_id`` is None while its reply is still streaming."""
+
+    DEFAULT_CSS = """
+    MessageView { height: auto; padding: 0 1; margin: 0 0 1 0; }
+    MessageView > .header { height: 1; color: $text-muted; }
+    MessageView > Markdown { margin: 0; padding: 0; }
+    """
+
+    def __init__(self, shown: Shown, *, stream_key: str | None = None) -> None:
+        super().__init__(classes=f"-{shown.role}")
+        self.shown = shown
+        self.stream_key = stream_key
+        self._streamed = ""
+        self._stream = None
+
+    @property
+    def message_id(self) -> str | None:
+        return self.shown.message_id
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.shown.header, classes="header")
+        yield Markdown(self.shown.text)
+
+    async def show(self, shown: Shown) -> None:
+        """Update the header and, only if the text changed, the body (Markdown re-parses are costly)."""
+        old, self.shown = self.shown, shown
+        if shown.header != old.header:
+            self.query_one(".header", Static).update(shown.header)
+        if shown.text != old.text:
+            await self.query_one(Markdown).update(shown.text)
+
+    async def stream_to(self, text: str) -> None:
+        """Append what is new in ``text`` through a MarkdownStream (it batches fragments)."""
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.query_one(Markdown))
+        delta = text[len(self._streamed):] if text.startswith(self._streamed) else None
+        if delta is None:  # the runtime rewrote earlier text (rare with byte-level BPE): redraw
+            await self.stop_stream()
+            await self.query_one(Markdown).update(text)
+        elif delta:
+            await self._stream.write(delta)
+        self._streamed = text
+
+    async def stop_stream(self) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None

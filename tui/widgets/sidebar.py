@@ -1,0 +1,40 @@
+"""The list of past conversations (rebuilt from the log), newest first, titles from the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.markup import escape
+from textual.message import Message
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+NEW_ID = "__new__"
+
+
+class Sidebar(OptionList):
+    DEFAULT_CSS = """
+    Sidebar { width: 24; height: 1fr; border-right: vkey $foreground 20%; }
+    """
+
+    @dataclass
+    class Opened(Message):
+        """The person chose conversation ``conversation_id`` (None: start a new one)."""
+
+        conversation_id: str | None
+
+    def show(self, conversations: list, current_id: str) -> None:
+        """Rebuild the options: '+ New conversation' then each conversation, newest first."""
+        self.clear_options()
+        options = [Option("[b]+ New conversation[/b]", id=NEW_ID)]
+        for conv in reversed(conversations):
+            title = conv.title or "(untitled)"
+            options.append(Option(escape(title), id=conv.id))
+        self.add_options(options)
+        ids = [o.id for o in options]
+        self.highlighted = ids.index(current_id) if current_id in ids else 0
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        oid = event.option.id
+        self.post_message(self.Opened(None if oid == NEW_ID else oid))

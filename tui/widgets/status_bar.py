@@ -1,0 +1,32 @@
+"""One line at the bottom: profile, model, adapter, device, live tokens/s, and loading progress."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from textual.reactive import reactive
+from textual.widgets import Static
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $text-muted; padding: 0 1; }
+    """
+
+    profile: reactive[str] = reactive("")
+    model: reactive[str] = reactive("")
+    adapter: reactive[str] = reactive("base")
+    device: reactive[str] = reactive("")
+    loading: reactive[str] = reactive("")
+    """Empty once the model is ready; else e.g. 'loading weights 40%' or 'load failed'."""
+    tokens_per_s: reactive[float | None] = reactive(None)
+
+    def render(self) -> str:
+        parts = [f"[b]{escape(self.profile)}[/b]", escape(self.model) or "-",
+                 f"adapter: {escape(self.adapter)}"]
+        if self.device:
+            parts.append(escape(self.device))
+        if self.loading:
+            parts.append(f"[yellow]{escape(self.loading)}[/yellow]")
+        if self.tokens_per_s is not None:
+            parts.append(f"{self.tokens_per_s:.1f} tok/s")
+        return " │ ".join(parts)
