@@ -134,10 +134,10 @@ def run_reward(home: Home, profile_name: str, opts: RewardRunOptions | None = No
 
 
 def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResult:
-    from engine.reward.progress import ProgressLines
     from engine.reward.train import RewardOptions, train_reward
     from engine.train import runs
     from engine.train.callbacks import RunCallback
+    from engine.train.progress import ProgressCallback
 
     train, held_out = _pairs(rd, "train"), ([] if manifest["split"]["eval_on_train"] else _pairs(rd, "eval"))
     checkpoint = runs.newest_complete_checkpoint(rd.checkpoints) if opts.resume else None
@@ -146,7 +146,7 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
                                save_minutes=profile.train.save_minutes)
         ropts = RewardOptions(epochs=opts.epochs, max_steps=opts.max_steps, learning_rate=opts.learning_rate,
                               batch_size=opts.batch_size, seed=opts.seed,
-                              callbacks=[callback, ProgressLines(log, deadline)],
+                              callbacks=[callback, ProgressCallback(REWARD_KIND, deadline)],
                               resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         started = time.time()
         metrics = train_reward(profile, home, rd.root, train, held_out, ropts, log=log)
@@ -179,8 +179,7 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
 
 def report_lines(report: dict, rd=None) -> list[str]:
     """The human summary printed at the end of a reward run."""
-    from engine.reward.progress import sparkline
-    from engine.train import runs
+    from engine.train.report import loss_curve, save_png, sparkline
 
     ev = report["eval"]
     where = "held-out" if ev.get("on") == "held_out" else "training (nothing held out)"
@@ -194,8 +193,11 @@ def report_lines(report: dict, rd=None) -> list[str]:
         f"over {report['calibration']['n']} training replies",
     ]
     if rd is not None:
-        losses = [m["loss"] for m in runs.read_jsonl(rd.metrics) if isinstance(m.get("loss"), (int, float))]
-        if losses:
+        curve = loss_curve(rd.metrics)
+        if curve:
+            losses = [loss for _, _, loss in curve]
             lines.append(f"  loss {losses[0]:.3f} -> {losses[-1]:.3f}  {sparkline(losses)}")
+            note = save_png(curve, rd.root / "loss.png")
+            lines.append(f"  {note}" if note else f"  loss curve: {rd.root / 'loss.png'}")
         lines.append(f"  saved in {rd.root}")
     return lines

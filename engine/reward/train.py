@@ -41,8 +41,10 @@ def training_args(profile: Profile, run_dir: Path, opts: RewardOptions):
     import torch
     from trl import RewardConfig
 
+    from engine.train.model import train_device
+
     s = profile.reward
-    on_gpu = torch.cuda.is_available() and profile.model.device != "cpu"
+    on_gpu = train_device(profile).startswith("cuda")
     save_steps = opts.save_steps or profile.train.save_steps
     return RewardConfig(
         output_dir=str(run_dir / "checkpoints"),
