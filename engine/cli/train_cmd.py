@@ -1,7 +1,111 @@
-"""Placeholder: filled in by its owner."""
+"""``engine finetune`` (train a LoRA adapter from the feedback log) and ``engine adapters`` (list, switch,
+roll back). Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
 
 import typer
 
+from engine.cli.common import HomeOption, ProfileOption, home_of
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("finetune")(finetune)
+    app.command("adapters")(adapters_cmd)
+
+
+def finetune(
+    profile: ProfileOption,
+    home: HomeOption = None,
+    method: Annotated[Optional[str], typer.Option(
+        "--method", help="auto (decide from the data), sft, dpo or kto. Default: the profile's train.method.")] = None,
+    start_from: Annotated[str, typer.Option(
+        "--from", help="promoted: keep training the adapter in use; base: start a fresh LoRA.")] = "promoted",
+    epochs: Annotated[Optional[float], typer.Option("--epochs", help="Passes over the data.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps.")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option("--learning-rate", "--lr")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size")] = None,
+    grad_accum: Annotated[Optional[int], typer.Option("--grad-accum")] = None,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Tokens per row (longer rows are cut).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
+    save_steps: Annotated[Optional[int], typer.Option("--save-steps", help="Checkpoint every N steps.")] = None,
+    save_minutes: Annotated[Optional[float], typer.Option("--save-minutes", help="Checkpoint every M minutes.")] = None,
+    time_budget: Annotated[Optional[str], typer.Option(
+        "--time-budget", help="Stop training after this long (6h, 90m, 30s) and finish with what was learned.")] = None,
+    until: Annotated[Optional[str], typer.Option(
+        "--until", help="Stop training at this local time (07:00) and finish with what was learned.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the last unfinished run from its newest complete checkpoint.")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (if installed).")] = False,
+) -> None:
+    """Train a LoRA adapter on your feedback; promote it if it is not worse than the one in use.
+
+    Exit codes: 0 finished (promoted or not, see the report), 2 a problem you can fix (the message says
+    which), 3 stopped by Ctrl-C/SIGTERM after saving a checkpoint (continue with --resume).
+    """
+    from engine.train.finetune import FinetuneOptions, run
+
+    overrides = dict(epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
+                     grad_accum=grad_accum, max_length=max_length, seed=seed, save_steps=save_steps,
+                     save_minutes=save_minutes)
+    opts = FinetuneOptions(method=method, start_from=start_from, overrides=overrides, time_budget=time_budget,
+                           until=until, resume=resume, tensorboard=tensorboard)
+    result = run(home_of(home), profile, opts)
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def adapters_cmd(
+    profile: ProfileOption,
+    action: Annotated[Optional[str], typer.Argument(help="Nothing (list), 'use' or 'rollback'.")] = None,
+    target: Annotated[Optional[str], typer.Argument(help="For 'use': a run id, or 'base'.")] = None,
+    home: HomeOption = None,
+) -> None:
+    """List the profile's trained adapters with their numbers; `use RUN|base` switches, `rollback` goes back."""
+    from engine import adapters
+    from engine.errors import UserError
+    from engine.home import check_name
+    from engine.train import runs
+
+    h = home_of(home)
+    check_name(profile, "profile name")
+    if action == "use":
+        if not target:
+            raise UserError("engine adapters use needs a run id or 'base' (see `engine adapters --profile P`).")
+        run_id = None if target == "base" else check_name(target, "run id")
+        adapters.set_promoted(h, profile, run_id, reason="chosen by hand")
+        typer.echo(f"profile {profile} now uses {'the base model' if run_id is None else 'adapter ' + run_id}.")
+        return
+    if action == "rollback":
+        previous = adapters.rollback(h, profile)
+        typer.echo(f"profile {profile} rolled back to {'the base model' if previous is None else 'adapter ' + previous}.")
+        return
+    if action is not None:
+        raise UserError(f"unknown action {action!r}: use 'use RUN', 'use base' or 'rollback' (or nothing to list).")
+    promoted = adapters.promoted_run(h, profile)
+    rows = []
+    for rd in runs.list_runs(h, profile):
+        try:
+            manifest = rd.read_manifest()
+        except UserError:
+            continue
+        if manifest.get("command") != "finetune":
+            continue
+        rep = runs.read_json(rd.report_json) if rd.finished else {}
+        new = rep.get("eval", {}).get("new", {})
+        train_rows = sum(v.get("train", 0) for v in manifest.get("rows", {}).values() if isinstance(v, dict))
+        status = ("promoted" if rep.get("promoted") else "refused") if rep else "unfinished"
+        rows.append((("*" if rd.run_id == promoted else " "), rd.run_id, "+".join(manifest.get("plan", [])),
+                     str(train_rows), str(rep.get("steps", "-")), _fmt(new.get("loss")),
+                     _fmt(new.get("pref_accuracy")), _fmt(new.get("liked_logprob")), status))
+    header = (" ", "run", "method", "rows", "steps", "loss", "pref_acc", "liked_lp", "gate")
+    table = [header, ("*" if promoted is None else " ", "base", "-", "-", "-", "-", "-", "-", "-"), *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    typer.echo(f"in use: {'base model' if promoted is None else promoted} (* marks it)")

@@ -1,0 +1,305 @@
+"""``engine finetune``, top to bottom: prepare (or resume) a run, train its stages, publish the adapter,
+then evaluate, gate and report.
+
+    prepare  -> lock the profile, freeze rows into run_dir/data, choose methods, write manifest.json
+    train    -> one stage per method (``sft`` then ``dpo`` for ``auto`` with pairs); each stage resumes
+                from its newest COMPLETE checkpoint and ends with its own adapter in stages/<n>-<method>/
+    publish  -> the last stage's adapter becomes run_dir/adapter (temp dir + rename)
+    finish   -> gate.evaluate new vs current on the held-out slice, promote if not worse, report.json
+
+Under ``accelerate launch``/``torchrun`` every rank trains (data-parallel); only rank 0 writes the run
+directory, evaluates and promotes, the others wait at barriers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine import adapters
+from engine.errors import UserError
+from engine.home import Home
+from engine.profiles import Profile, TrainSettings, load_profile
+from engine.train import data, plan, runs
+
+
+@dataclass
+class FinetuneOptions:
+    method: str | None = None
+    """None: the profile's train.method."""
+    start_from: str = "promoted"
+    """``promoted`` (continue the adapter in use) or ``base`` (fresh LoRA)."""
+    overrides: dict = field(default_factory=dict)
+    """Flag values for plan.effective_settings (epochs, max_steps, learning_rate, batch_size, seed ...)."""
+    time_budget: str | None = None
+    until: str | None = None
+    resume: bool = False
+    tensorboard: bool = False
+    stream: object = None
+    """Where progress and the report go (default: stderr for progress, stdout for the report)."""
+
+
+@dataclass
+class FinetuneResult:
+    run_id: str
+    exit_code: int
+    message: str
+    report: dict | None = None
+
+
+def _quiet_libraries() -> None:
+    """Our progress display replaces the libraries' own bars (dataset mapping, weight loading)."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def run(home: Home, profile_name: str, opts: FinetuneOptions) -> FinetuneResult:
+    runs.init_distributed()
+    _quiet_libraries()
+    profile = load_profile(profile_name, home)
+    deadline = runs.Deadline.from_options(opts.time_budget, opts.until)
+    if opts.tensorboard:
+        _check_tensorboard()
+    lock = runs.RunLock(home, profile.name)
+    try:
+        run_id = runs.on_main(_prepare_resume if opts.resume else _prepare_new, home, profile, opts, lock)
+        runs.barrier()
+        rd = runs.RunDir(home, profile.name, run_id)
+        manifest = rd.read_manifest()
+        with runs.StopRequest() as stop:
+            return _train_and_finish(home, profile, rd, manifest, opts, deadline, stop)
+    finally:
+        lock.release()
+
+
+# ----------------------------------------------------------------------------------------------- prepare
+
+
+def _check_tensorboard() -> None:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: pip install 'tuneloop[plots]'.") from None
+
+
+def _parent_adapter(home: Home, profile: Profile, start_from: str) -> tuple[str | None, Path | None]:
+    if start_from == "base":
+        return None, None
+    if start_from != "promoted":
+        raise UserError(f"--from {start_from!r} must be 'promoted' or 'base'.")
+    run_id = adapters.promoted_run(home, profile.name)
+    if run_id is None:
+        return None, None
+    path = adapters.adapter_path(home, profile.name, run_id)
+    if not (path / "adapter_config.json").is_file():
+        raise UserError(f"the promoted adapter {run_id!r} has no files in {path}; run `engine adapters --profile "
+                        f"{profile.name} use base` or train with --from base.")
+    from engine.train.model import check_adapter_base
+
+    check_adapter_base(profile, path)
+    return run_id, path
+
+
+def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs.RunLock) -> str:
+    settings = plan.effective_settings(profile, opts.overrides)
+    method = opts.method or settings.method
+    parent_id, parent_path = _parent_adapter(home, profile, opts.start_from)
+    snap = data.collect(home, profile.name)
+    counts = snap.rows.counts()
+    stages, why = plan.choose(method, counts, settings.min_rows)
+    lock.acquire()
+    from engine.train.model import load_tokenizer, resolve_model_path
+
+    model_path = resolve_model_path(profile, home)
+    load_tokenizer(profile, model_path)  # a missing model fails here, before a run dir exists
+    rd = runs.RunDir.create(home, profile.name, "-".join(stages))
+    lock.update(rd.run_id)
+    split = data.split_conversations(snap.rows.conversations(), settings.eval_fraction, settings.seed)
+    split_counts = data.write_split(rd.data, snap.rows, split)
+    data_dir_files = {p.name: runs.sha256_file(p) for p in sorted(rd.data.glob("*.jsonl"))}
+    manifest = {
+        "command": "finetune",
+        "run_id": rd.run_id,
+        "created": time.time(),
+        "profile": profile.name,
+        "profile_path": str(profile.path) if profile.path else None,
+        "base_model": {"id": profile.model.id, "revision": profile.model.revision, "path": model_path},
+        "from": opts.start_from,
+        "parent_adapter": parent_id,
+        "parent_adapter_path": str(parent_path) if parent_path else None,
+        "method": method,
+        "plan": stages,
+        "why": why,
+        "counts": counts,
+        "rows": split_counts,
+        "eval_conversations": split.eval_conversations,
+        "eval_on_train": split.eval_on_train,
+        "split_note": split.note,
+        "source_log": {"sha256": snap.log_sha256, "offsets": snap.log_offsets},
+        "log_cutoff_ts": snap.log_cutoff_ts,
+        "log_warnings": snap.warnings,
+        "data": {"fingerprint": data.fingerprint(rd.data), "files": data_dir_files},
+        "settings": dataclasses.asdict(settings),
+        "overrides": {k: v for k, v in opts.overrides.items() if v is not None},
+        "profile_settings": plan.profile_settings(profile),
+        "lora": dataclasses.asdict(profile.lora),
+        "packages": runs.package_versions(),
+        "world_size": runs.world_size(),
+        "python": sys.version.split()[0],
+    }
+    rd.write_manifest(manifest)
+    _say(opts, f"run {rd.run_id}: {why}; {split.note}")
+    return rd.run_id
+
+
+def _prepare_resume(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs.RunLock) -> str:
+    lock.acquire()
+    candidates = [r for r in runs.list_runs(home, profile.name) if r.read_manifest().get("command") == "finetune"]
+    rd = candidates[-1] if candidates and not candidates[-1].finished else None
+    if rd is None:
+        raise UserError(f"profile {profile.name!r} has no unfinished finetune run to resume; start one without "
+                        "--resume.")
+    manifest = rd.read_manifest()
+    if data.fingerprint(rd.data) != manifest["data"]["fingerprint"]:
+        raise UserError(f"the frozen data in {rd.data} changed since run {rd.run_id} started; it cannot be resumed "
+                        "(start a new run without --resume).")
+    diff = plan.first_difference(manifest["profile_settings"], plan.profile_settings(profile))
+    if diff:
+        raise UserError(f"profile {profile.name!r} changed since run {rd.run_id} started ({diff}); restore it or "
+                        "start a new run without --resume.")
+    for flag, value in opts.overrides.items():
+        if value is not None and manifest["settings"].get(plan._OVERRIDES[flag][0]) != value:
+            raise UserError(f"--{flag.replace('_', '-')} {value!r} differs from run {rd.run_id}'s "
+                            f"{manifest['settings'].get(plan._OVERRIDES[flag][0])!r}; drop the flag to resume or start "
+                            "a new run.")
+    if opts.method and opts.method != manifest["method"]:
+        raise UserError(f"--method {opts.method} differs from run {rd.run_id}'s {manifest['method']}; drop the flag "
+                        "to resume or start a new run.")
+    lock.update(rd.run_id)
+    _say(opts, f"resuming run {rd.run_id} ({'+'.join(manifest['plan'])})")
+    return rd.run_id
+
+
+# ----------------------------------------------------------------------------------------------- train
+
+
+def _say(opts: FinetuneOptions, text: str) -> None:
+    if runs.is_main_process():
+        print(text, file=opts.stream or sys.stdout, flush=True)
+
+
+def _stage_dir(rd: runs.RunDir, index: int, method: str) -> Path:
+    return rd.root / "stages" / f"{index + 1}-{method}"
+
+
+def _train_and_finish(home, profile, rd, manifest, opts, deadline, stop) -> FinetuneResult:
+    settings = TrainSettings(**manifest["settings"])
+    parent = Path(manifest["parent_adapter_path"]) if manifest.get("parent_adapter_path") else None
+    stopped = None
+    steps = 0
+    last_adapter = None
+    for index, method in enumerate(manifest["plan"]):
+        sdir = _stage_dir(rd, index, method)
+        if runs.is_complete(sdir):
+            info = runs.read_json(sdir / runs.COMPLETE_MARKER)
+            steps += info.get("steps", 0)
+            stopped = info.get("stopped_by")
+            parent = last_adapter = sdir / "adapter"
+            if stopped:
+                break
+            continue
+        stage_steps, stopped_by = _train_stage(home, profile, rd, manifest, settings, index, method, parent, opts,
+                                               deadline, stop)
+        steps += stage_steps
+        if stopped_by == "signal":
+            msg = (f"stopped by {stop.signal_name or 'a signal'} after step {stage_steps} of stage {method}; the "
+                   f"checkpoint is saved. Resume with: engine finetune --profile {profile.name} --resume")
+            _say(opts, msg)
+            return FinetuneResult(rd.run_id, runs.EXIT_INTERRUPTED, msg)
+        parent = last_adapter = sdir / "adapter"
+        stopped = stopped_by
+        if stopped_by == "budget":
+            break
+    from engine.train.finish import finish
+
+    report = runs.on_main(finish, home, profile, rd, manifest, settings, last_adapter, steps,
+                          "time budget reached" if stopped == "budget" else None, opts)
+    runs.barrier()
+    return FinetuneResult(rd.run_id, 0, report["reason"], report)
+
+
+def _train_stage(home, profile, rd, manifest, settings, index, method, parent, opts, deadline, stop):
+    """Train one method; returns (global steps, None | "signal" | "budget")."""
+    import errno
+
+    import torch
+
+    from engine.train import dpo, kto, model as model_mod, sft, trainer_args
+    from engine.train.callbacks import RunCallback
+    from engine.train.progress import ProgressCallback
+
+    recipe = {"sft": sft, "dpo": dpo, "kto": kto}[method]
+    rows = data.read_rows(rd.data, plan.ROW_KIND[method], "train")
+    if not rows:
+        raise UserError(f"run {rd.run_id} has no training rows for {method} in {rd.data}; start a new run.")
+    device = model_mod.train_device(profile)
+    use_cpu = device == "cpu"
+    dtype = model_mod.train_dtype(profile, device)
+    path = manifest["base_model"]["path"]
+    if profile.is_demo:
+        path = model_mod.resolve_model_path(profile, home)
+    tokenizer = model_mod.load_tokenizer(profile, path)
+    base = model_mod.load_base(profile, path, dtype)
+    peft_model = model_mod.attach_adapter(base, profile, parent)
+    out_dir = rd.checkpoints / f"{index + 1}-{method}"
+    tb_dir = rd.root / "tensorboard" if opts.tensorboard else None
+    trainer_args.tensorboard_env(tb_dir)
+    args = trainer_args.common_args(settings, out_dir, use_cpu, dtype, tb_dir)
+    run_cb = RunCallback(rd.metrics, method, stop, deadline, settings.save_minutes)
+    progress = ProgressCallback(method, deadline, stream=sys.stderr)
+    trainer = recipe.build(peft_model, tokenizer, rows, settings, args, [run_cb, progress])
+    trainer_args.strip_default_printer(trainer)
+    ckpt = runs.newest_complete_checkpoint(out_dir)
+    if ckpt is not None:
+        _say(opts, f"[{method}] resuming from {ckpt.name}")
+    try:
+        trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    except torch.OutOfMemoryError:
+        raise UserError(f"out of GPU memory while training {method}; lower batch_size or max_length, or set "
+                        f"gradient_checkpointing = true in the [train] table of profile {profile.name!r}.") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise runs.disk_full_error(exc, rd.root) from None
+        raise
+    global_step = trainer.state.global_step
+    stopped_by = run_cb.stopped_by
+    if stopped_by != "signal":
+        sdir = _stage_dir(rd, index, method)
+
+        def save():
+            with runs.publish_dir(sdir / "adapter") as tmp:
+                model_mod.save_adapter(trainer.model, profile, tmp)
+            runs.write_json(sdir / runs.COMPLETE_MARKER, {"steps": global_step, "stopped_by": stopped_by,
+                                                          "ts": time.time()})
+
+        runs.on_main(save)
+        runs.barrier()
+    del trainer, peft_model, base
+    gc.collect()
+    return global_step, stopped_by
+
+
+def copy_adapter(src: Path, dst: Path) -> None:
+    with runs.publish_dir(dst) as tmp:
+        for p in Path(src).iterdir():
+            if p.is_file():
+                shutil.copy2(p, tmp / p.name)

@@ -1,0 +1,105 @@
+"""The end of a finetune run (rank 0 only): publish the adapter, evaluate it against the one in use on the
+held-out slice, promote it if the gate says so, write report.json (last: it marks the run finished).
+
+Evaluation loads the base fresh and the new adapter from run_dir/adapter, so what is judged is exactly
+what ``engine adapters use`` and the chat will load.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from pathlib import Path
+
+from engine import adapters
+from engine.home import Home, write_private
+from engine.profiles import Profile, TrainSettings
+from engine.train import data, gate, plan, report as report_mod, runs
+
+
+def _eval_rows(rd: runs.RunDir, manifest: dict) -> tuple[gate.EvalRows, list[str]]:
+    """Held-out rows of every kind; a kind the run trained on with no held-out rows falls back to its train rows."""
+    notes = []
+    rows = gate.EvalRows()
+    trained = {plan.ROW_KIND[m] for m in manifest["plan"]}
+    for kind in data.KINDS:
+        items = data.read_rows(rd.data, kind, "eval")
+        if not items and kind in trained:
+            items = data.read_rows(rd.data, kind, "train")
+            if items and not manifest.get("eval_on_train"):
+                notes.append(f"no held-out {kind} rows: {kind} metrics use the training rows.")
+        setattr(rows, kind, items)
+    return rows, notes
+
+
+def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettings, new_adapter: Path,
+             rows: gate.EvalRows) -> tuple[dict, str | None, str]:
+    """Metrics of the new adapter and of the current one (promoted adapter or base)."""
+    from peft import PeftModel
+
+    from engine.train import model as model_mod
+
+    device = model_mod.train_device(profile)
+    dtype = model_mod.train_dtype(profile, device)
+    path = model_mod.resolve_model_path(profile, home)
+    tokenizer = model_mod.load_tokenizer(profile, path)
+    base = model_mod.load_base(profile, path, dtype).to(device)
+    peft_model = PeftModel.from_pretrained(base, str(new_adapter), adapter_name="new")
+    current = adapters.promoted_run(home, profile.name)
+    variants: dict[str, str | None] = {"new": "new", "current": None}
+    label = "base model"
+    if current is not None:
+        cur_path = adapters.adapter_path(home, profile.name, current)
+        if (cur_path / "adapter_config.json").is_file():
+            peft_model.load_adapter(str(cur_path), adapter_name="current")
+            variants["current"] = "current"
+            label = f"adapter {current}"
+    result = gate.evaluate(peft_model, tokenizer, rows, variants, settings.beta, manifest["plan"], settings.max_length)
+    del peft_model, base
+    gc.collect()
+    return result, current, label
+
+
+def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
+           stage_adapter: Path | None, steps: int, stopped: str | None, opts) -> dict:
+    from engine.train.finetune import copy_adapter
+
+    out = getattr(opts, "stream", None) or sys.stdout
+    if stage_adapter is None:
+        raise RuntimeError("no stage produced an adapter")
+    copy_adapter(stage_adapter, rd.adapter)
+    rows, notes = _eval_rows(rd, manifest)
+    results, current, label = evaluate(home, profile, manifest, settings, rd.adapter, rows)
+    decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin)
+    if decision.promote:
+        adapters.set_promoted(home, profile.name, rd.run_id, reason=decision.reason)
+    curve = report_mod.loss_curve(rd.metrics)
+    png_note = report_mod.save_png(curve, rd.root / "loss.png") if curve else None
+    report = {
+        "run_id": rd.run_id,
+        "profile": profile.name,
+        "method": "+".join(manifest["plan"]),
+        "why": manifest.get("why"),
+        "rows": manifest["rows"],
+        "counts": manifest["counts"],
+        "split_note": " ".join([manifest.get("split_note", "")] + notes).strip(),
+        "steps": steps,
+        "stopped": stopped,
+        "parent_adapter": manifest.get("parent_adapter"),
+        "eval": results,
+        "current_run": current,
+        "current_label": label,
+        "gate": {"margin": settings.gate_margin, "checks": decision.checks},
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "loss_first": curve[0][2] if curve else None,
+        "loss_last": curve[-1][2] if curve else None,
+        "png_note": png_note,
+        "finished": time.time(),
+    }
+    text = report_mod.render(report, curve)
+    write_private(rd.root / "report.txt", text + "\n")
+    runs.write_json(rd.report_json, report)
+    print(text, file=out, flush=True)
+    return report

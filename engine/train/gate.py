@@ -1,0 +1,159 @@
+"""The promotion gate: score the new adapter and the one in use on the held-out slice, promote if not worse.
+
+Metrics (each only where the slice has rows of that kind):
+- ``pref_accuracy``: share of held-out pairs where the policy's implicit reward (its log-prob of the
+  reply minus the base model's) is higher for the chosen reply than for the rejected one (ties 1/2);
+  ``reward_margin`` is the mean of beta * (that difference) and ``dpo_loss`` its -log sigmoid;
+- ``liked_logprob``: mean per-token log-prob of liked / edited replies (the SFT rows);
+- ``kto_accuracy``: share of liked / disliked replies whose implicit reward has the right sign;
+- ``loss``: the trained method's loss on the slice (SFT: -liked_logprob; DPO: dpo_loss; KTO: 1 - sigmoid).
+
+The reference for implicit rewards is always the base model, so "current = base" scores ties (1/2).
+Each metric the run's methods trained for must be no worse than the current adapter's by more than
+``gate_margin``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# metric -> (higher is better?, methods that make it a gate check)
+CHECKS = {
+    "liked_logprob": (True, {"sft"}),
+    "pref_accuracy": (True, {"dpo"}),
+    "dpo_loss": (False, {"dpo"}),
+    "kto_accuracy": (True, {"kto"}),
+}
+
+
+def _logsigmoid(x: float) -> float:
+    return -math.log1p(math.exp(-x)) if x > -30 else x
+
+
+def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[dict], max_length: int) -> tuple[float, int]:
+    """Sum of log-probs of the completion's tokens after the prompt (chat template applied), and their count."""
+    import torch
+
+    prompt_ids = list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                    return_dict=False))
+    full_ids = list(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=False))
+    start = 0
+    while start < min(len(prompt_ids), len(full_ids)) and prompt_ids[start] == full_ids[start]:
+        start += 1
+    if len(full_ids) > max_length:  # keep the completion, drop the oldest prompt tokens
+        cut = len(full_ids) - max_length
+        full_ids, start = full_ids[cut:], max(1, start - cut)
+    start = max(1, start)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    tail = full_ids[start:]
+    if eos is not None and eos in tail:  # drop template text after the reply's end token (e.g. ChatML's "\n")
+        full_ids = full_ids[:start + len(tail) - tail[::-1].index(eos)]
+    if start >= len(full_ids):
+        return 0.0, 0
+    device = next(model.parameters()).device
+    ids = torch.tensor([full_ids], device=device)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, :-1].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    targets = ids[0, 1:]
+    token_logp = logp.gather(1, targets.unsqueeze(1)).squeeze(1)[start - 1:]
+    return float(token_logp.sum()), int(token_logp.numel())
+
+
+@dataclass
+class EvalRows:
+    sft: list[dict] = field(default_factory=list)
+    pref: list[dict] = field(default_factory=list)
+    kto: list[dict] = field(default_factory=list)
+
+
+def _score(model, tokenizer, rows: EvalRows, max_length: int) -> dict[str, list]:
+    lp = lambda p, c: completion_logprob(model, tokenizer, p, c, max_length)  # noqa: E731
+    return {
+        "sft": [lp(r["messages"][:-1], r["messages"][-1:]) for r in rows.sft],
+        "chosen": [lp(r["prompt"], r["chosen"])[0] for r in rows.pref],
+        "rejected": [lp(r["prompt"], r["rejected"])[0] for r in rows.pref],
+        "kto": [lp(r["prompt"], r["completion"])[0] for r in rows.kto],
+    }
+
+
+def _metrics(policy: dict, ref: dict, rows: EvalRows, beta: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if rows.sft:
+        total = sum(s for s, _ in policy["sft"])
+        count = sum(n for _, n in policy["sft"])
+        out["liked_logprob"] = total / max(1, count)
+    if rows.pref:
+        diffs = [(pc - rc) - (pr - rr) for pc, rc, pr, rr in
+                 zip(policy["chosen"], ref["chosen"], policy["rejected"], ref["rejected"])]
+        out["pref_accuracy"] = sum(1.0 if d > 1e-6 else 0.5 if abs(d) <= 1e-6 else 0.0 for d in diffs) / len(diffs)
+        out["reward_margin"] = sum(beta * d for d in diffs) / len(diffs)
+        out["dpo_loss"] = sum(-_logsigmoid(beta * d) for d in diffs) / len(diffs)
+    if rows.kto:
+        rewards = [p - r for p, r in zip(policy["kto"], ref["kto"])]
+        signs = [(1 if row.get("label") else -1) * rw for row, rw in zip(rows.kto, rewards)]
+        out["kto_accuracy"] = sum(1.0 if s > 1e-6 else 0.5 if abs(s) <= 1e-6 else 0.0 for s in signs) / len(signs)
+        out["kto_loss"] = sum(1 - 1 / (1 + math.exp(-beta * s)) for s in signs) / len(signs)
+    return out
+
+
+def _loss_for(methods: list[str], m: dict[str, float]) -> float | None:
+    last = methods[-1] if methods else None
+    if last == "dpo" and "dpo_loss" in m:
+        return m["dpo_loss"]
+    if last == "kto" and "kto_loss" in m:
+        return m["kto_loss"]
+    if "liked_logprob" in m:
+        return -m["liked_logprob"]
+    return None
+
+
+def evaluate(peft_model, tokenizer, rows: EvalRows, variants: dict[str, str | None], beta: float, methods: list[str],
+             max_length: int) -> dict[str, dict[str, float]]:
+    """Metrics for each variant (name -> adapter name in ``peft_model``, None = base) against the base."""
+    peft_model.eval()
+    with peft_model.disable_adapter():
+        ref = _score(peft_model, tokenizer, rows, max_length)
+    out = {}
+    for name, adapter in variants.items():
+        if adapter is None:
+            policy = ref
+        else:
+            peft_model.set_adapter(adapter)
+            policy = _score(peft_model, tokenizer, rows, max_length)
+        metrics = _metrics(policy, ref, rows, beta)
+        loss = _loss_for(methods, metrics)
+        if loss is not None:
+            metrics["loss"] = loss
+        out[name] = metrics
+    return out
+
+
+@dataclass
+class Decision:
+    promote: bool
+    reason: str
+    checks: list[dict]
+
+
+def decide(new: dict[str, float], current: dict[str, float], methods: list[str], margin: float) -> Decision:
+    """Promote when every metric the methods trained for is not worse than the current by more than ``margin``."""
+    checks = []
+    for metric, (higher, for_methods) in CHECKS.items():
+        if not (for_methods & set(methods)) or metric not in new or metric not in current:
+            continue
+        a, b = new[metric], current[metric]
+        ok = a >= b - margin if higher else a <= b + margin
+        checks.append({"metric": metric, "new": a, "current": b, "higher_is_better": higher, "ok": ok})
+    if not checks:
+        return Decision(False, "no held-out rows to compare the adapters on; not promoted (use `engine adapters "
+                               "use RUN` to promote it by hand).", checks)
+    failed = [c for c in checks if not c["ok"]]
+    if failed:
+        c = failed[0]
+        word = "lower" if c["higher_is_better"] else "higher"
+        return Decision(False, f"{c['metric']} is {word} than the current adapter's ({c['new']:.4f} vs "
+                               f"{c['current']:.4f}, margin {margin:g}): not promoted.", checks)
+    names = ", ".join(c["metric"] for c in checks)
+    return Decision(True, f"not worse than the current adapter on {names} (margin {margin:g}): promoted.", checks)

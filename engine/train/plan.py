@@ -1,0 +1,102 @@
+"""What a run will do: its settings (profile + flags) and its methods (``--method auto`` decides from the data).
+
+Both are decided before a run directory exists, so too little data or a bad flag costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from engine.errors import UserError
+from engine.profiles import Profile, TrainSettings
+
+METHODS = ("auto", "sft", "dpo", "kto")
+ROW_KIND = {"sft": "sft", "dpo": "pref", "kto": "kto"}
+AUTO_MIN_PAIRS = 4
+"""``auto`` runs DPO only with at least this many preference pairs (fewer pairs overfit; KTO uses ratings)."""
+
+# flag name -> (TrainSettings field, check, what it must be)
+_OVERRIDES = {
+    "epochs": ("epochs", lambda v: v > 0, "a positive number"),
+    "max_steps": ("max_steps", lambda v: v == -1 or v > 0, "a positive integer (or -1 for all epochs)"),
+    "learning_rate": ("learning_rate", lambda v: 0 < v < 1, "between 0 and 1"),
+    "batch_size": ("batch_size", lambda v: v >= 1, "at least 1"),
+    "grad_accum": ("grad_accum", lambda v: v >= 1, "at least 1"),
+    "max_length": ("max_length", lambda v: v >= 16, "at least 16"),
+    "seed": ("seed", lambda v: v >= 0, "zero or more"),
+    "save_steps": ("save_steps", lambda v: v >= 1, "at least 1"),
+    "save_minutes": ("save_minutes", lambda v: v >= 0, "zero or more"),
+}
+
+
+def effective_settings(profile: Profile, overrides: dict) -> TrainSettings:
+    """The profile's [train] with command-line flags applied (None means "not given")."""
+    changes = {}
+    for flag, value in overrides.items():
+        if value is None:
+            continue
+        field, ok, what = _OVERRIDES[flag]
+        if not ok(value):
+            raise UserError(f"--{flag.replace('_', '-')} {value!r} must be {what}.")
+        changes[field] = value
+    return dataclasses.replace(profile.train, **changes)
+
+
+def profile_settings(profile: Profile) -> dict:
+    """What a resume compares: the profile's model, LoRA and training settings as they are now."""
+    return {"model": dataclasses.asdict(profile.model), "lora": dataclasses.asdict(profile.lora),
+            "train": dataclasses.asdict(profile.train)}
+
+
+def first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
+    """The first dotted key whose value differs, with both values, or None."""
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found = first_difference(a, b, f"{prefix}{key}.")
+            if found:
+                return found
+        elif a != b:
+            return f"{prefix}{key} was {a!r}, now {b!r}"
+    return None
+
+
+def choose(method: str, counts: dict[str, int], min_rows: int) -> tuple[list[str], str]:
+    """The methods to run in order, and why (written to the manifest). Too little data is a UserError."""
+    if method not in METHODS:
+        raise UserError(f"--method {method!r} is not one of {', '.join(METHODS)}.")
+    need = max(1, min_rows)
+    n_sft, n_pref = counts.get("sft", 0), counts.get("pref", 0)
+    n_good, n_bad = counts.get("kto_desirable", 0), counts.get("kto_undesirable", 0)
+    if method == "sft":
+        if n_sft < need:
+            raise UserError(f"sft needs at least {need} liked or edited replies and the feedback log has {n_sft}: "
+                            f"like or edit {need - n_sft} more.")
+        return ["sft"], f"asked for sft: {n_sft} liked or edited replies"
+    if method == "dpo":
+        if n_pref < need:
+            raise UserError(f"dpo needs at least {need} preference pairs (an edit, a pick among regenerations, or a "
+                            f"liked and a disliked reply to one message) and the feedback log has {n_pref}: add "
+                            f"{need - n_pref} more.")
+        return ["dpo"], f"asked for dpo: {n_pref} preference pairs"
+    if method == "kto":
+        if n_good < 1 or n_bad < 1 or n_good + n_bad < need:
+            more = max(need - n_good - n_bad, (n_good < 1) + (n_bad < 1))
+            raise UserError(f"kto needs liked and disliked replies (at least {need} in all, one of each) and the "
+                            f"feedback log has {n_good} liked and {n_bad} disliked: rate {more} more.")
+        return ["kto"], f"asked for kto: {n_good} desirable and {n_bad} undesirable replies"
+    # auto
+    if n_pref >= max(need, AUTO_MIN_PAIRS):
+        if n_sft >= need:
+            return ["sft", "dpo"], (f"auto: {n_sft} liked/edited replies and {n_pref} preference pairs, so SFT on the "
+                                    "replies, then DPO on the pairs")
+        return ["dpo"], f"auto: {n_pref} preference pairs and too few liked/edited replies for SFT, so DPO"
+    if n_good >= 1 and n_bad >= 1 and n_good + n_bad >= need:
+        return ["kto"], (f"auto: ratings both ways ({n_good} desirable, {n_bad} undesirable) but only {n_pref} "
+                         f"preference pairs (DPO wants {AUTO_MIN_PAIRS}), so KTO")
+    if n_sft >= need:
+        return ["sft"], f"auto: {n_sft} liked/edited replies and no dislikes or pairs to contrast, so SFT"
+    if n_pref >= need:
+        return ["dpo"], f"auto: {n_pref} preference pairs and nothing else, so DPO"
+    raise UserError(f"too little feedback to train profile data: need at least {need} liked or edited replies "
+                    f"(have {n_sft}) or {need} preference pairs (have {n_pref}); give feedback in the chat first.")

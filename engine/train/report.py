@@ -1,0 +1,85 @@
+"""The run's report: what data was used, the loss curve (drawn in the terminal, and as a PNG when
+matplotlib is installed), the gate's comparison and the decision; ``report.json`` for programs.
+
+``report.json`` is written last: its presence marks a run as finished (``runs.RunDir.finished``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.train import runs
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def loss_curve(metrics_path: Path) -> list[tuple[str, int, float]]:
+    """(stage, step, loss) per logged training step; a step logged twice (after a resume) keeps its last value."""
+    seen: dict[tuple[str, int], float] = {}
+    for rec in runs.read_jsonl(metrics_path):
+        if "loss" in rec and isinstance(rec.get("step"), int):
+            seen[(rec.get("stage", ""), rec["step"])] = float(rec["loss"])
+    return [(stage, step, loss) for (stage, step), loss in seen.items()]
+
+
+def sparkline(values: list[float], width: int = 60) -> str:
+    """A one-line unicode plot; long series are averaged down to ``width`` buckets."""
+    if not values:
+        return ""
+    if len(values) > width:
+        size = len(values) / width
+        values = [sum(values[int(i * size):int((i + 1) * size)] or [values[-1]]) /
+                  max(1, len(values[int(i * size):int((i + 1) * size)])) for i in range(width)]
+    lo, hi = min(values), max(values)
+    span = hi - lo or 1.0
+    return "".join(BLOCKS[min(len(BLOCKS) - 1, int((v - lo) / span * (len(BLOCKS) - 1) + 0.5))] for v in values)
+
+
+def save_png(curve: list[tuple[str, int, float]], path: Path) -> str | None:
+    """Draw the loss curve to ``path``; returns a note instead when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "loss.png skipped: matplotlib is not installed (pip install 'tuneloop[plots]')."
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for stage in dict.fromkeys(s for s, _, _ in curve):
+        pts = [(step, loss) for s, step, loss in curve if s == stage]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=stage)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return None
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def render(report: dict, curve: list[tuple[str, int, float]]) -> str:
+    """The text a person reads at the end of ``engine finetune``."""
+    lines = [f"run {report['run_id']} ({report['method']}): {report['steps']} steps"]
+    rows = report.get("rows", {})
+    lines.append("data: " + ", ".join(f"{k} {v['train']} train / {v['eval']} held out" for k, v in rows.items()
+                                      if isinstance(v, dict) and (v.get("train") or v.get("eval"))))
+    if report.get("split_note"):
+        lines.append("      " + report["split_note"])
+    if report.get("stopped"):
+        lines.append(f"stopped early: {report['stopped']}")
+    for stage in dict.fromkeys(s for s, _, _ in curve):
+        values = [loss for s, _, loss in curve if s == stage]
+        lines.append(f"loss [{stage}] {values[0]:.3f} {sparkline(values)} {values[-1]:.3f}")
+    if report.get("png_note"):
+        lines.append(report["png_note"])
+    new, cur = report["eval"].get("new", {}), report["eval"].get("current", {})
+    if new:
+        lines.append(f"{'metric':<16}{'new':>10}{'current':>10}   ({report.get('current_label', 'current')})")
+        for key in new:
+            lines.append(f"{key:<16}{_fmt(new[key]):>10}{_fmt(cur.get(key, '-')):>10}")
+    lines.append(("PROMOTED: " if report["promoted"] else "NOT PROMOTED: ") + report["reason"])
+    return "\n".join(lines)
