@@ -114,6 +114,8 @@ def _parse_preference(row: dict) -> tuple[str, list, list[str]]:
     chosen, rejected = row["chosen"], row["rejected"]
     conversational = isinstance(chosen, list)
     prompt = row.get("prompt")
+    if isinstance(prompt, list) and not isinstance(chosen, list):
+        raise _RowError("'prompt' is a list of messages but 'chosen' is not: use one format for all three")
     explicit = prompt is not None and isinstance(prompt, list) == conversational
     if explicit:
         system, turns = _prompt(prompt)
@@ -129,7 +131,7 @@ def _parse_preference(row: dict) -> tuple[str, list, list[str]]:
         raise _RowError("'chosen' and 'rejected' must both be strings or both be lists of messages")
     i = _text_prefix(chosen, rejected)
     if i == 0:
-        raise _RowError("no 'prompt' and 'chosen'/'rejected' share no prefix to use as one")
+        raise _RowError("has no 'prompt', and 'chosen' and 'rejected' share no prefix to use as one")
     return "", [{"role": "user", "content": chosen[:i]}], [chosen[i:], rejected[i:]]
 
 
