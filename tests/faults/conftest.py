@@ -21,7 +21,6 @@ _SUMMARY_ORDER = (
     "kills survived (SIGKILL after a hand-written half line)",
     "torn tails reported",
     "acknowledged events checked intact",
-    "in-flight events lost",
     "concurrent appends checked",
     "concurrent snapshots byte-compared",
     "log reader fuzz cases",
