@@ -86,9 +86,13 @@ class ChatView(VerticalScroll, can_focus=True):
     async def begin_stream(self, key: str, header: str) -> MessageView:
         view = MessageView(Shown(None, "assistant", "", header), stream_key=key)
         await self.mount(view)
-        self.anchor()
         self.scroll_end(animate=False)
         return view
+
+    def follow(self) -> None:
+        """Keep the newest text in view while streaming, unless the person scrolled up to read."""
+        if self.max_scroll_y - self.scroll_y <= 2:
+            self.call_after_refresh(self.scroll_end, animate=False)
 
     async def end_streams(self) -> None:
         """Remove the streaming placeholder (the stored message replaces it on the next sync)."""

@@ -14,7 +14,8 @@ NEW_ID = "__new__"
 
 class Sidebar(OptionList):
     DEFAULT_CSS = """
-    Sidebar { width: 24; height: 1fr; border-right: vkey $foreground 20%; }
+    Sidebar { width: 24; height: 1fr; border: none; border-right: vkey $foreground 20%; }
+    Sidebar:focus { border: none; border-right: vkey $accent; }
     """
 
     @dataclass

@@ -1,0 +1,126 @@
+"""The chat flow with a fake generator: what a person sees and what lands in the log, independent of
+model speed (slow streaming, loading that has not finished, loading that fails)."""
+
+from __future__ import annotations
+
+import threading
+
+from engine.errors import UserError
+from tests.tui.fakes import FakeGenerator, factory
+from tests.tui.helpers import events, screen_text, send, wait_for, wait_idle
+from tui.app import create_app
+from tui.screens.error import ErrorScreen
+from tui.widgets.status_bar import StatusBar
+
+REPLY = "Sure. Here is **bold** text and code:\n\n```python\nprint('hi')\n```"
+
+
+async def test_send_streams_reply_and_logs_both_messages(home):
+    app = create_app(home, "demo", factory(FakeGenerator([REPLY])))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        await send(pilot, "hello there")
+        await wait_idle(pilot, app)
+        msgs = events(home, type_="message")
+        assert [(m["role"], m["content"]) for m in msgs] == [("user", "hello there"), ("assistant", REPLY)]
+        assert msgs[1]["parent_id"] == msgs[0]["id"]
+        assert msgs[1]["generation"]["profile"] == "demo"
+        assert "hello there" in screen_text(app) and "print('hi')" in screen_text(app)
+        status = app.query_one(StatusBar)
+        assert "42.0 tok/s" in str(status.render()) and "fake/model" in str(status.render())
+        assert app.composer.text == ""
+
+
+async def test_newline_key_inserts_newline_instead_of_sending(home):
+    app = create_app(home, "demo", factory(FakeGenerator()))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_idle(pilot, app)
+        await pilot.press("a", "ctrl+j", "b")
+        assert app.composer.text == "a\nb"
+        assert events(home) == []
+        await pilot.press("enter")
+        await wait_idle(pilot, app)
+        assert events(home, type_="message")[0]["content"] == "a\nb"
+
+
+async def test_message_sent_before_model_is_ready_is_answered_once_it_is(home):
+    release = threading.Event()
+    gen = FakeGenerator(["late but here"])
+
+    def slow_factory(profile, home_, progress):
+        progress("weights", 0.25)
+        release.wait(30)
+        return gen
+
+    app = create_app(home, "demo", slow_factory)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: "weights 25%" in str(app.query_one(StatusBar).render()), what="progress")
+        await send(pilot, "are you there?")
+        await pilot.pause(0.2)
+        assert [e["role"] for e in events(home, type_="message")] == ["user"]
+        assert "waiting for the model" in screen_text(app)
+        release.set()
+        await wait_idle(pilot, app)
+        assert [e["content"] for e in events(home, type_="message")] == ["are you there?", "late but here"]
+        assert "late but here" in screen_text(app) and "waiting" not in screen_text(app)
+
+
+async def test_keys_are_handled_while_a_slow_reply_streams_and_esc_keeps_the_partial_reply(home):
+    words = " ".join(f"w{i}" for i in range(200))
+    gen = FakeGenerator(["first reply", words], delay=0.05)
+    app = create_app(home, "demo", factory(gen))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        await send(pilot, "one")
+        await wait_idle(pilot, app)
+        first_reply = events(home, type_="message")[-1]["id"]
+        await send(pilot, "two")
+        await wait_for(pilot, lambda: len(gen.streams) == 2 and "w3" in screen_text(app), what="streaming")
+        # select the first reply and like it while the second is still streaming
+        await pilot.press("ctrl+up")  # focuses the list; the newest finished reply is selected
+        assert app.chat.selected_id == first_reply
+        await pilot.press("plus")
+        assert gen.streams[1].record == {}, "the reply finished before the key was handled"
+        ratings = events(home, type_="rating")
+        assert [(r["message_id"], r["value"]) for r in ratings] == [(first_reply, 1)]
+        assert "👍" in screen_text(app)
+        await pilot.press("escape")
+        await wait_idle(pilot, app)
+        stopped = events(home, type_="message")[-1]
+        assert stopped["role"] == "assistant" and stopped["generation"]["stopped"] is True
+        assert stopped["content"].startswith("w0 w1 w2") and len(stopped["content"]) < len(words)
+        assert "⏹ stopped" in screen_text(app)
+
+
+async def test_model_that_cannot_load_shows_why_and_offers_the_demo_profile(home):
+    (home.profiles_dir).mkdir(parents=True)
+    (home.profiles_dir / "broken.toml").write_text('[model]\nid = "nobody/missing-model"\n')
+    gen = FakeGenerator(["demo reply"])
+
+    def picky(profile, home_, progress):
+        if profile.name == "broken":
+            raise UserError("model 'nobody/missing-model' is not cached and the hub is offline; use --profile demo.")
+        return gen
+
+    app = create_app(home, "broken", picky)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error modal")
+        await pilot.pause()
+        assert "not cached" in str(app.screen.query_one("#error-message").render())
+        assert "failed" in str(app.query_one(StatusBar).render())
+        await pilot.click("#demo")
+        await wait_idle(pilot, app)
+        assert app.profile.name == "demo"
+        await send(pilot, "hi")
+        await wait_idle(pilot, app)
+        assert [e["content"] for e in events(home, "demo", "message")] == ["hi", "demo reply"]
+
+
+async def test_trust_remote_code_profile_shows_a_warning(home):
+    home.profiles_dir.mkdir(parents=True)
+    (home.profiles_dir / "remote.toml").write_text('[model]\nid = "x/y"\ntrust_remote_code = true\n')
+    app = create_app(home, "remote", factory(FakeGenerator()))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        warning = app.query_one("#warning")
+        assert warning.display and "trust_remote_code" in str(warning.render())
