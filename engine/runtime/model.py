@@ -1,0 +1,204 @@
+"""LoadedModel: a model + tokenizer in memory, streaming replies and switching LoRA adapters.
+
+One reply at a time per model (a lock): a second ``stream()`` returns at once and its worker waits
+for the first to finish, so a UI thread never blocks. Adapters are attached with peft next to the
+base weights and switched per reply without reloading anything; ``use_adapter(None)`` generates with
+the adapters disabled, which is exactly the base model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+from pathlib import Path
+
+from engine.errors import UserError
+from engine.runtime.params import GenerationParams
+
+
+class LoadedModel:
+    def __init__(self, *, model, tokenizer, profile, home, device: str, torch_dtype, revision: str,
+                 path: Path | None = None) -> None:
+        from engine.runtime.device import dtype_name
+
+        self.model = model
+        """The base transformers model (with LoRA layers injected once an adapter is loaded)."""
+        self.tokenizer = tokenizer
+        self.profile = profile
+        self.home = home
+        self.device = device
+        self.torch_dtype = torch_dtype
+        self.dtype = dtype_name(torch_dtype)
+        self.model_id = profile.model.id
+        self.revision = revision
+        self.path = path
+        """The local folder the weights came from (None for a hub id)."""
+        self._lock = threading.RLock()
+        self._peft = None  # peft.PeftModel wrapping self.model, once the first adapter is loaded
+        self._adapters: dict[str, tuple[str, Path]] = {}  # run id -> (peft adapter name, folder)
+        self._adapter: str | None = None
+        self._eos = self._eos_ids()
+
+    # -- adapters ---------------------------------------------------------------------------------
+    @property
+    def adapter(self) -> str | None:
+        """The run id of the adapter replies use, or None for the base model."""
+        return self._adapter
+
+    @property
+    def adapters(self) -> dict[str, Path]:
+        """Loaded adapters: run id -> folder."""
+        return {run_id: folder for run_id, (_, folder) in self._adapters.items()}
+
+    def _accepted_bases(self) -> list[str]:
+        names = [self.model_id]
+        if self.path is not None:
+            names.append(str(self.path))
+        return names
+
+    def load_adapter(self, run_id: str, path) -> None:
+        """Attach the LoRA adapter in ``path`` under ``run_id`` (does not switch to it)."""
+        from engine.runtime.adapters import check_adapter_base, read_adapter_config
+
+        path = Path(path)
+        cfg = read_adapter_config(path)
+        check_adapter_base(path, cfg, self._accepted_bases())
+        with self._lock:
+            if run_id in self._adapters:
+                if self._adapters[run_id][1] == path.resolve():
+                    return
+                self.unload_adapter(run_id)
+            name = f"a{len(self._adapters)}_{abs(hash(run_id)) % 10**8}"  # peft names may not hold '.'
+            try:
+                if self._peft is None:
+                    from peft import PeftModel
+
+                    self._peft = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
+                else:
+                    self._peft.load_adapter(str(path), adapter_name=name, is_trainable=False)
+            except (ValueError, KeyError, RuntimeError, OSError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UserError(f"cannot load adapter {path} ({first}); it may be damaged or for another model.") from None
+            self._peft.eval()
+            self._adapters[run_id] = (name, path.resolve())
+
+    def unload_adapter(self, run_id: str) -> None:
+        """Free an adapter's weights; if it was in use, replies go back to the base model."""
+        with self._lock:
+            name, _ = self._adapters.pop(run_id)
+            self._peft.delete_adapter(name)
+            if self._adapter == run_id:
+                self._adapter = None
+
+    def use_adapter(self, run_id: str | None) -> None:
+        """Make later replies use adapter ``run_id`` (None: the base model). No reload, instant."""
+        if run_id is not None and run_id not in self._adapters:
+            raise UserError(f"adapter {run_id!r} is not loaded; load it first (loaded: {', '.join(self._adapters) or 'none'}).")
+        self._adapter = run_id
+
+    def _generation_context(self, run_id: str | None):
+        """Under the lock: route the forward pass through ``run_id``'s adapter or none."""
+        if self._peft is None:
+            return self.model, contextlib.nullcontext()
+        if run_id is None:
+            return self._peft, self._peft.disable_adapter()
+        self._peft.set_adapter(self._adapters[run_id][0])
+        return self._peft, contextlib.nullcontext()
+
+    # -- generation -------------------------------------------------------------------------------
+    def _eos_ids(self) -> list[int]:
+        ids: list[int] = []
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        for value in (eos if isinstance(eos, list) else [eos]) + [self.tokenizer.eos_token_id]:
+            if isinstance(value, int) and value not in ids:
+                ids.append(value)
+        return ids
+
+    def prompt_messages(self, messages: list[dict], system_prompt: str | None = None) -> list[dict]:
+        """The chat as sent to the template: the system prompt first, then role/content pairs."""
+        system = self.profile.system_prompt if system_prompt is None else system_prompt
+        out = [{"role": "system", "content": system}] if system else []
+        for m in messages:
+            if m.get("role") == "system":
+                continue  # the system prompt comes from the profile or the caller, never twice
+            out.append({"role": m["role"], "content": m["content"]})
+        return out
+
+    def encode(self, messages: list[dict], system_prompt: str | None = None):
+        """Token ids (1 x n tensor) of the chat plus the opening of the assistant's turn."""
+        import jinja2
+
+        chat = self.prompt_messages(messages, system_prompt)
+        try:
+            text = self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        except jinja2.TemplateError as exc:
+            raise UserError(f"the chat template of {self.model_id!r} rejected this conversation ({exc}); "
+                            "set model.chat_template in the profile.") from None
+        return self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+
+    def stream(self, messages: list[dict], params: GenerationParams | None = None,
+               system_prompt: str | None = None):
+        """Start a reply in a background thread; iterate the returned Generation for text pieces."""
+        from engine.runtime.streaming import Generation
+
+        params = (params or GenerationParams.from_profile(self.profile)).checked()
+        seed = params.seed if params.seed is not None else random.SystemRandom().randrange(2**31)
+        system = self.profile.system_prompt if system_prompt is None else system_prompt
+        input_ids = self.encode(messages, system)
+        run_id = self._adapter
+        record = {
+            "profile": self.profile.name,
+            "model": self.model_id,
+            "revision": self.revision,
+            "adapter": run_id,
+            "system_prompt": system,
+            "params": params.recorded(),
+            "seed": seed,
+            "prompt_tokens": int(input_ids.shape[1]),
+            "completion_tokens": 0,
+            "ttft_s": None,
+            "tokens_per_s": 0.0,
+            "elapsed_s": 0.0,
+            "stopped": False,
+        }
+        kwargs = params.generate_kwargs()
+
+        def run(streamer, cancel, started) -> None:
+            import torch
+            from transformers import StoppingCriteriaList
+
+            with self._lock:
+                started()
+                target, context = self._generation_context(run_id)
+                ids = input_ids.to(self.model.device)
+                torch.manual_seed(seed)
+                with context, torch.inference_mode():
+                    target.generate(
+                        input_ids=ids,
+                        attention_mask=torch.ones_like(ids),
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([cancel]),
+                        eos_token_id=self._eos or None,
+                        pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+                        else (self._eos[0] if self._eos else None),
+                        **kwargs,
+                    )
+
+        def finish(gen) -> None:
+            if gen.stopped:
+                reason = "cancelled"
+            elif gen.record["completion_tokens"] >= params.max_new_tokens:
+                reason = "length"
+            else:
+                reason = "stop"
+            gen.record["finish_reason"] = reason
+
+        return Generation(self.tokenizer, record, run, finish)
+
+    def generate(self, messages: list[dict], params: GenerationParams | None = None,
+                 system_prompt: str | None = None) -> tuple[str, dict]:
+        """The whole reply at once: ``(text, record)``."""
+        gen = self.stream(messages, params, system_prompt)
+        text = gen.wait()
+        return text, gen.record
