@@ -90,6 +90,32 @@ def test_two_processes_append_concurrently_without_tearing(home):
         assert mine == [f"{tag}-{i}" for i in range(1000)]
 
 
+def test_reader_waits_for_a_writer_instead_of_seeing_half_a_record(home):
+    import fcntl
+    import threading
+    import time
+
+    log = FeedbackLog(home, "demo")
+    first = log.rate("m1", 1)
+    record = json.dumps({"v": 1, "id": "w" * 32, "ts": 2.0, "type": "rating", "message_id": "m2", "value": 1,
+                         "tags": [], "comment": None}).encode() + b"\n"
+    results = []
+    fd = os.open(log.path, os.O_WRONLY | os.O_APPEND)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a writer in the middle of its append
+        os.write(fd, record[:20])
+        reader = threading.Thread(target=lambda: results.append(FeedbackLog(home, "demo").read()))
+        reader.start()
+        time.sleep(0.3)  # give the reader every chance to read the half-written record
+        os.write(fd, record[20:])
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    reader.join(10)
+    assert results[0].problems == []
+    assert [e["id"] for e in results[0].events] == [first["id"], "w" * 32]
+
+
 def test_corrupt_lines_are_skipped_and_reported(home):
     log = FeedbackLog(home, "demo")
     first = log.rate("m1", 1)
