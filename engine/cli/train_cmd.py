@@ -98,7 +98,9 @@ def adapters_cmd(
             continue
         rep = runs.read_json(rd.report_json) if rd.finished else {}
         new = rep.get("eval", {}).get("new", {})
-        train_rows = sum(v.get("train", 0) for v in manifest.get("rows", {}).values() if isinstance(v, dict))
+        kinds = {"sft": "sft", "dpo": "pref", "kto": "kto"}
+        train_rows = sum(manifest.get("rows", {}).get(kinds.get(m, m), {}).get("train", 0)
+                         for m in set(manifest.get("plan", [])))
         status = ("promoted" if rep.get("promoted") else "refused") if rep else "unfinished"
         rows.append((("*" if rd.run_id == promoted else " "), rd.run_id, "+".join(manifest.get("plan", [])),
                      str(train_rows), str(rep.get("steps", "-")), _fmt(new.get("loss")),

@@ -17,16 +17,11 @@ from engine.profiles import Profile
 
 
 def resolve_model_path(profile: Profile, home: Home) -> str:
-    """Where transformers should load the base from: the demo dir, a local path, or a hub id (cache only
-    when offline)."""
-    if profile.is_demo:
-        from engine.demo import ensure_demo_model
+    """What transformers should load the base from (the runtime's rule: the demo dir, a local path, or a
+    hub id read from the cache when offline)."""
+    from engine.runtime.loading import resolve_source
 
-        return str(ensure_demo_model(home))
-    path = Path(profile.model.id).expanduser()
-    if path.exists():
-        return str(path)
-    return profile.model.id
+    return resolve_source(profile, home)[0]
 
 
 def train_device(profile: Profile) -> str:
