@@ -56,6 +56,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_time(value: Any) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float (a corrupted line) is no unix time
+        return False
+
+
 def _check(ok: bool, event: dict, field: str, expected: str) -> None:
     if not ok:
         kind = event.get("type", "?")
@@ -72,7 +81,7 @@ def validate(event: Any) -> dict[str, Any]:
     _check(event.get("type") in EVENT_TYPES, event, "type", "one of " + ", ".join(EVENT_TYPES))
     _check(_is_id(event.get("id")), event, "id", "a non-empty id string")
     ts = event.get("ts")
-    _check(isinstance(ts, (int, float)) and not isinstance(ts, bool) and math.isfinite(ts), event, "ts", "a unix time")
+    _check(_is_time(ts), event, "ts", "a unix time")
     _VALIDATORS[event["type"]](event)
     return event
 

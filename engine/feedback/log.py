@@ -311,7 +311,7 @@ def _parse_one(raw: bytes, path: str, lineno: int, result: ReadResult) -> None:
         return
     try:
         obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, or an int past Python's digit limit
         result.problems.append(Problem(path, lineno, "not valid JSON"))
         return
     if not isinstance(obj, dict):
