@@ -7,7 +7,7 @@ import asyncio
 from engine.feedback import FeedbackLog
 
 
-async def wait_for(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
+async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "condition") -> None:
     """Let the app run until ``condition()`` holds (fails the test after ``timeout`` seconds)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -17,7 +17,7 @@ async def wait_for(pilot, condition, timeout: float = 60.0, what: str = "conditi
         await pilot.pause(0.02)
 
 
-async def wait_idle(pilot, app, timeout: float = 60.0) -> None:
+async def wait_idle(pilot, app, timeout: float = 30.0) -> None:
     """Wait until the model is loaded and no reply is queued or generating."""
     await wait_for(pilot, lambda: app.lm is not None and not app.busy, timeout, "the app to be idle")
     await pilot.pause()
