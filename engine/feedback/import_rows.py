@@ -224,6 +224,8 @@ def plan_import(path: Path, fmt: str = "auto") -> tuple[list[dict], ImportResult
                 raise _RowError("is not UTF-8") from None
             except json.JSONDecodeError as exc:
                 raise _RowError(f"is not valid JSON ({exc.msg})") from None
+            except (ValueError, RecursionError):  # an int past Python's digit limit, or absurd nesting
+                raise _RowError("is not valid JSON (a number too long or nesting too deep)") from None
             if not isinstance(row, dict):
                 raise _RowError("is not a JSON object")
             if chosen_fmt is None:
