@@ -210,3 +210,27 @@ def test_log_file_removed_while_open_is_recreated(home):
 def test_profile_name_cannot_escape_the_home(home):
     with pytest.raises(UserError):
         FeedbackLog(home, "../other")
+
+
+def test_repeated_reads_see_appends_rewrites_and_completed_tails(home):
+    reader, writer = FeedbackLog(home, "demo"), FeedbackLog(home, "demo")
+    first = writer.rate("m1", 1)
+    assert reader.read().events == [first]
+    second = writer.rate("m2", 1)  # appended by another FeedbackLog (another TUI)
+    assert reader.read().events == [first, second]
+
+    record = json.dumps({"v": 1, "id": "t" * 32, "ts": 3.0, "type": "edit", "message_id": "m1", "content": "x"})
+    with open(writer.path, "ab") as f:
+        f.write(record[:10].encode())
+    result = reader.read()
+    assert result.events == [first, second] and [p.line for p in result.problems] == [3]
+    with open(writer.path, "ab") as f:  # the slow writer finishes its line
+        f.write(record[10:].encode() + b"\n")
+    result = reader.read()
+    assert [e["id"] for e in result.events] == [first["id"], second["id"], "t" * 32] and result.problems == []
+
+    other = {"v": 1, "id": "o" * 32, "ts": 4.0, "type": "rating", "message_id": "m9", "value": -1, "tags": []}
+    with open(writer.path, "r+b") as f:  # rewritten in place (same inode), e.g. by an editor
+        f.truncate(0)
+        f.write((json.dumps(other) + "\n").encode() * 5)
+    assert [e["id"] for e in reader.read().events] == ["o" * 32] * 5

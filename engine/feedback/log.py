@@ -98,6 +98,8 @@ class FeedbackLog:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
+        self._read_cache: dict[str, _FileCache] = {}  # see _read_cached
+        self._read_lock = threading.Lock()
 
     # ----------------------------------------------------------------- writing
     def append(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -249,9 +251,12 @@ class FeedbackLog:
             key = str(path)
             if until is not None and key not in until:
                 continue
-            limit = until.get(key) if until is not None else None
             try:
-                data = _locked_read(path, limit)
+                if until is None and not keep_bytes:
+                    with self._read_lock:
+                        self._read_cached(path, result)
+                    continue
+                data = _locked_read(path, until.get(key) if until is not None else None)
             except OSError as exc:
                 result.problems.append(Problem(key, 0, f"cannot read: {exc.strerror or exc}"))
                 continue
@@ -260,6 +265,63 @@ class FeedbackLog:
             if keep_bytes:
                 chunks.append(data[:end])
         return result, chunks
+
+    def _read_cached(self, path: Path, result: ReadResult) -> None:
+        """Parse only the bytes appended since the last read (the log is append-only); fall back to
+        a full read when the file was replaced, truncated or rewritten. Events are shared with the
+        cache: treat them as read-only."""
+        key = str(path)
+        cache = self._read_cache.get(key)
+        with open(path, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+            try:
+                st = os.fstat(f.fileno())
+                if cache is not None and not cache.still_valid(f.fileno(), st):
+                    cache = None
+                if cache is None:
+                    cache = _FileCache(st.st_dev, st.st_ino)
+                f.seek(cache.end)
+                data = f.read()
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        part = ReadResult()
+        end = parse_lines(data, key, part, first_line=cache.lines, report_torn=False)
+        cache.extend(part, data[:end], end)
+        self._read_cache[key] = cache
+        result.events.extend(cache.events)
+        result.problems.extend(cache.problems)
+        result.future_versions += cache.future_versions
+        result.end_offsets[key] = cache.end
+        if data[end:].strip():
+            result.problems.append(Problem(key, cache.lines + 1, TORN_REASON))
+
+
+@dataclass
+class _FileCache:
+    """What one file held up to ``end`` (the end of its last complete line) when last read."""
+
+    dev: int
+    ino: int
+    end: int = 0
+    lines: int = 0
+    tail: bytes = b""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    future_versions: int = 0
+
+    def still_valid(self, fd: int, st: os.stat_result) -> bool:
+        if (st.st_dev, st.st_ino) != (self.dev, self.ino) or st.st_size < self.end:
+            return False
+        return not self.tail or os.pread(fd, len(self.tail), self.end - len(self.tail)) == self.tail
+
+    def extend(self, part: ReadResult, complete: bytes, length: int) -> None:
+        self.events.extend(part.events)
+        self.problems.extend(part.problems)
+        self.future_versions += part.future_versions
+        self.lines += complete.count(b"\n")
+        self.end += length
+        if complete:
+            self.tail = (self.tail + complete)[-64:]
 
 
 def _locked_read(path: Path, limit: int | None) -> bytes:
@@ -272,13 +334,16 @@ def _locked_read(path: Path, limit: int | None) -> bytes:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def parse_lines(data: bytes, path: str, result: ReadResult) -> int:
+TORN_REASON = "torn last line (incomplete write), skipped"
+
+
+def parse_lines(data: bytes, path: str, result: ReadResult, first_line: int = 0, report_torn: bool = True) -> int:
     """Parse the complete lines of ``data`` into ``result``; return the offset after the last one.
 
     A trailing fragment without ``\\n`` is a torn record (a crash mid-append) and is reported.
     """
     end = data.rfind(b"\n") + 1
-    lineno = 0
+    lineno = first_line
     start = 0
     while start < end:
         stop = data.index(b"\n", start)
@@ -288,8 +353,8 @@ def parse_lines(data: bytes, path: str, result: ReadResult) -> int:
         if not raw.strip():
             continue
         _parse_one(raw, path, lineno, result)
-    if end < len(data) and data[end:].strip():
-        result.problems.append(Problem(path, lineno + 1, "torn last line (incomplete write), skipped"))
+    if report_torn and end < len(data) and data[end:].strip():
+        result.problems.append(Problem(path, lineno + 1, TORN_REASON))
     return end
 
 

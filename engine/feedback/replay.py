@@ -77,19 +77,28 @@ class Conversation:
             return self.explicit_title
         return default_title(self.messages)
 
+    def _index(self) -> tuple[dict[str, Message], dict[str | None, list[Message]]]:
+        """id -> message and parent id -> children, rebuilt only when ``messages`` changed size."""
+        cache = self.__dict__.get("_cache")
+        if cache is None or cache[0] != len(self.messages):
+            by_id: dict[str, Message] = {}
+            kids: dict[str | None, list[Message]] = {}
+            for m in self.messages:
+                by_id[m.id] = m
+                kids.setdefault(m.parent_id, []).append(m)
+            cache = self.__dict__["_cache"] = (len(self.messages), by_id, kids)
+        return cache[1], cache[2]
+
     def message(self, message_id: str) -> Message | None:
-        for m in self.messages:
-            if m.id == message_id:
-                return m
-        return None
+        return self._index()[0].get(message_id)
 
     def children(self, parent_id: str | None) -> list[Message]:
         """Siblings under ``parent_id`` (None: the conversation's first messages), creation order."""
-        return [m for m in self.messages if m.parent_id == parent_id]
+        return list(self._index()[1].get(parent_id, ()))
 
     def path_to(self, message_id: str) -> list[Message]:
         """The messages from the root down to ``message_id`` (inclusive); [] if it is not here."""
-        by_id = {m.id: m for m in self.messages}
+        by_id = self._index()[0]
         path = []
         cur = by_id.get(message_id)
         while cur is not None:
@@ -99,8 +108,8 @@ class Conversation:
 
     def leaves(self) -> list[Message]:
         """Messages with no children, in creation order (the ends of every branch)."""
-        parents = {m.parent_id for m in self.messages}
-        return [m for m in self.messages if m.id not in parents]
+        kids = self._index()[1]
+        return [m for m in self.messages if m.id not in kids]
 
 
 @dataclass
@@ -151,18 +160,28 @@ def replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
         msg_events[e["id"]] = e
         order.append(e["id"])
 
+    known: dict[str, bool] = {}  # message id -> its chain reaches a root inside its conversation
+
     def resolvable(mid: str) -> bool:
-        seen = set()
-        cur = msg_events[mid]
-        while cur["parent_id"] is not None:
-            if cur["id"] in seen:
-                return False
-            seen.add(cur["id"])
+        chain, cur, ok = [], msg_events[mid], True
+        while True:
+            if cur["id"] in known:
+                ok = known[cur["id"]]
+                break
+            if cur["id"] in chain:  # a cycle of parents
+                ok = False
+                break
+            chain.append(cur["id"])
+            if cur["parent_id"] is None:
+                break
             parent = msg_events.get(cur["parent_id"])
             if parent is None or parent["conversation_id"] != cur["conversation_id"]:
-                return False
+                ok = False
+                break
             cur = parent
-        return True
+        for c in chain:
+            known[c] = ok
+        return ok
 
     for mid in order:
         e = msg_events[mid]
