@@ -44,10 +44,14 @@ GeneratorFactory = Callable[[Profile, Home, Progress], Generator]
 
 
 def load_real_model(profile: Profile, home: Home, progress: Progress) -> Generator:
-    """The default factory: the engine runtime (heavy imports happen here, inside the worker)."""
+    """The default factory: the engine runtime (heavy imports happen here, inside the worker).
+
+    The base model only: the app loads the promoted adapter itself afterwards, so a broken adapter
+    leaves a working base model with a warning instead of no model at all.
+    """
     from engine.runtime import load_model
 
-    return load_model(profile, home, progress=progress)
+    return load_model(profile, home, progress=progress, adapter="base")
 
 
 def build_params(profile: Profile, **overrides: Any) -> Any:

@@ -99,8 +99,11 @@ class JudgingMixin:
         return True
 
     async def judge_regenerate(self, msg) -> None:
+        """A new sibling reply. A greedy profile would only repeat itself, so regenerations sample
+        (fresh seed, the profile's temperature); the record says so."""
         if self._can_generate():
-            await self.enqueue(ReplyJob(self._prompt_of(msg)))
+            overrides = {} if self.profile.generation.do_sample else {"do_sample": True}
+            await self.enqueue(ReplyJob(self._prompt_of(msg), overrides=overrides))
 
     async def judge_compare(self, msg) -> None:
         if not self._can_generate():
