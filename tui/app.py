@@ -288,7 +288,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         group = event.worker.group
         if group == "model":
-            self.status.loading = "model failed to load"
+            self.status.load_state = "model failed to load"
             self.show_error(f"The model of profile {self.profile.name!r} could not be loaded", text,
                             offer_demo=self.profile.name != "demo")
         elif group == "reply":

@@ -55,7 +55,7 @@ class RepliesMixin:
 
     # ---- loading ---------------------------------------------------------------------------------
     def start_loading(self) -> None:
-        self.status.loading = "loading model…"
+        self.status.load_state = "loading model…"
         self.load_generator(self.profile)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="model")
@@ -76,14 +76,14 @@ class RepliesMixin:
 
     def on_model_progress(self, message: ModelProgress) -> None:
         pct = f" {message.fraction * 100:.0f}%" if message.fraction is not None else ""
-        self.status.loading = f"loading {message.stage}{pct}"
+        self.status.load_state = f"loading {message.stage}{pct}"
 
     async def on_model_ready(self, message: ModelReady) -> None:
         if message.profile != self.profile.name:
             return  # a load for a profile the person has switched away from
         self.lm = message.generator
         self.loaded_adapters = {self.lm.adapter} if getattr(self.lm, "adapter", None) else set()
-        self.status.loading = ""
+        self.status.load_state = ""
         self.status.model = str(getattr(self.lm, "model_id", self.profile.model.id))
         self.status.device = str(getattr(self.lm, "device", ""))
         self.status.adapter = self.lm.adapter or "base"

@@ -16,7 +16,7 @@ class StatusBar(Static):
     model: reactive[str] = reactive("")
     adapter: reactive[str] = reactive("base")
     device: reactive[str] = reactive("")
-    loading: reactive[str] = reactive("")
+    load_state: reactive[str] = reactive("")
     """Empty once the model is ready; else e.g. 'loading weights 40%' or 'load failed'."""
     tokens_per_s: reactive[float | None] = reactive(None)
 
@@ -25,8 +25,8 @@ class StatusBar(Static):
                  f"adapter: {escape(self.adapter)}"]
         if self.device:
             parts.append(escape(self.device))
-        if self.loading:
-            parts.append(f"[yellow]{escape(self.loading)}[/yellow]")
+        if self.load_state:
+            parts.append(f"[yellow]{escape(self.load_state)}[/yellow]")
         if self.tokens_per_s is not None:
             parts.append(f"{self.tokens_per_s:.1f} tok/s")
         return " │ ".join(parts)
