@@ -219,3 +219,76 @@ def test_export_warns_about_skipped_lines(home, tmp_path, capsys):
     assert run("export", "-p", "alice", "-f", "sft", "-o", tmp_path / "s.jsonl") == 0
     err = capsys.readouterr().err
     assert "warning: 1 unreadable feedback line(s) skipped (events.jsonl:" in err
+
+
+# ---- property: whatever feedback a user gives, export -> import -> export is the identity -------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from engine.feedback.events import complete, validate  # noqa: E402
+from engine.feedback.import_rows import plan_import  # noqa: E402
+from engine.feedback.replay import replay  # noqa: E402
+from engine.feedback.rows import rows_for  # noqa: E402
+
+TEXT = st.text(alphabet=st.sampled_from(list("ab \n✓é\"")), max_size=5)
+
+
+@st.composite
+def feedback_events(draw):
+    events, replies = [], {}
+    for c in range(draw(st.integers(1, 3))):
+        conv, ids = f"c{c}", []
+        for i in range(draw(st.integers(1, 7))):
+            parent = draw(st.sampled_from([None] + ids))
+            role = draw(st.sampled_from(["user", "assistant", "assistant", "system"]))
+            ev = {"type": "message", "id": f"{conv}m{i}", "conversation_id": conv, "parent_id": parent,
+                  "role": role, "content": draw(TEXT)}
+            if role == "assistant" and draw(st.booleans()):
+                ev["generation"] = {"system_prompt": draw(st.sampled_from(["", "Be brief.", "Sé ✓"]))}
+            events.append(ev)
+            ids.append(ev["id"])
+            if role == "assistant":
+                replies.setdefault((conv, parent), []).append(ev["id"])
+    all_replies = [r for group in replies.values() for r in group]
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["rating", "edit", "choice"]))
+        if not all_replies:
+            break
+        target = draw(st.sampled_from(all_replies))
+        if kind == "rating":
+            events.append({"type": "rating", "message_id": target, "value": draw(st.sampled_from([-1, 0, 1]))})
+        elif kind == "edit":
+            events.append({"type": "edit", "message_id": target, "content": draw(TEXT)})
+        else:
+            group = next(g for g in replies.values() if target in g)
+            others = draw(st.lists(st.sampled_from(group), unique=True))
+            cands = [target] + [o for o in others if o != target]
+            events.append({"type": "choice", "chosen_id": target, "candidates": cands,
+                           "kind": draw(st.sampled_from(["regenerate", "compare", "best_of"]))})
+    return [validate(complete(e)) for e in events]
+
+
+@settings(max_examples=60, deadline=None)
+@given(feedback_events())
+def test_round_trip_property(events):
+    import tempfile
+    from pathlib import Path
+
+    state = replay(events)
+    assert state.problems == []
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt in ("sft", "preference", "unpaired"):
+            rows = [r.data for r in rows_for(state, fmt)]
+            for r in rows:
+                turns = r.get("messages", r.get("prompt"))
+                assert any(t["role"] == "user" for t in turns)
+                if fmt == "preference":
+                    assert r["chosen"] != r["rejected"]
+            if not rows:
+                continue
+            path = Path(tmp) / f"{fmt}.jsonl"
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            imported, result = plan_import(path)
+            assert result.format == fmt and result.rows == len(rows)
+            again = replay([validate(complete(e)) for e in imported])
+            assert [r.data for r in rows_for(again, fmt)] == rows

@@ -74,9 +74,9 @@ def _turns(value: Any, what: str) -> list[dict[str, str]]:
 def _split_system(turns: list[dict[str, str]], what: str) -> tuple[str, list[dict[str, str]]]:
     """A leading system turn becomes the system prompt; the rest must hold at least one turn."""
     system = ""
-    if turns and turns[0]["role"] == "system":
+    if turns and turns[0]["role"] == "system" and turns[0]["content"]:  # an empty one stays in the tree
         system, turns = turns[0]["content"], turns[1:]
-    if not turns:
+    if not any(t["role"] == "user" for t in turns):
         raise _RowError(f"{what!r} has no user turn")
     return system, turns
 

@@ -21,7 +21,8 @@ Unpaired (``prompt``, ``completion``, ``label``), identical rows deduplicated:
 The prompt of a row is the path from the root to the reply's parent: user and assistant turns with
 their final (edited) text, any system messages of the tree as they are, preceded by
 ``{"role": "system", "content": <generation.system_prompt>}`` when the reply's generation record has
-a non-empty system prompt. Pairs and SFT rows with identical chosen/rejected texts are dropped.
+a non-empty system prompt. Pairs with identical chosen/rejected texts are dropped. A reply with no
+user turn before it (e.g. an opening greeting) gives no rows: there is nothing it answers.
 """
 
 from __future__ import annotations
@@ -62,10 +63,15 @@ def prompt_for(conv: Conversation, reply: Message) -> list[dict[str, str]]:
     return out
 
 
+def _has_user_turn(conv: Conversation, reply: Message) -> bool:
+    return any(m.role == "user" for m in conv.path_to(reply.id))
+
+
 def _replies(state: State):
+    """Assistant replies with at least one user turn before them (a greeting is not an example)."""
     for conv in state.conversations.values():
         for m in conv.messages:
-            if m.role == "assistant":
+            if m.role == "assistant" and _has_user_turn(conv, m):
                 yield conv, m
 
 
@@ -100,7 +106,7 @@ def preference_rows(state: State) -> list[Row]:
     for conv in state.conversations.values():
         groups: dict[str | None, list[Message]] = {}
         for m in conv.messages:
-            if m.role != "assistant":
+            if m.role != "assistant" or not _has_user_turn(conv, m):
                 continue
             groups.setdefault(m.parent_id, []).append(m)
             if m.edited is not None:
