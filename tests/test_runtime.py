@@ -274,3 +274,27 @@ def test_missing_local_path_and_uncached_hub_model_are_user_errors(mhome, tmp_pa
     with pytest.raises(UserError) as err:
         load_model(hub, mhome)
     assert "tuneloop-test/not-a-real-model" in str(err.value) and "--profile demo" in str(err.value)
+
+
+def test_remote_code_in_a_model_folder_never_runs_unless_the_profile_trusts_it(mhome, demo_model_dir, tmp_path):
+    folder = tmp_path / "remote"
+    shutil.copytree(demo_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "configuration_x.XConfig", "AutoModelForCausalLM": "modeling_x.XModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    marker = tmp_path / "code-ran"
+    for name in ("configuration_x.py", "modeling_x.py"):
+        (folder / name).write_text(f"open({str(marker)!r}, 'w').write('yes')\n")
+    lm = load_model(_local_profile(folder), mhome)  # falls back to the built-in Llama classes
+    assert not marker.exists()
+    assert lm.generate(QUESTION, GenerationParams(max_new_tokens=2, do_sample=False))[1]["completion_tokens"] == 2
+
+
+def test_out_of_memory_while_loading_becomes_a_user_error(profile):
+    import torch
+
+    from engine.runtime.loading import _friendly
+
+    err = _friendly(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), profile, "x")
+    assert isinstance(err, UserError) and "out of memory" in str(err) and "builtin:demo" in str(err)
+    assert 'device = "cpu"' in str(err)

@@ -93,6 +93,11 @@ def _friendly(exc: BaseException, profile, source: str) -> UserError:
             f"out of memory loading {mid!r} on {profile.model.device}; close other programs, pick a smaller "
             f"model, or set model.device = \"cpu\"{_where(profile)}."
         )
+    if "trust_remote_code" in low and not profile.model.trust_remote_code:
+        return UserError(
+            f"model {mid!r} needs its own Python code to load; set model.trust_remote_code = true{_where(profile)} "
+            "only if you trust its authors."
+        )
     if "safetensors" in low and ("does not appear" in low or "no file named" in low or "not found" in low):
         return UserError(f"model {mid!r} has no safetensors weights; tuneloop loads safetensors only (pickle files can run code).")
     if isinstance(exc, (OSError, ValueError)) and not Path(source).exists():
