@@ -148,3 +148,37 @@ def test_future_version_events_are_ignored_by_replay(home):
     state = log.replay()
     assert state.messages[a["id"]].rating == 1
     assert state.future_versions == 1 and state.problems == []
+
+
+# ---- property: any schema-valid event sequence replays without crashing ------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from engine.feedback.events import complete, validate  # noqa: E402
+from engine.feedback.replay import replay  # noqa: E402
+from engine.feedback.rows import preference_rows, sft_rows, unpaired_rows  # noqa: E402
+
+IDS = st.sampled_from(["a", "b", "c", "d", "e"])
+CONVS = st.sampled_from(["c1", "c2"])
+EVENT = st.one_of(
+    st.fixed_dictionaries({"type": st.just("message"), "id": IDS, "conversation_id": CONVS,
+                           "parent_id": st.one_of(st.none(), IDS), "role": st.sampled_from(["user", "assistant"]),
+                           "content": st.text(max_size=3)}),
+    st.fixed_dictionaries({"type": st.just("rating"), "message_id": IDS, "value": st.sampled_from([-1, 0, 1])}),
+    st.fixed_dictionaries({"type": st.just("edit"), "message_id": IDS, "content": st.text(max_size=3)}),
+    st.builds(lambda ids, kind: {"type": "choice", "chosen_id": ids[0], "candidates": ids, "kind": kind},
+              st.lists(IDS, min_size=1, max_size=3, unique=True), st.sampled_from(["regenerate", "compare"])),
+    st.fixed_dictionaries({"type": st.just("title"), "conversation_id": CONVS, "title": st.text(max_size=3)}),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(EVENT, max_size=25))
+def test_any_valid_event_sequence_replays(events):
+    state = replay([validate(complete(e)) for e in events])  # duplicate ids, cycles, dangling references
+    for conv in state.conversations.values():
+        for m in conv.messages:
+            assert conv.path_to(m.id)[-1] is m and conv.path_to(m.id)[0].parent_id is None
+        assert isinstance(conv.title, str)
+    assert sum(m.picked for m in state.messages.values()) <= len(state.choices)
+    sft_rows(state), preference_rows(state), unpaired_rows(state)
