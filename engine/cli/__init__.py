@@ -38,6 +38,11 @@ _register_all()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: a UserError prints one sentence and exits 2, no traceback."""
+    import os
+
+    # Files the libraries write for us (Trainer checkpoints, PEFT adapter configs) are as private
+    # as the ones engine.home writes itself, whatever the user's umask.
+    os.umask(0o077)
     try:
         app(args=argv, prog_name="engine")
     except UserError as exc:
