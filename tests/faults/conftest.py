@@ -30,7 +30,7 @@ _SUMMARY_ORDER = (
     "disk-full runs checked",
     "promotion crashes survived",
     "path-escape attempts refused",
-    "network connections refused",
+    "network connection attempts (must be 0)",
 )
 
 

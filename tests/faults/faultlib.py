@@ -14,16 +14,17 @@ REPO_ROOT = FAULTS_DIR.parent.parent
 HELPERS_DIR = FAULTS_DIR / "helpers"
 
 
-def engine_env(home, *, guard_network: bool = False) -> dict:
+def engine_env(home, *, net_log: Path | None = None) -> dict:
     """Environment for a subprocess: offline, this home, the repo importable.
 
-    ``guard_network`` puts helpers/ (its sitecustomize.py refuses every non-Unix socket
-    connection) first on PYTHONPATH.
+    ``net_log``: put helpers/ first on PYTHONPATH, so its sitecustomize.py refuses every non-Unix
+    socket connection and logs each attempt to that file.
     """
     env = dict(os.environ)
     paths = [str(REPO_ROOT)]
-    if guard_network:
+    if net_log is not None:
         paths.insert(0, str(HELPERS_DIR))
+        env["TUNELOOP_NET_GUARD_LOG"] = str(net_log)
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env.update(
