@@ -154,10 +154,19 @@ class FeedbackLog:
                     if size and os.pread(fd, 1, size - 1) != b"\n":
                         data = b"\n" + data  # torn tail: start this record on a fresh line
                     view = memoryview(data)
-                    while view:  # one write in practice; loop only for a short write on a full disk
-                        n = os.write(fd, view)
-                        view = view[n:]
-                    os.fsync(fd)
+                    try:
+                        while view:  # one write in practice; loop only for a short write on a full disk
+                            n = os.write(fd, view)
+                            view = view[n:]
+                        os.fsync(fd)
+                    except OSError:
+                        # Full disk mid-write: cut the partial records off again so append_many stays
+                        # all or nothing (we hold the exclusive lock: nobody appended since).
+                        try:
+                            os.ftruncate(fd, size)
+                        except OSError:
+                            pass
+                        raise
                 finally:
                     fcntl.flock(fd, fcntl.LOCK_UN)
             except OSError as exc:
