@@ -298,3 +298,16 @@ def test_out_of_memory_while_loading_becomes_a_user_error(profile):
     err = _friendly(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), profile, "x")
     assert isinstance(err, UserError) and "out of memory" in str(err) and "builtin:demo" in str(err)
     assert 'device = "cpu"' in str(err)
+
+
+def test_profile_chat_template_replaces_the_tokenizers(mhome, tmp_path):
+    text = (
+        '[model]\nid = "builtin:demo"\ndevice = "cpu"\n'
+        "chat_template = \"{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\\n{% endfor %}"
+        "{% if add_generation_prompt %}[assistant] {% endif %}\"\n"
+    )
+    custom = parse_profile("custom", text, tmp_path / "custom.toml")
+    lm = load_model(custom, mhome)
+    prompt = lm.tokenizer.decode(lm.encode(QUESTION)[0])
+    assert prompt == "[system] You are a helpful assistant.\n[user] What is the capital of France?\n[assistant] "
+    assert lm.generate(QUESTION, GenerationParams(max_new_tokens=2, do_sample=False))[1]["completion_tokens"] == 2

@@ -38,6 +38,7 @@ class LoadedModel:
         self._peft = None  # peft.PeftModel wrapping self.model, once the first adapter is loaded
         self._adapters: dict[str, tuple[str, Path]] = {}  # run id -> (peft adapter name, folder)
         self._adapter: str | None = None
+        self._names = 0
         self._eos = self._eos_ids()
 
     # -- adapters ---------------------------------------------------------------------------------
@@ -69,7 +70,8 @@ class LoadedModel:
                 if self._adapters[run_id][1] == path.resolve():
                     return
                 self.unload_adapter(run_id)
-            name = f"a{len(self._adapters)}_{abs(hash(run_id)) % 10**8}"  # peft names may not hold '.'
+            self._names += 1
+            name = f"adapter{self._names}"  # peft names may not hold '.', run ids may
             try:
                 if self._peft is None:
                     from peft import PeftModel
