@@ -182,8 +182,10 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
             chat.action_move(delta)
         else:
             chat.focus()
-            if delta < 0 and chat.selected_id is None:
+            if chat.selected_id is None:
                 chat.action_move(delta)
+            else:
+                chat.select(chat.selected_id)  # bring it into view
 
     async def action_new_conversation(self) -> None:
         self.session.new_conversation()

@@ -139,7 +139,6 @@ class RepliesMixin:
         if job.target == "chat":
             if (view := self.chat.stream_view(job.key)) is not None:
                 await view.stream_to(message.text)
-                self.chat.follow()
         elif job.screen is not None and job.screen.is_attached:
             await job.screen.progress(job.target, message.text)
 

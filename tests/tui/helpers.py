@@ -44,3 +44,11 @@ async def send(pilot, text: str) -> None:
     app.composer.focus()
     app.composer.text = text
     await pilot.press("enter")
+
+
+def plain(widget) -> str:
+    """The text a widget shows on screen right now (its rendered lines)."""
+    from textual.geometry import Region
+
+    width, height = widget.size
+    return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, width, height)))

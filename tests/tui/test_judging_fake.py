@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from engine.adapters import set_promoted
 from tests.tui.fakes import FakeGenerator, factory
-from tests.tui.helpers import events, screen_text, send, wait_for, wait_idle
+from tests.tui.helpers import events, plain, screen_text, send, wait_for, wait_idle
 from tui.app import create_app
 from tui.screens.compare import CompareScreen
 from tui.screens.edit import EditScreen
@@ -174,9 +176,9 @@ async def test_loop_panel_shows_counts_and_adapter_eval(home):
         await pilot.press("plus", "f3")
         await wait_for(pilot, lambda: isinstance(app.screen, LoopScreen), what="loop panel")
         await pilot.pause()
-        stats = str(app.screen.query_one("#stats").render())
-        adapters = str(app.screen.query_one("#adapters").render())
-        assert "liked: 1" in stats
+        stats = plain(app.screen.query_one("#stats"))
+        adapters = plain(app.screen.query_one("#adapters"))
+        assert re.search(r"^liked\s+1\s+1\s*$", stats, re.M), stats
         assert "20260101-000000-sft" in adapters and "loss=1.25" in adapters
 
 

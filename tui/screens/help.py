@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -10,12 +12,26 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 
+def keys_table(sections: list[tuple[str, list[Binding]]], keymap: dict[str, str]) -> Table:
+    table = Table(box=None, expand=True, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("key", ratio=2, no_wrap=False)
+    table.add_column("what it does", ratio=5)
+    table.add_column("binding id", ratio=3, style="dim")
+    for title, bindings in sections:
+        table.add_row(Text(title, style="bold underline"), "", "")
+        for b in bindings:
+            key = keymap.get(b.id or "", b.key).replace(",", ", ")
+            table.add_row(key, b.tooltip or b.description, b.id or "")
+        table.add_row("", "", "")
+    return table
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,f1", "dismiss(None)", "Close", id="help.close")]
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90; max-width: 95%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    HelpScreen > VerticalScroll { width: 100; max-width: 95%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
     """
 
     def __init__(self, sections: list[tuple[str, list[Binding]]], keymap: dict[str, str]) -> None:
@@ -24,13 +40,7 @@ class HelpScreen(ModalScreen[None]):
         self.keymap = keymap
 
     def compose(self) -> ComposeResult:
-        lines = ["[b]tuneloop keys[/b]  (remap in home/config.toml, e.g. [keys] \"chat.like\" = \"plus\")", ""]
-        for title, bindings in self.sections:
-            lines.append(f"[b]{escape(title)}[/b]")
-            for b in bindings:
-                key = self.keymap.get(b.id or "", b.key)
-                what = b.tooltip or b.description
-                lines.append(f"  {escape(key):<28} {escape(what):<44} [dim]{escape(b.id or '')}[/dim]")
-            lines.append("")
+        intro = Text.assemble(("tuneloop keys", "bold"),
+                              "  — remap any of them in home/config.toml, e.g.\n  [keys]\n  \"chat.like\" = \"l\"\n")
         with VerticalScroll():
-            yield Static("\n".join(lines))
+            yield Static(Group(intro, keys_table(self.sections, self.keymap)), id="help-keys")

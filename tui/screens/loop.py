@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 
+from rich.console import Group
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -20,21 +23,29 @@ from engine.errors import UserError
 from engine.home import Home
 
 
-def stats_lines(home: Home, profile: str) -> list[str]:
+def stats_table(home: Home, profile: str):
+    """Counts as a table: one row per kind, columns "total" and "since last run"."""
     try:
         from engine.feedback.stats import feedback_stats
 
         stats = feedback_stats(home, profile)
     except (ImportError, UserError) as exc:
-        return [f"feedback counts unavailable: {exc}"]
-    lines: list[str] = []
-    for key, value in stats.items():
-        if isinstance(value, dict):
-            lines.append(f"[b]{escape(str(key).replace('_', ' '))}[/b]")
-            lines += [f"  {escape(str(k).replace('_', ' '))}: {escape(str(v))}" for k, v in value.items()]
-        else:
-            lines.append(f"{escape(str(key).replace('_', ' '))}: {escape(str(value))}")
-    return lines
+        return Text(f"feedback counts unavailable: {exc}")
+    total = stats.get("total") or {}
+    since = stats.get("since_last_run") or {}
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("")
+    table.add_column("total", justify="right")
+    table.add_column("since last run", justify="right")
+    for key, value in total.items():
+        table.add_row(str(key).replace("_", " "), str(value), str(since.get(key, "-")))
+    notes = []
+    last = stats.get("last_run")
+    notes.append(f"last training run: {last['run_id']}" if last else "no training run yet: everything is new")
+    if stats.get("problems"):
+        notes.append(f"{stats['problems']} problem(s) reading the log")
+    notes += list(stats.get("warnings") or [])
+    return Group(table, Text("\n".join(notes), style="dim"))
 
 
 def _fmt_eval(ev) -> str:
@@ -88,7 +99,7 @@ class LoopScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(f"[b]Feedback for {escape(self.profile)}[/b]")
-            yield Static("\n".join(stats_lines(self.home, self.profile)), id="stats")
+            yield Static(stats_table(self.home, self.profile), id="stats")
             yield Static("\n[b]Adapters[/b]")
             yield Static("\n".join(adapter_lines(self.home, self.profile)), id="adapters")
             yield Static("\n[dim]Esc closes[/dim]")

@@ -41,7 +41,7 @@ class ChatView(VerticalScroll, can_focus=True):
     ChatView { height: 1fr; }
     ChatView > MessageView.-selected { background: $boost; border-left: thick $accent; }
     ChatView:focus > MessageView.-selected { border-left: thick $warning; }
-    ChatView > MessageView.-user > .header { color: $secondary; }
+    ChatView > MessageView.-user > .header { color: $primary-lighten-3; }
     """
 
     @dataclass
@@ -54,6 +54,7 @@ class ChatView(VerticalScroll, can_focus=True):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.selected_id: str | None = None
+        self._pin_end = False  # keep the newest text in view as blocks render and replies stream
 
     # ---- state from the app --------------------------------------------------------------------
     def views(self) -> list[MessageView]:
@@ -81,18 +82,25 @@ class ChatView(VerticalScroll, can_focus=True):
             self.selected_id = assistants[-1] if assistants else (ids[-1] if ids else None)
         self._mark_selected()
         if entries[keep:]:
-            self.scroll_end(animate=False)
+            self.pin_end()
 
     async def begin_stream(self, key: str, header: str) -> MessageView:
         view = MessageView(Shown(None, "assistant", "", header), stream_key=key)
         await self.mount(view)
-        self.scroll_end(animate=False)
+        self.pin_end()
         return view
 
-    def follow(self) -> None:
-        """Keep the newest text in view while streaming, unless the person scrolled up to read."""
-        if self.max_scroll_y - self.scroll_y <= 2:
+    def pin_end(self) -> None:
+        """Follow the end of the conversation (Markdown blocks get their height a few frames later)."""
+        self._pin_end = True
+        self.scroll_end(animate=False)
+
+    def watch_virtual_size(self) -> None:
+        if self._pin_end:
             self.call_after_refresh(self.scroll_end, animate=False)
+
+    def on_mouse_scroll_up(self) -> None:
+        self._pin_end = False  # the person scrolls back to read: stop following
 
     async def end_streams(self) -> None:
         """Remove the streaming placeholder (the stored message replaces it on the next sync)."""
@@ -113,6 +121,7 @@ class ChatView(VerticalScroll, can_focus=True):
             view.set_class(view.message_id is not None and view.message_id == self.selected_id, "-selected")
 
     def select(self, message_id: str | None) -> None:
+        self._pin_end = False
         self.selected_id = message_id
         self._mark_selected()
         for view in self.views():

@@ -72,6 +72,8 @@ class MessageView(Vertical):
     MessageView { height: auto; padding: 0 1; margin: 0 0 1 0; }
     MessageView > .header { height: 1; color: $text-muted; }
     MessageView > Markdown { margin: 0; padding: 0; }
+    MessageView > Markdown > MarkdownBlock:last-child { margin-bottom: 0; }
+    MessageView MarkdownFence { margin: 0 0 1 0; }
     """
 
     def __init__(self, shown: Shown, *, stream_key: str | None = None) -> None:

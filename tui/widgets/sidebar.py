@@ -10,6 +10,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 NEW_ID = "__new__"
+TITLE_WIDTH = 21  # one line in the 24-column sidebar
 
 
 class Sidebar(OptionList):
@@ -29,7 +30,9 @@ class Sidebar(OptionList):
         self.clear_options()
         options = [Option("[b]+ New conversation[/b]", id=NEW_ID)]
         for conv in reversed(conversations):
-            title = conv.title or "(untitled)"
+            title = " ".join((conv.title or "(untitled)").split())
+            if len(title) > TITLE_WIDTH:
+                title = title[: TITLE_WIDTH - 1] + "…"
             options.append(Option(escape(title), id=conv.id))
         self.add_options(options)
         ids = [o.id for o in options]
