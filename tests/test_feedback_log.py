@@ -157,6 +157,8 @@ def test_invalid_events_are_refused_and_nothing_is_written(home):
         log.add_message("c1", None, "robot", "hi")
     with pytest.raises(ValueError, match="chosen_id"):
         log.choose("a", ["b", "c"], "regenerate")
+    with pytest.raises(InvalidEvent, match="'parent_id'"):  # every schema key is required, null or not
+        log.append({"type": "message", "conversation_id": "c1", "role": "user", "content": "hi"})
     assert not log.path.exists()
     log.rate("m1", 1)
     before = log.path.read_bytes()
@@ -175,7 +177,8 @@ def test_append_many_is_one_write_of_all_events(home):
 def test_all_jsonl_files_are_read_in_name_order(home):
     log = FeedbackLog(home, "demo")
     late = log.rate("m2", 1)
-    early = {"v": 1, "id": "e" * 32, "ts": 5.0, "type": "rating", "message_id": "m1", "value": -1, "tags": []}
+    early = {"v": 1, "id": "e" * 32, "ts": 5.0, "type": "rating", "message_id": "m1", "value": -1, "tags": [],
+             "comment": None}
     (log.dir / "2020-archive.jsonl").write_text(json.dumps(early) + "\n")
     (log.dir / "notes.txt").write_text("not a log file\n")
     assert [e["id"] for e in log.read().events] == [early["id"], late["id"]]
@@ -229,7 +232,8 @@ def test_repeated_reads_see_appends_rewrites_and_completed_tails(home):
     result = reader.read()
     assert [e["id"] for e in result.events] == [first["id"], second["id"], "t" * 32] and result.problems == []
 
-    other = {"v": 1, "id": "o" * 32, "ts": 4.0, "type": "rating", "message_id": "m9", "value": -1, "tags": []}
+    other = {"v": 1, "id": "o" * 32, "ts": 4.0, "type": "rating", "message_id": "m9", "value": -1, "tags": [],
+             "comment": None}
     with open(writer.path, "r+b") as f:  # rewritten in place (same inode), e.g. by an editor
         f.truncate(0)
         f.write((json.dumps(other) + "\n").encode() * 5)

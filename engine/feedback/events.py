@@ -35,12 +35,16 @@ def new_id() -> str:
 
 
 def complete(event: dict[str, Any]) -> dict[str, Any]:
-    """Return a copy of ``event`` with ``v``, ``id`` and ``ts`` filled in where missing."""
+    """Return a copy of ``event`` with ``v``, ``id`` and ``ts`` (and a rating's ``tags``/``comment``)
+    filled in where missing. On disk every key of the schema is required (see :func:`validate`)."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"a feedback event must be a JSON object, not {type(event).__name__}.")
     out = {"v": SCHEMA_VERSION, "id": new_id(), "ts": time.time()}
     out.update(event)
     # Fill-ins only when absent; an explicit None is a caller bug, reported by validate().
+    if out.get("type") == "rating":
+        out.setdefault("tags", [])
+        out.setdefault("comment", None)
     return out
 
 
@@ -88,7 +92,7 @@ def validate(event: Any) -> dict[str, Any]:
 
 def _message(e: dict) -> None:
     _check(_is_id(e.get("conversation_id")), e, "conversation_id", "an id string")
-    _check(e.get("parent_id") is None or _is_id(e.get("parent_id")), e, "parent_id", "an id string or null")
+    _check("parent_id" in e and (e["parent_id"] is None or _is_id(e["parent_id"])), e, "parent_id", "an id string or null")
     _check(e.get("role") in ROLES, e, "role", "system, user or assistant")
     _check(_is_str(e.get("content")), e, "content", "a string")
     gen = e.get("generation")
@@ -101,9 +105,9 @@ def _message(e: dict) -> None:
 def _rating(e: dict) -> None:
     _check(_is_id(e.get("message_id")), e, "message_id", "an id string")
     _check(_is_int(e.get("value")) and e.get("value") in RATING_VALUES, e, "value", "+1, -1 or 0")
-    tags = e.get("tags", [])
+    tags = e.get("tags")
     _check(isinstance(tags, list) and all(_is_str(t) for t in tags), e, "tags", "a list of strings")
-    _check(e.get("comment") is None or _is_str(e.get("comment")), e, "comment", "a string or null")
+    _check("comment" in e and (e["comment"] is None or _is_str(e["comment"])), e, "comment", "a string or null")
 
 
 def _edit(e: dict) -> None:
