@@ -259,6 +259,9 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
         path = model_mod.resolve_model_path(profile, home)
     tokenizer = model_mod.load_tokenizer(profile, path)
     base = model_mod.load_base(profile, path, dtype)
+    from transformers import set_seed
+
+    set_seed(settings.seed)  # a fresh LoRA's random init is part of what makes a run reproducible
     peft_model = model_mod.attach_adapter(base, profile, parent)
     out_dir = rd.checkpoints / f"{index + 1}-{method}"
     tb_dir = rd.root / "tensorboard" if opts.tensorboard else None

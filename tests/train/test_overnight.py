@@ -1,0 +1,147 @@
+"""Overnight safety: SIGKILL then --resume, SIGTERM saves and exits 3, time budget, multi-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import converse, run_engine
+
+from engine import adapters
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _feedback(log, n=3):
+    for i in range(n):
+        _, (reply,) = converse(log, f"Question number {i}?", [f"draft {i}"])
+        log.edit(reply["id"], f"The answer to question {i} is short.")
+
+
+def _start(home, *args) -> subprocess.Popen:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TUNELOOP_HOME=str(home.root), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "engine", "finetune", "--profile", "demo", *args], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_checkpoint(home, proc, timeout=300) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(home.runs_dir("demo").glob("*/checkpoints/*/checkpoint-*/COMPLETE"))
+        if found:
+            return found[0].parent
+        if proc.poll() is not None:
+            raise AssertionError("run ended before its first checkpoint:\n" + proc.stdout.read())
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("no checkpoint appeared")
+
+
+def _only_run(home):
+    (run_dir,) = [p for p in home.runs_dir("demo").iterdir() if p.is_dir()]
+    return run_dir
+
+
+@pytest.mark.slow
+def test_sigkill_after_first_checkpoint_then_resume_matches_an_uninterrupted_run(log, demo_home):
+    _feedback(log)
+    flags = ["--method", "sft", "--from", "base", "--max-steps", "8", "--save-steps", "2"]
+    proc = _start(demo_home, *flags)
+    ckpt = _wait_for_checkpoint(demo_home, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    run_dir = _only_run(demo_home)
+    assert not (run_dir / "report.json").exists() and not (run_dir / "adapter").exists()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+
+    # resume refuses changed settings and changed frozen data, naming what differs
+    code, out = run_engine("finetune", "--profile", "demo", "--resume", "--max-steps", "20",
+                           "--home", str(demo_home.root))
+    assert code == 2 and "--max-steps 20 differs" in out
+    frozen = run_dir / "data" / "sft.train.jsonl"
+    original = frozen.read_bytes()
+    frozen.write_bytes(original + b'{"messages": []}\n')
+    code, out = run_engine("finetune", "--profile", "demo", "--resume", "--home", str(demo_home.root))
+    assert code == 2 and "frozen data" in out and "changed" in out
+    frozen.write_bytes(original)
+
+    code, out = run_engine("finetune", "--profile", "demo", "--resume", "--home", str(demo_home.root))
+    assert code == 0, out
+    assert f"resuming run {run_dir.name}" in out and "resuming from checkpoint-" in out
+    resumed = json.loads((run_dir / "report.json").read_text())
+    assert resumed["steps"] == 8 and (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    steps_logged = {json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()}
+    assert set(range(1, 9)) <= steps_logged
+    code, out = run_engine("finetune", "--profile", "demo", "--resume", "--home", str(demo_home.root))
+    assert code == 2 and "no unfinished finetune run" in out
+
+    # the same command uninterrupted: same frozen data, same number of steps, (nearly) the same weights
+    code, out = run_engine("finetune", "--profile", "demo", *flags, "--home", str(demo_home.root))
+    assert code == 0, out
+    other = sorted(p for p in demo_home.runs_dir("demo").iterdir() if p.is_dir() and p != run_dir)[-1]
+    assert json.loads((other / "manifest.json").read_text())["data"] == manifest["data"]
+    assert json.loads((other / "report.json").read_text())["steps"] == 8
+
+    from safetensors.torch import load_file
+
+    a = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    b = load_file(other / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst < 1e-3, worst
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_complete_checkpoint_and_exits_3_with_how_to_resume(log, demo_home):
+    _feedback(log, 2)
+    proc = _start(demo_home, "--method", "sft", "--from", "base", "--max-steps", "400", "--save-steps", "200")
+    while not list(demo_home.runs_dir("demo").glob("*/metrics.jsonl")):  # training has started
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3, out
+    assert "stopped by SIGTERM" in out and "engine finetune --profile demo --resume" in out
+    run_dir = _only_run(demo_home)
+    from engine.train.runs import newest_complete_checkpoint
+
+    ckpt = newest_complete_checkpoint(run_dir / "checkpoints" / "1-sft")
+    assert ckpt is not None and int(ckpt.name.split("-")[1]) < 400
+    assert not (run_dir / "report.json").exists()
+
+
+def test_time_budget_stops_early_with_a_usable_adapter(log, demo_home):
+    _feedback(log, 2)
+    code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--max-steps", "500",
+                           "--time-budget", "1s", "--home", str(demo_home.root))
+    assert code == 0, out
+    assert "stopped early: time budget reached" in out
+    run_dir = _only_run(demo_home)
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["stopped"] == "time budget reached" and 1 <= report["steps"] < 500
+    assert report["eval"]["new"]  # the adapter was loaded from run_dir/adapter and evaluated
+    assert (run_dir / "adapter" / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_two_processes_data_parallel_get_one_run_and_a_promoted_adapter(log, demo_home):
+    _feedback(log, 4)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TUNELOOP_HOME=str(demo_home.root), OMP_NUM_THREADS="1")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "engine", "finetune", "--profile", "demo",
+                           "--method", "sft", "--max-steps", "6"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = _only_run(demo_home)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["world_size"] == 2
+    assert proc.stdout.count("PROMOTED") == 1  # only rank 0 reports
+    assert adapters.promoted_run(demo_home, "demo") == run_dir.name
+    assert json.loads((run_dir / "report.json").read_text())["steps"] == 6
