@@ -311,3 +311,20 @@ def test_profile_chat_template_replaces_the_tokenizers(mhome, tmp_path):
     prompt = lm.tokenizer.decode(lm.encode(QUESTION)[0])
     assert prompt == "[system] You are a helpful assistant.\n[user] What is the capital of France?\n[assistant] "
     assert lm.generate(QUESTION, GenerationParams(max_new_tokens=2, do_sample=False))[1]["completion_tokens"] == 2
+
+
+def test_out_of_memory_mid_reply_surfaces_as_a_user_error_and_frees_the_model(mhome, profile, monkeypatch):
+    import torch
+
+    lm = load_model(profile, mhome)  # a private instance: the fault below is injected into it only
+    real = lm.model.generate
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+    monkeypatch.setattr(lm.model, "generate", out_of_memory)  # a GPU OOM cannot happen on the CPU
+    gen = lm.stream(QUESTION)
+    with pytest.raises(UserError, match="out of memory"):
+        list(gen)
+    monkeypatch.setattr(lm.model, "generate", real)
+    assert lm.generate(QUESTION, GenerationParams(max_new_tokens=2, do_sample=False))[1]["completion_tokens"] == 2

@@ -17,6 +17,22 @@ from engine.errors import UserError
 from engine.runtime.params import GenerationParams
 
 
+@contextlib.contextmanager
+def _oom_as_user_error(model_id: str):
+    """Running out of GPU memory mid-reply is something the user can fix, not a crash."""
+    import torch
+
+    try:
+        yield
+    except (torch.OutOfMemoryError, RuntimeError) as exc:
+        if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+            raise UserError(
+                f"out of memory while {model_id!r} was replying; start a new conversation, lower "
+                "max_new_tokens, or use a smaller model."
+            ) from None
+        raise
+
+
 class LoadedModel:
     def __init__(self, *, model, tokenizer, profile, home, device: str, torch_dtype, revision: str,
                  path: Path | None = None) -> None:
@@ -175,7 +191,7 @@ class LoadedModel:
                 target, context = self._generation_context(run_id)
                 ids = input_ids.to(self.model.device)
                 torch.manual_seed(seed)
-                with context, torch.inference_mode():
+                with context, torch.inference_mode(), _oom_as_user_error(self.model_id):
                     target.generate(
                         input_ids=ids,
                         attention_mask=torch.ones_like(ids),
