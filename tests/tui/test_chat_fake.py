@@ -124,3 +124,56 @@ async def test_trust_remote_code_profile_shows_a_warning(home):
         await pilot.pause()
         warning = app.query_one("#warning")
         assert warning.display and "trust_remote_code" in str(warning.render())
+
+
+class _Exploding(FakeGenerator):
+    def stream(self, messages, params=None, system_prompt=None):
+        if len(self.calls) == 0:
+            self.calls.append({})
+            raise UserError("the model ran out of memory; try a smaller max_new_tokens.")
+        return super().stream(messages, params, system_prompt)
+
+
+async def test_a_failed_reply_shows_why_and_the_app_keeps_working(home):
+    app = create_app(home, "demo", factory(_Exploding(["works now"])))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        await send(pilot, "first")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error modal")
+        await pilot.pause()
+        assert "out of memory" in str(app.screen.query_one("#error-message").render())
+        await pilot.press("escape")
+        await wait_idle(pilot, app)
+        assert "generating" not in screen_text(app)
+        await pilot.press("ctrl+up", "r")  # the user message is selected: answer it again
+        await wait_idle(pilot, app)
+        assert [e["content"] for e in events(home, type_="message")] == ["first", "works now"]
+
+
+async def test_switch_profile_reloads_model_and_shows_that_profiles_log(home):
+    home.profiles_dir.mkdir(parents=True)
+    (home.profiles_dir / "other.toml").write_text('[model]\nid = "some/other-model"\n')
+    loads = []
+
+    def make(profile, home_, progress):
+        loads.append(profile.name)
+        return FakeGenerator([f"reply from {profile.name}"], model_id=profile.model.id)
+
+    app = create_app(home, "demo", make)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        await send(pilot, "hello demo")
+        await wait_idle(pilot, app)
+        await pilot.press("f5")
+        await pilot.pause()
+        names = [o.id for o in app.screen.query_one("#choices").options]
+        app.screen.query_one("#choices").highlighted = names.index("other")
+        await pilot.press("enter")
+        await wait_idle(pilot, app)
+        assert loads == ["demo", "other"]
+        assert "some/other-model" in str(app.query_one(StatusBar).render())
+        assert "hello demo" not in screen_text(app)
+        await send(pilot, "hello other")
+        await wait_idle(pilot, app)
+        assert [e["content"] for e in events(home, "other", "message")] == ["hello other", "reply from other"]
+        assert len(events(home, "demo", "message")) == 2

@@ -1,0 +1,47 @@
+"""The TUI's session view of the log: what it shows equals what a replay of the file gives."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from engine.feedback import FeedbackLog
+from tui.session import ChatSession
+
+
+def _snapshot(state):
+    convs = {c.id: (c.title, [m.id for m in c.messages]) for c in state.conversations.values()}
+    return convs, {mid: asdict(m) for mid, m in state.messages.items()}
+
+
+def test_in_memory_state_matches_a_replay_of_the_file(home):
+    s = ChatSession(home, "demo")
+    u = s.add_user("What is 2+2?")
+    a1 = s.add_reply(u.id, "5", {"seed": 1})
+    a2 = s.add_reply(u.id, "4", {"seed": 2})
+    assert [m.id for m in s.path()] == [u.id, a2.id]  # the newest sibling is shown
+    assert s.toggle_rating(a1.id, -1) == -1
+    s.rate(a2.id, 1, ["great"], "correct")
+    assert s.toggle_rating(a2.id, 1) == 0  # same thumb again clears (and drops the reasons)
+    s.edit(a1.id, "4, not 5")
+    s.pick(a2.id)
+    s.rename("Arithmetic")
+    u2 = s.add_user("Thanks")
+    assert u2.parent_id == a2.id
+    s.new_conversation()
+    s.add_user("another topic")
+
+    assert _snapshot(s.state) == _snapshot(FeedbackLog(home, "demo").replay())
+    assert s.message(a1.id).edited == "4, not 5" and s.message(a2.id).picked
+
+
+def test_shown_sibling_after_restart_is_the_picked_one(home):
+    s = ChatSession(home, "demo")
+    u = s.add_user("q")
+    first = s.add_reply(u.id, "one", {})
+    s.add_reply(u.id, "two", {})
+    s.pick(first.id)
+    s.step_sibling(first.id, 1)
+    assert s.path()[-1].content == "two"  # browsing does not change what is picked
+    again = ChatSession(home, "demo")
+    assert [m.content for m in again.path()] == ["q", "one"]
+    assert again.conversation_id == s.conversation_id
