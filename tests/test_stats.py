@@ -96,6 +96,10 @@ def test_cli_stats_table_json_and_warnings(home, capsys):
     assert data["total"]["sft_rows"] == 1 and data["since_last_run"]["sft_rows"] == 0
     assert data["last_run"]["run_id"] == "20260101-000000-sft" and data["problems"] == 1
 
+    log.rate("no-such-message", 1)
+    code, out, err = run(capsys, "stats", "-p", "demo")
+    assert "warning: 1 feedback event(s) refer to unknown messages and are ignored" in err and "no-such-message" in err
+
     code, out, err = run(capsys, "stats", "-p", "../x")
     assert code == 2 and "profile name" in err
 

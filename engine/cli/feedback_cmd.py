@@ -43,8 +43,9 @@ def export(
     if format not in FORMATS:
         raise UserError(f"unknown --format {format!r}: use sft, preference or unpaired.")
     result = FeedbackLog(home_of(home), profile).read()
-    _warn(result.warnings())
-    n = export_rows(replay(result), format, out, profile)
+    state = replay(result)
+    _warn(result.warnings() + state.warnings())
+    n = export_rows(state, format, out, profile)
     typer.echo(f"wrote {n} {format} row{'s' if n != 1 else ''} to {out}")
 
 

@@ -120,6 +120,15 @@ class State:
     """The effective (latest) choice of each sibling group, in the order they were made."""
     problems: list[Problem] = field(default_factory=list)
     future_versions: int = 0
+    replay_problems: int = 0
+    """How many of ``problems`` are events that refer to something unknown (the rest are bad lines)."""
+
+    def warnings(self) -> list[str]:
+        """One line about events that were ignored because they point at unknown messages."""
+        if not self.replay_problems:
+            return []
+        first = self.problems[-self.replay_problems].reason
+        return [f"{self.replay_problems} feedback event(s) refer to unknown messages and are ignored (first: {first})."]
 
 
 def default_title(messages: Iterable[Message]) -> str:
@@ -255,4 +264,5 @@ def replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
         for sibling in conv.children(choice.parent_id):
             sibling.picked = sibling.id == choice.chosen_id
     state.choices = list(latest_choice.values())
+    state.replay_problems = sum(1 for p in state.problems if p.path == "replay")
     return state

@@ -102,5 +102,5 @@ def feedback_stats(home: Home, profile: str, result: ReadResult | None = None) -
         "events": len(result.events),
         "problems": len(state.problems),
         "future_versions": result.future_versions,
-        "warnings": result.warnings(),
+        "warnings": result.warnings() + state.warnings(),
     }
