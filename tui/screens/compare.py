@@ -18,6 +18,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Markdown, Static
 
+from tui.widgets.message_view import MarkdownFeed
+
 SLOTS = ("A", "B")
 
 
@@ -47,7 +49,7 @@ class CompareScreen(ModalScreen[None]):
         super().__init__()
         self.sources = sources  # slot -> label, hidden until the pick
         self.message_ids: dict[str, str] = {}
-        self.texts: dict[str, str] = {s: "" for s in SLOTS}
+        self.feeds: dict[str, MarkdownFeed] = {}
         self.chosen: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -65,13 +67,14 @@ class CompareScreen(ModalScreen[None]):
         return all(s in self.message_ids for s in SLOTS)
 
     async def progress(self, slot: str, text: str) -> None:
-        if text != self.texts[slot]:
-            self.texts[slot] = text
-            await self.query_one(f"#body-{slot}", Markdown).update(text)
+        if slot not in self.feeds:
+            self.feeds[slot] = MarkdownFeed(self.query_one(f"#body-{slot}", Markdown))
+        await self.feeds[slot].show(text)
 
     async def finished(self, slot: str, message_id: str, text: str) -> None:
         self.message_ids[slot] = message_id
         await self.progress(slot, text)
+        await self.feeds[slot].stop()
         if self.ready:
             self.query_one("#hint", Static).update("Which reply is better? Press 1/a for A, 2/b for B, Esc to skip.")
         self.refresh_bindings()

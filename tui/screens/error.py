@@ -38,5 +38,8 @@ class ErrorScreen(ModalScreen[str | None]):
                     yield Button("Switch to the demo profile", id="demo", variant="primary")
                 yield Button("Close", id="close")
 
+    def on_mount(self) -> None:
+        self.query_one("#demo" if self.offer_demo else "#close", Button).focus()
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss("demo" if event.button.id == "demo" else None)

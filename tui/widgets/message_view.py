@@ -65,6 +65,33 @@ def header_text(message, index: int, count: int, show_original: bool = False) ->
     return " ".join(parts)
 
 
+class MarkdownFeed:
+    """Feeds a growing reply into a Markdown widget through a MarkdownStream (it batches fragments,
+    so a fast model does not queue one re-render per token). Takes the whole text so far each time."""
+
+    def __init__(self, markdown: Markdown) -> None:
+        self.markdown = markdown
+        self.text = ""
+        self._stream = None
+
+    async def show(self, text: str) -> None:
+        if text.startswith(self.text):
+            delta = text[len(self.text):]
+            if delta:
+                if self._stream is None:
+                    self._stream = Markdown.get_stream(self.markdown)
+                await self._stream.write(delta)
+        else:  # the decoder revised earlier text (rare with byte-level BPE): redraw once
+            await self.stop()
+            await self.markdown.update(text)
+        self.text = text
+
+    async def stop(self) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+
+
 class MessageView(Vertical):
     """A message on screen; ``message_id`` is None while its reply is still streaming."""
 
@@ -80,8 +107,7 @@ class MessageView(Vertical):
         super().__init__(classes=f"-{shown.role}")
         self.shown = shown
         self.stream_key = stream_key
-        self._streamed = ""
-        self._stream = None
+        self._feed: MarkdownFeed | None = None
 
     @property
     def message_id(self) -> str | None:
@@ -100,18 +126,11 @@ class MessageView(Vertical):
             await self.query_one(Markdown).update(shown.text)
 
     async def stream_to(self, text: str) -> None:
-        """Append what is new in ``text`` through a MarkdownStream (it batches fragments)."""
-        if self._stream is None:
-            self._stream = Markdown.get_stream(self.query_one(Markdown))
-        delta = text[len(self._streamed):] if text.startswith(self._streamed) else None
-        if delta is None:  # the runtime rewrote earlier text (rare with byte-level BPE): redraw
-            await self.stop_stream()
-            await self.query_one(Markdown).update(text)
-        elif delta:
-            await self._stream.write(delta)
-        self._streamed = text
+        """Show the reply streamed so far."""
+        if self._feed is None:
+            self._feed = MarkdownFeed(self.query_one(Markdown))
+        await self._feed.show(text)
 
     async def stop_stream(self) -> None:
-        if self._stream is not None:
-            await self._stream.stop()
-            self._stream = None
+        if self._feed is not None:
+            await self._feed.stop()
