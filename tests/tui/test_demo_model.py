@@ -71,3 +71,41 @@ async def test_chat_judge_regenerate_pick_and_restart(short_demo):
         assert str(sidebar.get_option_at_index(1).prompt) == "Tell me about Python."
         await pilot.press("ctrl+up", "right")
         assert "‹2/2›" in screen_text(restarted) and "★" not in screen_text(restarted)
+
+
+def _lora_run(home, run_id: str) -> None:
+    """A real, non-trivial LoRA adapter for the demo model, saved where a finished run keeps it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(home.demo_model_dir)
+    torch.manual_seed(0)
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
+    model.peft_config["default"].base_model_name_or_path = "builtin:demo"
+    model.save_pretrained(home.run_dir("demo", run_id) / "adapter", save_embedding_layers=False)
+
+
+async def test_promoted_adapter_replies_and_a_switch_to_base_is_recorded(short_demo):
+    from engine.adapters import set_promoted
+
+    home = short_demo
+    run = "20260101-000000-sft"
+    _lora_run(home, run)
+    set_promoted(home, "demo", run)
+    app = create_app(home, "demo")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app, timeout=120)
+        assert f"adapter: {run}" in str(app.query_one("#status").render())
+        await send(pilot, "Hello")
+        await wait_idle(pilot, app)
+        with_adapter = events(home, type_="message")[-1]
+        assert with_adapter["generation"]["adapter"] == run
+        await pilot.press("f4")
+        await pilot.pause()
+        await pilot.press("home", "enter")  # "base model (no adapter)" is first
+        await wait_for(pilot, lambda: "adapter: base" in str(app.query_one("#status").render()), what="switch")
+        await pilot.press("ctrl+up", "r")
+        await wait_idle(pilot, app)
+        base = events(home, type_="message")[-1]
+        assert base["generation"]["adapter"] is None and base["parent_id"] == with_adapter["parent_id"]
