@@ -54,8 +54,15 @@ class FinetuneResult:
 
 def _quiet_libraries() -> None:
     """Our progress display replaces the libraries' own bars (dataset mapping, weight loading)."""
+    import warnings
+
     import datasets
     import transformers
+
+    # deprecation notices from the libraries and peft's "no config in builtin:demo" (our base id is a
+    # profile id, not a hub path) say nothing a user can act on
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="Could not find a config file in")
 
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()

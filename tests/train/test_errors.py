@@ -1,0 +1,66 @@
+"""Problems a user can cause end in one sentence and exit 2, before any run directory exists."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import pytest
+from conftest import converse, run_engine
+
+from engine import adapters
+from engine.errors import UserError
+from engine.home import ensure_dir
+from engine.train import runs
+
+
+def _no_runs(home, profile="demo"):
+    root = home.runs_dir(profile)
+    return not root.exists() or not [p for p in root.iterdir() if p.is_dir() and p.name[0].isdigit()]
+
+
+def test_promoted_adapter_of_another_base_is_refused(log, demo_home):
+    _, (reply,) = converse(log, "Hi?", ["Hello."])
+    log.rate(reply["id"], 1)
+    fake = demo_home.run_dir("demo", "20200101-000000-sft") / "adapter"
+    ensure_dir(fake)
+    (fake / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct"}))
+    adapters.set_promoted(demo_home, "demo", "20200101-000000-sft")
+    code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--home", str(demo_home.root))
+    assert code == 2 and "was trained on 'Qwen/Qwen2.5-0.5B-Instruct'" in out and "--from base" in out
+    assert "Traceback" not in out
+
+
+def test_missing_base_model_is_one_sentence(home):
+    ensure_dir(home.profiles_dir)
+    (home.profiles_dir / "gone.toml").write_text('[model]\nid = "/nonexistent/model-dir"\n[train]\nmin_rows = 1\n')
+    from engine.feedback import FeedbackLog
+
+    _, (reply,) = converse(FeedbackLog(home, "gone"), "Hi?", ["Hello."])
+    FeedbackLog(home, "gone").rate(reply["id"], 1)
+    code, out = run_engine("finetune", "--profile", "gone", "--method", "sft", "--home", str(home.root))
+    assert code == 2 and "/nonexistent/model-dir" in out and "Traceback" not in out
+    assert _no_runs(home, "gone")
+
+
+def test_bad_flags_are_refused_before_anything_runs(log, demo_home):
+    code, out = run_engine("finetune", "--profile", "demo", "--time-budget", "soon", "--home", str(demo_home.root))
+    assert code == 2 and "write it like 6h, 90m, 30s" in out
+    code, out = run_engine("finetune", "--profile", "demo", "--learning-rate", "3", "--home", str(demo_home.root))
+    assert code == 2 and "--learning-rate 3.0 must be between 0 and 1" in out
+    code, out = run_engine("finetune", "--profile", "demo", "--method", "ppo", "--home", str(demo_home.root))
+    assert code == 2 and "'ppo' is not one of" in out
+    assert _no_runs(demo_home)
+
+
+def test_full_disk_while_publishing_leaves_no_adapter(tmp_path, monkeypatch):
+    target = tmp_path / "adapter"
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(UserError, match="is full .* free some space and run again with --resume"):
+        with runs.publish_dir(target) as tmp:
+            (tmp / "adapter_config.json").write_text("{}")
+            monkeypatch.setattr(runs.os, "rename", full)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
