@@ -177,3 +177,21 @@ async def test_switch_profile_reloads_model_and_shows_that_profiles_log(home):
         await wait_idle(pilot, app)
         assert [e["content"] for e in events(home, "other", "message")] == ["hello other", "reply from other"]
         assert len(events(home, "demo", "message")) == 2
+
+
+async def test_command_palette_offers_profile_and_adapter_switching(home):
+    from tui.screens.choose import ChooseScreen
+
+    app = create_app(home, "demo", factory(FakeGenerator()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Switch profile", "Switch adapter", "Feedback and adapters", "Rename conversation"} <= set(titles)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Switch adapter")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChooseScreen), what="adapter list")
+        await pilot.pause()
+        assert [o.id for o in app.screen.query_one("#choices").options] == ["__base__"]
