@@ -41,3 +41,43 @@ def engine_env(home, *, net_log: Path | None = None) -> dict:
 def engine_cmd(*args: str) -> list[str]:
     """The ``engine`` CLI as a subprocess argv, through the same interpreter as the tests."""
     return [sys.executable, "-m", "engine", *args]
+
+
+def make_adapter(home, profile: str, run_id: str, base: str = "builtin:demo", seed: int = 0,
+                 weights: str = "safetensors") -> Path:
+    """A real, non-trivial LoRA adapter for the demo model at ``runs/<profile>/<run_id>/adapter``.
+
+    ``base`` is written as its ``base_model_name_or_path``; ``weights="pickle"`` saves it as
+    ``adapter_model.bin`` only (what tuneloop must refuse).
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from engine.home import ensure_dir
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(str(home.demo_model_dir), use_safetensors=True)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                  init_lora_weights=False))
+    out = ensure_dir(home.run_dir(profile, run_id)) / "adapter"
+    peft_model.save_pretrained(str(out), safe_serialization=(weights == "safetensors"))
+    cfg_path = out / "adapter_config.json"
+    import json
+
+    cfg = json.loads(cfg_path.read_text())
+    cfg["base_model_name_or_path"] = base
+    cfg_path.write_text(json.dumps(cfg))
+    return out
+
+
+def record_edit(home, profile: str = "demo", question: str = "What is the capital of France?",
+                edited: str = "Paris is the capital of France.") -> None:
+    """One conversation whose reply the user corrected: enough for ``engine finetune --method sft``."""
+    from engine.feedback import FeedbackLog
+
+    log = FeedbackLog(home, profile)
+    user = log.add_message("conv-edit", None, "user", question)
+    reply = log.add_message("conv-edit", user["id"], "assistant", "I like turtles.",
+                            generation={"system_prompt": "You are a helpful assistant."})
+    log.edit(reply["id"], edited)
