@@ -1,0 +1,171 @@
+"""Decode overhead: tokens/s of a reply through the tuneloop runtime (``lm.stream``) and through
+the headless TUI, each divided by plain ``model.generate`` on the same model and prompt.
+
+All three use one loaded model (the TUI gets the very ``LoadedModel`` the runtime path uses, through
+``create_app``'s generator factory), greedy decoding and the same token count: the runtime and the
+TUI run the profile's greedy settings, and plain generate is forced to the count they produced
+(``min_new_tokens = max_new_tokens``). Each repetition runs the three back to back in a rotating
+order; the ratios are per repetition, then the median. Timings:
+
+* plain: the ``model.generate`` call on pre-tokenized ids, under ``torch.inference_mode``;
+* runtime: from ``lm.stream(...)`` (chat template + tokenize + worker thread) to the end of iteration;
+* TUI: from the Enter key reaching the app to the reply-finished message being dispatched
+  (the reply is streamed into the Markdown view and saved to the feedback log on the way).
+
+Two models: the demo model, and a random-weight model of Qwen2.5-0.5B's shape (fewer layers on
+CPU, said in the output) so that per-token compute dominates. Targets: runtime >= 0.97, TUI >= 0.95.
+
+    python -m bench.decode [--quick] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+from bench.common import (QWEN25_05B, Row, build_random_model_dir, describe_shape, finish, median, now,
+                          parse_args, set_threads, temp_home, write_profile)
+
+BENCH = "decode"
+PROMPT = "Tell me a long story about a robot who learns to paint, with many details."
+
+
+def plain_generate(lm, n_tokens: int) -> float:
+    """Seconds for ``model.generate`` to produce exactly ``n_tokens`` greedy tokens."""
+    import torch
+
+    ids = lm.encode([{"role": "user", "content": PROMPT}])
+    eos = lm.tokenizer.eos_token_id
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else eos
+    with torch.inference_mode():
+        t0 = now()
+        out = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                temperature=None, top_p=None, top_k=None, max_new_tokens=n_tokens,
+                                min_new_tokens=n_tokens, eos_token_id=eos, pad_token_id=pad)
+        elapsed = now() - t0
+    made = out.shape[1] - ids.shape[1]
+    if made != n_tokens:
+        raise RuntimeError(f"plain generate made {made} tokens, not {n_tokens}")
+    return elapsed
+
+
+def greedy_toml(n_tokens: int) -> str:
+    return f"\n[generation]\ndo_sample = false\nmax_new_tokens = {n_tokens}\nseed = 0\n"
+
+
+def runtime_stream(lm) -> tuple[float, int]:
+    """Seconds from ``lm.stream`` (the profile's greedy settings, as the TUI calls it) to the end of
+    iteration, and the tokens it produced."""
+    t0 = now()
+    gen = lm.stream([{"role": "user", "content": PROMPT}])
+    for _piece in gen:
+        pass
+    elapsed = now() - t0
+    return elapsed, int(gen.record["completion_tokens"])
+
+
+async def tui_reply(lm, profile_name: str, model_id: str, n_tokens: int) -> tuple[float, int, float]:
+    """Seconds from Enter to the reply-finished message in a fresh app (fresh home, same model)."""
+    from bench.tui_harness import MessageClock, create_app, send, wait_model_ready, wait_reply
+    from engine.feedback import FeedbackLog
+
+    with temp_home() as home:
+        write_profile(home, profile_name, model_id, greedy_toml(n_tokens))
+        clock = MessageClock()
+        app = create_app(home, profile_name, lambda profile, home_, progress: lm)
+        async with app.run_test(size=(100, 40), message_hook=clock) as pilot:
+            await wait_model_ready(app, clock, timeout=120)
+            await pilot.pause()
+            t0 = await send(pilot, PROMPT)
+            t_done = await wait_reply(clock, 0, timeout=600)
+            await pilot.pause()
+            await asyncio.sleep(0.1)
+        replies = [m for m in FeedbackLog(home, profile_name).replay().messages.values() if m.role == "assistant"]
+    if len(replies) != 1:
+        raise RuntimeError(f"the TUI saved {len(replies)} replies, expected 1")
+    first = clock.times.get("ReplyProgress", [t_done])[0]
+    return t_done - t0, int(replies[0].generation["completion_tokens"]), first - t0
+
+
+def measure_model(label: str, profile_name: str, model_id: str, home, n_tokens: int, reps: int,
+                  detail: str) -> tuple[list[Row], dict]:
+    from engine.profiles import load_profile
+    from engine.runtime import load_model
+
+    write_profile(home, profile_name, model_id, greedy_toml(n_tokens))
+    profile = load_profile(profile_name, home)
+    if profile.generation.do_sample or profile.generation.max_new_tokens != n_tokens:
+        raise RuntimeError(f"profile {profile_name} did not take the greedy settings")
+    lm = load_model(profile, home, adapter=None)
+
+    # warm-up (first calls allocate caches and compile kernels) and the token count greedy reaches
+    _, made = runtime_stream(lm)
+    plain_generate(lm, made)
+    asyncio.run(tui_reply(lm, profile_name, model_id, n_tokens))
+
+    runs: dict[str, list[float]] = {"plain": [], "runtime": [], "tui": []}
+    counts: dict[str, list[int]] = {"runtime": [], "tui": []}
+    tui_first: list[float] = []
+    order = ["plain", "runtime", "tui"]
+    for rep in range(reps):
+        for path in order[rep % 3:] + order[:rep % 3]:  # rotate so no path always runs first
+            if path == "plain":
+                runs["plain"].append(made / plain_generate(lm, made))
+            elif path == "runtime":
+                t, k = runtime_stream(lm)
+                runs["runtime"].append(k / t)
+                counts["runtime"].append(k)
+            else:
+                t, k, first = asyncio.run(tui_reply(lm, profile_name, model_id, n_tokens))
+                runs["tui"].append(k / t)
+                tui_first.append(first)
+                counts["tui"].append(k)
+    for path, ks in counts.items():
+        if any(k != made for k in ks):
+            raise RuntimeError(f"{path} produced {sorted(set(ks))} tokens, plain {made}: not comparable")
+    rt = [r / p for r, p in zip(runs["runtime"], runs["plain"])]
+    tui = [r / p for r, p in zip(runs["tui"], runs["plain"])]
+    base = f"{label}, {made} tokens, median of {reps}; plain {median(runs['plain']):.1f} tok/s"
+    rows = [
+        Row(BENCH, f"runtime / plain generate ({label})", median(rt), target=">= 0.97", unit="x",
+            detail=f"{base}, runtime {median(runs['runtime']):.1f} tok/s; {detail}"),
+        Row(BENCH, f"TUI / plain generate ({label})", median(tui), target=">= 0.95", unit="x",
+            detail=f"{base}, TUI {median(runs['tui']):.1f} tok/s (Enter to first piece on screen "
+                   f"{median(tui_first) * 1000:.0f} ms); {detail}"),
+    ]
+    return rows, {"label": label, "tokens": made, "tok_per_s": runs, "ratios": {"runtime": rt, "tui": tui}}
+
+
+def run(quick: bool, layers: int) -> tuple[list[Row], dict]:
+    threads = set_threads()
+    reps = 2 if quick else 5
+    rows: list[Row] = []
+    meta: dict = {"models": [], "notes": [f"torch threads: {threads}, OMP_WAIT_POLICY="
+                                          f"{os.environ.get('OMP_WAIT_POLICY')}; the machine is shared, so "
+                                          "ratios come from back-to-back runs"]}
+    with temp_home() as home:
+        r, m = measure_model("demo model", "benchdemo", "builtin:demo", home, 64 if quick else 256, reps,
+                             "tiny model: per-token Python overhead dominates")
+        rows += r
+        meta["models"].append(m)
+        with tempfile.TemporaryDirectory(prefix="tuneloop-bench-qwen-") as tmp:
+            path = build_random_model_dir(Path(tmp) / "qwen", QWEN25_05B, layers)
+            shape = describe_shape(QWEN25_05B, layers)
+            r, m = measure_model("Qwen2.5-0.5B shape", "benchqwen", str(path), home, 16 if quick else 48,
+                                 reps, f"random weights, fp32 CPU, {shape}")
+            rows += r
+            meta["models"].append(m)
+    return rows, meta
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    args = parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
+        "--layers", type=int, default=4, help="layers of the Qwen2.5-0.5B-shaped model (24 = full; CPU default 4)"))
+    rows, meta = run(args.quick, args.layers)
+    return finish(BENCH, rows, args, meta)
+
+
+if __name__ == "__main__":
+    main()
