@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import SYSTEM, converse, run_engine
 
 from engine import adapters
@@ -13,6 +15,7 @@ QUESTION = "What is the capital of France?"
 EDITED = "Paris is the capital of France."
 
 
+@pytest.mark.slow
 def test_edit_then_finetune_sft_makes_the_model_answer_with_the_edit(log, demo_home):
     _, (reply,) = converse(log, QUESTION, ["I like turtles and rain."])
     log.edit(reply["id"], EDITED)
@@ -69,6 +72,19 @@ def test_edit_then_finetune_sft_makes_the_model_answer_with_the_edit(log, demo_h
     assert code == 0 and adapters.promoted_run(demo_home, "demo") == run_id
     code, out = run_engine("adapters", "--profile", "demo", "use", "19990101-000000-sft", "--home", str(demo_home.root))
     assert code == 2 and "no finished adapter" in out
+
+    # the next run keeps training the promoted adapter (DPO on the edit-over-original pair)
+    code, out = run_engine("finetune", "--profile", "demo", "--method", "dpo", "--max-steps", "2",
+                           "--home", str(demo_home.root))
+    assert code == 0, out
+    second = adapters.run_ids(demo_home, "demo")[-1]
+    manifest = json.loads((demo_home.run_dir("demo", second) / "manifest.json").read_text())
+    assert second != run_id and manifest["parent_adapter"] == run_id and manifest["from"] == "promoted"
+    saved = sorted(p.name for p in (demo_home.run_dir("demo", second) / "adapter").iterdir())
+    assert saved == ["README.md", "adapter_config.json", "adapter_model.safetensors"] or saved == [
+        "adapter_config.json", "adapter_model.safetensors"]  # only the trained adapter, not DPO's frozen reference
+    report = json.loads((demo_home.run_dir("demo", second) / "report.json").read_text())
+    assert report["current_run"] == run_id and report["parent_adapter"] == run_id
 
 
 def test_too_little_data_exits_2_without_a_run_dir(log, demo_home):
