@@ -128,6 +128,11 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
 
     model_path = resolve_model_path(profile, home)
     load_tokenizer(profile, model_path)  # a missing model fails here, before a run dir exists
+    revision = profile.model.revision
+    if revision is None and Path(model_path).is_dir():
+        from engine.runtime.loading import local_revision
+
+        revision = local_revision(Path(model_path))
     rd = runs.RunDir.create(home, profile.name, "-".join(stages))
     lock.update(rd.run_id)
     split = data.split_conversations(snap.rows.conversations(), settings.eval_fraction, settings.seed)
@@ -139,7 +144,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "created": time.time(),
         "profile": profile.name,
         "profile_path": str(profile.path) if profile.path else None,
-        "base_model": {"id": profile.model.id, "revision": profile.model.revision, "path": model_path},
+        "base_model": {"id": profile.model.id, "revision": revision, "path": model_path},
         "from": opts.start_from,
         "parent_adapter": parent_id,
         "parent_adapter_path": str(parent_path) if parent_path else None,
@@ -276,6 +281,8 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     args = trainer_args.common_args(settings, out_dir, use_cpu, dtype, tb_dir)
     run_cb = RunCallback(rd.metrics, method, stop, deadline, settings.save_minutes)
     progress = ProgressCallback(method, deadline, stream=sys.stderr)
+    batching = (sft.padding_free_choice(peft_model, settings.padding_free)[1] if method == "sft"
+                else "padded batches (TRL supports padding-free only for SFT)")
     trainer = recipe.build(peft_model, tokenizer, rows, settings, args, [run_cb, progress])
     trainer_args.strip_default_printer(trainer)
     ckpt = runs.newest_complete_checkpoint(out_dir)
@@ -299,7 +306,7 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
             with runs.publish_dir(sdir / "adapter") as tmp:
                 model_mod.save_adapter(trainer.model, profile, tmp)
             runs.write_json(sdir / runs.COMPLETE_MARKER, {"steps": global_step, "stopped_by": stopped_by,
-                                                          "ts": time.time()})
+                                                          "ts": time.time(), "batching": batching})
 
         runs.on_main(save)
         runs.barrier()

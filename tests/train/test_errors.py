@@ -64,3 +64,15 @@ def test_full_disk_while_publishing_leaves_no_adapter(tmp_path, monkeypatch):
             (tmp / "adapter_config.json").write_text("{}")
             monkeypatch.setattr(runs.os, "rename", full)
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_tensorboard_flag_needs_the_package(log, demo_home):
+    try:
+        import tensorboard  # noqa: F401
+
+        pytest.skip("tensorboard is installed here; the refusal only applies without it")
+    except ImportError:
+        pass
+    code, out = run_engine("finetune", "--profile", "demo", "--tensorboard", "--home", str(demo_home.root))
+    assert code == 2 and "pip install 'tuneloop[plots]'" in out
+    assert _no_runs(demo_home)
