@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import shutil
 import sys
 import time
@@ -296,6 +297,11 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise runs.disk_full_error(exc, rd.root) from None
+        raise
+    except RuntimeError as exc:
+        # torch.save reports a full disk as RuntimeError("... iostream error" / "file write failed").
+        if shutil.disk_usage(rd.root).free < 64 * 1024 * 1024:
+            raise runs.disk_full_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), rd.root) from exc
         raise
     global_step = trainer.state.global_step
     stopped_by = run_cb.stopped_by
