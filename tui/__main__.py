@@ -6,6 +6,7 @@ A bad profile or config is one sentence on stderr and exit code 2, never a trace
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -24,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"tuneloop: {exc}", file=sys.stderr)
         raise SystemExit(exc.exit_code) from None
     app.run()
+    # A model load cannot be interrupted, and the executor thread running it would hold the process
+    # open until it finishes. Every event is already fsynced, so leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(app.return_code or 0)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,13 @@ def load_real_model(profile: Profile, home: Home, progress: Progress) -> Generat
     The base model only: the app loads the promoted adapter itself afterwards, so a broken adapter
     leaves a working base model with a warning instead of no model at all.
     """
+    progress("importing torch", None)  # the longest silent step on a cold start
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+
     from engine.runtime import load_model
 
+    progress("preparing the model", None)
     return load_model(profile, home, progress=progress, adapter="base")
 
 

@@ -9,10 +9,12 @@ results come back as messages (tui.messages); failures reach the app's single
 from __future__ import annotations
 
 import itertools
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from textual import work
+from textual.worker import get_current_worker
 
 from engine.adapters import adapter_path, promoted_run
 from engine.errors import UserError
@@ -63,7 +65,9 @@ class RepliesMixin:
         def progress(stage: str, fraction: float | None = None) -> None:
             self.post_message(ModelProgress(stage, fraction))
 
-        lm = self.generator_factory(profile, self.home, progress)
+        lm = self._load_in_daemon_thread(profile, progress)
+        if lm is None:
+            return  # cancelled (the person quit or switched profile): nobody waits for it
         warning = None
         promoted = promoted_run(self.home, profile.name)
         if promoted and getattr(lm, "adapter", None) != promoted:
@@ -74,9 +78,34 @@ class RepliesMixin:
                 warning = f"the promoted adapter could not be used, replying with the base model: {exc}"
         self.post_message(ModelReady(profile.name, lm, warning))
 
+    def _load_in_daemon_thread(self, profile: Profile, progress):
+        """Run the factory in a daemon thread and wait for it here, checking for cancellation.
+
+        A model load cannot be interrupted; run directly in the worker it would keep the event
+        loop's executor (and so the process) alive after the person quits.
+        """
+        result: dict = {}
+
+        def target() -> None:
+            try:
+                result["lm"] = self.generator_factory(profile, self.home, progress)
+            except BaseException as exc:  # handed to the worker, which reports it
+                result["error"] = exc
+
+        thread = threading.Thread(target=target, name="tuneloop-load-model", daemon=True)
+        thread.start()
+        worker = get_current_worker()
+        while thread.is_alive():
+            thread.join(0.1)
+            if worker.is_cancelled:
+                return None
+        if "error" in result:
+            raise result["error"]
+        return result["lm"]
+
     def on_model_progress(self, message: ModelProgress) -> None:
         pct = f" {message.fraction * 100:.0f}%" if message.fraction is not None else ""
-        self.status.load_state = f"loading {message.stage}{pct}"
+        self.status.load_state = f"loading: {message.stage}{pct}"
 
     async def on_model_ready(self, message: ModelReady) -> None:
         if message.profile != self.profile.name:
@@ -156,6 +185,9 @@ class RepliesMixin:
             self.chat.selected_id = msg.id
         elif job.screen is not None and job.screen.is_attached:
             await job.screen.finished(job.target, msg.id, message.text)
+        if getattr(self, "quitting", False):
+            self.exit()
+            return
         await self.refresh_chat()
         await self.pump()
 
@@ -165,6 +197,15 @@ class RepliesMixin:
         self.active_stream = None
         await self.chat.end_streams()
         await self.pump()
+
+    async def action_quit(self) -> None:
+        """Quit; a reply being generated is stopped first so its partial text is saved."""
+        if self.active_stream is None:
+            self.exit()
+            return
+        self.quitting = True
+        self.active_stream.cancel()
+        self.set_timer(3.0, self.exit)  # in case the runtime does not end the stream
 
     def action_stop(self) -> None:
         """Esc: stop the reply within one token; the partial text is saved, marked stopped."""

@@ -195,3 +195,17 @@ async def test_command_palette_offers_profile_and_adapter_switching(home):
         await wait_for(pilot, lambda: isinstance(app.screen, ChooseScreen), what="adapter list")
         await pilot.pause()
         assert [o.id for o in app.screen.query_one("#choices").options] == ["__base__"]
+
+
+async def test_quit_while_streaming_saves_the_partial_reply(home):
+    gen = FakeGenerator([" ".join(f"w{i}" for i in range(300))], delay=0.05)
+    app = create_app(home, "demo", factory(gen))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        await send(pilot, "long one please")
+        await wait_for(pilot, lambda: "w3" in screen_text(app), what="streaming")
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: app.return_code is not None, what="exit")
+    reply = events(home, type_="message")[-1]
+    assert reply["role"] == "assistant" and reply["generation"]["stopped"] is True
+    assert reply["content"].startswith("w0 w1 w2")

@@ -30,7 +30,7 @@ class EditScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("Edit the reply — ctrl+s saves, Esc cancels", classes="hint")
+            yield Static("Edit the reply — ctrl+s saves, Esc cancels, F7 selects all", classes="hint")
             yield TextArea(self.original, soft_wrap=True, id="editor")
 
     def on_mount(self) -> None:

@@ -97,7 +97,7 @@ class MessageView(Vertical):
 
     DEFAULT_CSS = """
     MessageView { height: auto; padding: 0 1; margin: 0 0 1 0; }
-    MessageView > .header { height: 1; color: $text-muted; }
+    MessageView > .header { height: auto; color: $text-muted; }
     MessageView > Markdown { margin: 0; padding: 0; }
     MessageView > Markdown > MarkdownBlock:last-child { margin-bottom: 0; }
     MessageView MarkdownFence { margin: 0 0 1 0; }
