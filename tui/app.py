@@ -83,7 +83,11 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         if ui.keys:
             self.set_keymap(ui.keys)
         if ui.theme:
-            self.theme = ui.theme
+            if ui.theme in self.available_themes:
+                self.theme = ui.theme
+            else:
+                ui.warnings.append(f"{home.config_path}: unknown theme {ui.theme!r} in [ui]; "
+                                   f"try one of {', '.join(sorted(self.available_themes))}.")
 
     # ---- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -113,6 +117,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.query_one("#sidebar").display = self.ui.sidebar
         for warning in self.ui.warnings:
             self.notify(warning, severity="warning", timeout=10)
+        self.warn_log_problems()
         self.show_profile()
         await self.refresh_chat()
         self.composer.focus()
@@ -130,6 +135,14 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         warning.display = trusted
         warning.update(f"⚠ profile {escape(self.profile.name)} has trust_remote_code = true: the model runs "
                        "Python code shipped with it." if trusted else "")
+
+    def warn_log_problems(self) -> None:
+        state = self.session.state
+        if state.problems:
+            self.notify(f"{len(state.problems)} unreadable record(s) in the feedback log were skipped "
+                        f"(first: {state.problems[0]}); `engine stats` lists them.", severity="warning", timeout=10)
+        if state.future_versions:
+            self.notify(f"{state.future_versions} event(s) from a newer tuneloop were ignored.", severity="warning")
 
     async def refresh_chat(self) -> None:
         """Push the replayed log down to the widgets (the chat, the sidebar, the title)."""
@@ -256,6 +269,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         await self.chat.end_streams()
         self.profile = profile
         self.session = ChatSession(self.home, profile.name)
+        self.warn_log_problems()
         self.lm = None
         self.show_original.clear()
         self.chat.selected_id = None

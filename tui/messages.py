@@ -39,6 +39,9 @@ class ReplyProgress(Message):
 
     key: str
     text: str
+    pieces: int = 0
+    """Pieces decoded so far (about one per token) and seconds since the first one: a live rate."""
+    seconds: float = 0.0
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ReplyProgress) and message.key == self.key

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,10 +151,13 @@ class RepliesMixin:
             params = build_params(self.profile, **job.overrides)
             stream = lm.stream(messages, params=params)
             self.active_stream = stream
-            text = ""
+            text, pieces, first = "", 0, None
             for piece in stream:
+                now = time.monotonic()
+                first = first or now
                 text += piece
-                self.post_message(ReplyProgress(job.key, text))
+                pieces += 1
+                self.post_message(ReplyProgress(job.key, text, pieces, now - first))
             record = dict(stream.record)
         finally:
             self.active_stream = None
@@ -165,6 +169,8 @@ class RepliesMixin:
         job = self.current
         if job is None or job.key != message.key:
             return
+        if message.seconds > 0.5:
+            self.status.tokens_per_s = (message.pieces - 1) / message.seconds  # exact rate on finish
         if job.target == "chat":
             if (view := self.chat.stream_view(job.key)) is not None:
                 await view.stream_to(message.text)

@@ -209,3 +209,28 @@ async def test_quit_while_streaming_saves_the_partial_reply(home):
     reply = events(home, type_="message")[-1]
     assert reply["role"] == "assistant" and reply["generation"]["stopped"] is True
     assert reply["content"].startswith("w0 w1 w2")
+
+
+async def test_corrupt_log_lines_are_reported_not_fatal(home):
+    from engine.feedback import FeedbackLog
+
+    log = FeedbackLog(home, "demo")
+    log.add_message("c1", None, "user", "survives")
+    with open(log.path, "ab") as f:
+        f.write(b'{"v": 1, "type": "message", "torn\n')
+    app = create_app(home, "demo", factory(FakeGenerator()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        assert "survives" in screen_text(app)
+        assert any("unreadable" in n.message for n in app._notifications)
+
+
+async def test_unknown_theme_and_binding_id_in_config_are_warnings(home):
+    home.ensure()
+    home.config_path.write_text('[keys]\n"chat.nope" = "x"\n[ui]\ntheme = "no-such-theme"\nsidebar = false\n')
+    app = create_app(home, "demo", factory(FakeGenerator()))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        messages = " ".join(n.message for n in app._notifications)
+        assert "chat.nope" in messages and "no-such-theme" in messages
+        assert not app.query_one("#sidebar").display
