@@ -101,11 +101,16 @@ def headless_run(home: Path, timeout: float = 300.0) -> dict:
                 out[f"import_{parts[1]}_s"] = now
             elif parts[:1] == ["READY"]:
                 out["ready_s"] = now
+                break
             elif parts[:1] == ["TIMEOUT"]:
                 out["error"] = "model not ready within 300 s"
+                break
             if now > timeout:
                 break
-        proc.wait(timeout=60)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass  # measured already; killed below
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -164,13 +169,10 @@ def pty_first_paint(home: Path, timeout: float = 30.0, command: list[str] | None
                     break
             elif proc.poll() is not None:
                 break
-    finally:
-        try:
-            os.write(master, b"\x11")  # ctrl+q
-            proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
+    finally:  # the paint is what was measured; end the app (and anything it started) at once
+        if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        proc.wait()
         os.close(master)
     if painted is None:
         raise RuntimeError(f"no full frame within {timeout:.0f} s (exit {proc.poll()}; "

@@ -1,0 +1,71 @@
+"""The benchmarks stay runnable: every module imports, and the cheapest one runs end to end.
+
+No timing is asserted (benchmarks are scripts, not tests); the feedback-log benchmark runs with
+--quick and must write a JSON table whose rows carry real numbers next to their targets.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULES = ["common", "decode", "long_reply", "ui_latency", "startup", "train_throughput", "feedback_log",
+           "gpu", "run_all", "fake_generator", "tui_harness"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_bench_module_imports_without_torch(name):
+    """Importing a benchmark is cheap: heavy libraries load only when it runs."""
+    code = (f"import sys; import bench.{name}; "
+            "heavy = [m for m in ('torch', 'transformers', 'trl') if m in sys.modules]; "
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"bench.{name} imported {out.stdout.strip()} at import time"
+
+
+def test_feedback_log_bench_quick_writes_a_table(tmp_path):
+    out = tmp_path / "fl.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.feedback_log", "--quick", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "append p99" in proc.stdout and "target" in proc.stdout
+    data = json.loads(out.read_text())
+    rows = {r["name"]: r for r in data["rows"]}
+    assert rows["append p50"]["value"] > 0
+    growth = [r for name, r in rows.items() if "growth" in name]
+    assert len(growth) == 3
+    assert all(r["value"] > 0 and r["target"] == "<= 12" and r["status"] in ("met", "MISSED") for r in growth)
+    assert data["machine"]
+
+
+def test_gpu_bench_skips_cleanly_without_cuda(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: the GPU benchmark would really run")
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run([sys.executable, "-m", "bench.gpu", "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "skipped: no CUDA" in proc.stdout
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["value"] is None and row["status"] == "not measured"
+
+
+def test_run_all_rejects_an_unknown_benchmark():
+    proc = subprocess.run([sys.executable, "bench/run_all.py", "--only", "nonsense"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown benchmark" in proc.stderr
+
+
+def test_module_list_matches_run_all():
+    run_all = importlib.import_module("bench.run_all")
+    for name in run_all.BENCHES:
+        assert (ROOT / "bench" / f"{name}.py").is_file()
