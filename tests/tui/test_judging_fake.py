@@ -134,7 +134,8 @@ def _fake_run(home, run_id):
     adapter.mkdir(parents=True)
     (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "builtin:demo"}')
     (home.run_dir("demo", run_id) / "report.json").write_text(
-        '{"run_id": "%s", "method": "sft", "eval": {"loss": 1.25}, "promoted": true}' % run_id)
+        '{"run_id": "%s", "method": "sft", "eval": {"new": {"loss": 1.25}, "current": {"loss": 2.5}},'
+        ' "promoted": true, "reason": "not worse than the base"}' % run_id)
 
 
 async def test_promoted_adapter_is_used_switched_and_recorded(home):
@@ -179,7 +180,7 @@ async def test_loop_panel_shows_counts_and_adapter_eval(home):
         stats = plain(app.screen.query_one("#stats"))
         adapters = plain(app.screen.query_one("#adapters"))
         assert re.search(r"^liked\s+1\s+1\s*$", stats, re.M), stats
-        assert "20260101-000000-sft" in adapters and "loss=1.25" in adapters
+        assert "20260101-000000-sft" in adapters and "new: loss=1.25" in adapters and "current: loss=2.5" in adapters
 
 
 async def test_conversations_rename_new_and_switch(home):

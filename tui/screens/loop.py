@@ -49,10 +49,16 @@ def stats_table(home: Home, profile: str):
 
 
 def _fmt_eval(ev) -> str:
-    if isinstance(ev, dict):
-        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in ev.items()
+    """``{"new": {"loss": 1.2}, "current": {...}}`` (engine finetune's shape) or a flat dict of metrics."""
+    def flat(d: dict) -> str:
+        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()
                          if not isinstance(v, (dict, list)))
-    return str(ev) if ev is not None else "-"
+
+    if not isinstance(ev, dict):
+        return str(ev) if ev is not None else "-"
+    nested = [f"{k}: {flat(v)}" for k, v in ev.items() if isinstance(v, dict) and v]
+    top = flat(ev)
+    return "; ".join(([top] if top else []) + nested) or "-"
 
 
 def adapter_lines(home: Home, profile: str) -> list[str]:
@@ -77,7 +83,8 @@ def adapter_lines(home: Home, profile: str) -> list[str]:
                 continue
             promoted = " promoted" if report.get("promoted") else " not promoted"
             lines.append(f"{escape(str(report.get('run_id', run.name)))} {escape(str(report.get('method', '?')))}"
-                         f"{promoted}{mark}\n    eval: {escape(_fmt_eval(report.get('eval')))}")
+                         f"{promoted}{mark}\n    eval: {escape(_fmt_eval(report.get('eval')))}"
+                         + (f"\n    {escape(str(report['reason']))}" if report.get("reason") else ""))
         else:
             lines.append(f"{escape(run.name)}: no report yet{mark}")
     return lines or ["no training runs yet"]
