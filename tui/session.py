@@ -7,7 +7,8 @@ the same rules as ``engine.feedback.replay`` (a full replay per keypress costs a
 15,000 events). The restart test checks that the screen after a replay is identical.
 
 Which sibling is shown at a branch: the one the person last chose to show in this session, else the
-picked one, else the newest (a regeneration shows up at once).
+picked one, else the best-scored one (best-of-n replies carry ``generation["reward_score"]``), else
+the newest (a regeneration shows up at once).
 """
 
 from __future__ import annotations
@@ -87,7 +88,12 @@ class ChatSession:
             if child.id == wanted:
                 return child
         picked = [c for c in children if c.picked]
-        return picked[-1] if picked else children[-1]
+        if picked:
+            return picked[-1]
+        scored = [c for c in children if (c.generation or {}).get("reward_score") is not None]
+        if scored:  # best-of-n candidates: the reward model's favourite first
+            return max(scored, key=lambda c: float(c.generation["reward_score"]))
+        return children[-1]
 
     def path(self) -> list:
         """The messages on screen, root first, following the shown sibling at every branch."""

@@ -45,3 +45,11 @@ def test_shown_sibling_after_restart_is_the_picked_one(home):
     again = ChatSession(home, "demo")
     assert [m.content for m in again.path()] == ["q", "one"]
     assert again.conversation_id == s.conversation_id
+
+
+def test_best_of_n_candidates_show_the_top_score_first(home):
+    s = ChatSession(home, "demo")
+    u = s.add_user("q")
+    for text, score in [("meh", 0.1), ("best", 0.9), ("ok", 0.5)]:
+        s.add_reply(u.id, text, {"reward_score": score}, show=False)
+    assert s.path()[-1].content == "best"

@@ -26,7 +26,13 @@ class Sidebar(OptionList):
         conversation_id: str | None
 
     def show(self, conversations: list, current_id: str) -> None:
-        """Rebuild the options: '+ New conversation' then each conversation, newest first."""
+        """Rebuild the options: '+ New conversation' then each conversation, newest first.
+
+        Skipped when nothing changed: the app calls this after every keypress."""
+        key = (tuple((c.id, c.title) for c in conversations), current_id)
+        if key == getattr(self, "_shown_key", None):
+            return
+        self._shown_key = key
         self.clear_options()
         options = [Option("[b]+ New conversation[/b]", id=NEW_ID)]
         for conv in reversed(conversations):
