@@ -69,7 +69,7 @@ def _new_run(home: Home, profile: Profile, opts: RewardRunOptions, log):
     counts = train_data.write_split(rd.data, train_data.Rows(pref=pref), split)
     settings = _settings(profile, opts)
     manifest = {
-        "run_id": rd.run_id, "kind": REWARD_KIND, "method": REWARD_KIND, "status": "running",
+        "command": "reward", "run_id": rd.run_id, "kind": REWARD_KIND, "method": REWARD_KIND, "status": "running",
         "created": time.time(), "profile": profile.name, "base_model": profile.model.id,
         "revision": profile.model.revision, "backbone": profile.reward.backbone or profile.model.id,
         "why": "Bradley-Terry reward model on the preference pairs (TRL RewardTrainer)",
@@ -175,6 +175,27 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
     for line in report_lines(report, rd):
         log(line)
     return RewardRunResult(rd.run_id, report)
+
+
+def reward_run_summaries(home: Home, profile: str) -> list[dict]:
+    """One dict per reward run of ``profile`` (oldest first) for listings such as `engine adapters`:
+    run_id, status (finished / unfinished / interrupted), backbone, steps, accuracy, margin,
+    baseline_accuracy, n (held-out pairs)."""
+    from engine.train import runs
+
+    out = []
+    for rd in runs.list_runs(home, profile, kinds=[REWARD_KIND]):
+        try:
+            manifest = rd.read_manifest()
+            report = runs.read_json(rd.report_json) if rd.finished else {}
+        except UserError:
+            continue
+        ev = report.get("eval", {})
+        out.append({"run_id": rd.run_id, "status": "finished" if report else manifest.get("status", "unfinished"),
+                    "backbone": manifest.get("backbone"), "steps": report.get("steps"),
+                    "accuracy": ev.get("accuracy"), "margin": ev.get("margin"),
+                    "baseline_accuracy": ev.get("baseline_accuracy"), "n": ev.get("n")})
+    return out
 
 
 def report_lines(report: dict, rd=None) -> list[str]:
