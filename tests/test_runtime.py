@@ -328,3 +328,21 @@ def test_out_of_memory_mid_reply_surfaces_as_a_user_error_and_frees_the_model(mh
         list(gen)
     monkeypatch.setattr(lm.model, "generate", real)
     assert lm.generate(QUESTION, GenerationParams(max_new_tokens=2, do_sample=False))[1]["completion_tokens"] == 2
+
+
+def test_a_reply_that_ends_with_the_end_token_finishes_with_stop(mhome, profile):
+    lm = load_model(profile, mhome)  # private: its output layer gets a hook
+    eos = lm.tokenizer.eos_token_id
+    calls = []
+
+    def end_at_fourth_token(module, inputs, output):
+        calls.append(1)
+        if len(calls) >= 4:  # the demo's random weights never end a reply by themselves
+            output = output.clone()
+            output[..., eos] += 1e4
+        return output
+
+    lm.model.lm_head.register_forward_hook(end_at_fourth_token)
+    text, rec = lm.generate(QUESTION, GenerationParams(max_new_tokens=50, do_sample=False))
+    assert rec["finish_reason"] == "stop" and rec["stopped"] is False
+    assert rec["completion_tokens"] == 4 and text and "<|im_end|>" not in text

@@ -119,7 +119,7 @@ class LoadedModel:
         """Under the lock: route the forward pass through ``run_id``'s adapter or none."""
         if self._peft is None:
             return self.model, contextlib.nullcontext()
-        if run_id is None:
+        if run_id is None or run_id not in self._adapters:  # unloaded since stream() was called
             return self._peft, self._peft.disable_adapter()
         self._peft.set_adapter(self._adapters[run_id][0])
         return self._peft, contextlib.nullcontext()
@@ -188,6 +188,8 @@ class LoadedModel:
 
             with self._lock:
                 started()
+                if run_id is not None and run_id not in self._adapters:
+                    record["adapter"] = None  # unloaded meanwhile: the reply comes from the base model
                 target, context = self._generation_context(run_id)
                 ids = input_ids.to(self.model.device)
                 torch.manual_seed(seed)
@@ -204,12 +206,15 @@ class LoadedModel:
                     )
 
         def finish(gen) -> None:
-            if gen.stopped:
-                reason = "cancelled"
+            # a cancel that arrives after the reply already ended (Esc at the last token) stops nothing
+            if gen.last_token is not None and gen.last_token in self._eos:
+                reason = "stop"
             elif gen.record["completion_tokens"] >= params.max_new_tokens:
                 reason = "length"
             else:
-                reason = "stop"
+                reason = "cancelled" if gen.cancelled else "stop"
+            gen.stopped = reason == "cancelled"
+            gen.record["stopped"] = gen.stopped
             gen.record["finish_reason"] = reason
 
         return Generation(self.tokenizer, record, run, finish)

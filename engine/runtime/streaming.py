@@ -25,6 +25,7 @@ class TokenQueue:
         self._prompt_seen = False
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
+        self.last = None  # the newest token tensor (converted only when asked)
         self.count = 0
 
     def put(self, value) -> None:
@@ -35,6 +36,7 @@ class TokenQueue:
         if self.first_token_at is None:
             self.first_token_at = now
         self.last_token_at = now
+        self.last = value
         self.count += 1
         self.queue.put(value)
 
@@ -138,6 +140,12 @@ class Generation:
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
+
+    @property
+    def last_token(self) -> int | None:
+        """The id of the last token generated (None before the first)."""
+        last = self._streamer.last
+        return None if last is None else int(last.reshape(-1)[-1])
 
     def __iter__(self) -> Iterator[str]:
         if self._consumed:

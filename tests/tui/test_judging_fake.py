@@ -180,7 +180,8 @@ async def test_loop_panel_shows_counts_and_adapter_eval(home):
         stats = plain(app.screen.query_one("#stats"))
         adapters = plain(app.screen.query_one("#adapters"))
         assert re.search(r"^liked\s+1\s+1\s*$", stats, re.M), stats
-        assert "20260101-000000-sft" in adapters and "new: loss=1.25" in adapters and "current: loss=2.5" in adapters
+        assert "20260101-000000-sft sft promoted" in adapters
+        assert re.search(r"^\s+loss\s+1\.25\s+2\.5\s*$", adapters, re.M), adapters
 
 
 async def test_conversations_rename_new_and_switch(home):

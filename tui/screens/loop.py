@@ -48,46 +48,57 @@ def stats_table(home: Home, profile: str):
     return Group(table, Text("\n".join(notes), style="dim"))
 
 
-def _fmt_eval(ev) -> str:
-    """``{"new": {"loss": 1.2}, "current": {...}}`` (engine finetune's shape) or a flat dict of metrics."""
-    def flat(d: dict) -> str:
-        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items()
-                         if not isinstance(v, (dict, list)))
-
-    if not isinstance(ev, dict):
-        return str(ev) if ev is not None else "-"
-    nested = [f"{k}: {flat(v)}" for k, v in ev.items() if isinstance(v, dict) and v]
-    top = flat(ev)
-    return "; ".join(([top] if top else []) + nested) or "-"
+def _num(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def adapter_lines(home: Home, profile: str) -> list[str]:
+def eval_table(ev) -> Table | Text:
+    """engine finetune's ``{"new": {metric: v}, "current": {...}}`` as metric / new / current rows;
+    any other shape as one line."""
+    if isinstance(ev, dict) and isinstance(ev.get("new"), dict):
+        current = ev.get("current") if isinstance(ev.get("current"), dict) else {}
+        table = Table(box=None, show_header=True, header_style="dim", pad_edge=False, padding=(0, 2))
+        table.add_column("    metric")
+        table.add_column("new", justify="right")
+        table.add_column("current", justify="right")
+        for key, value in ev["new"].items():
+            if not isinstance(value, (dict, list)):
+                table.add_row(f"    {key}", _num(value), _num(current.get(key, "-")))
+        return table
+    if isinstance(ev, dict):
+        return Text("    eval: " + (", ".join(f"{k}={_num(v)}" for k, v in ev.items()) or "-"))
+    return Text(f"    eval: {ev if ev is not None else '-'}")
+
+
+def adapters_view(home: Home, profile: str) -> Group:
+    """One block per run: id, method, promoted or not (● marks the adapter in use), eval numbers."""
     root = home.runs_dir(profile)
     if not root.is_dir():
-        return ["no training runs yet (run `engine finetune --profile " + escape(profile) + "`)"]
+        return Group(Text(f"no training runs yet (run `engine finetune --profile {profile}`)"))
+    parts: list = []
     try:
         current = promoted_run(home, profile)
     except UserError as exc:
         current = None
-        lines = [escape(str(exc))]
-    else:
-        lines = []
+        parts.append(Text(str(exc), style="red"))
     for run in sorted(p for p in root.iterdir() if p.is_dir()):
+        in_use = Text(" ● in use", style="green") if run.name == current else Text("")
         report_path = run / "report.json"
-        mark = " [green]● in use[/green]" if run.name == current else ""
-        if report_path.is_file():
-            try:
-                report = json.loads(report_path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                lines.append(f"{escape(run.name)}: report.json is unreadable")
-                continue
-            promoted = " promoted" if report.get("promoted") else " not promoted"
-            lines.append(f"{escape(str(report.get('run_id', run.name)))} {escape(str(report.get('method', '?')))}"
-                         f"{promoted}{mark}\n    eval: {escape(_fmt_eval(report.get('eval')))}"
-                         + (f"\n    {escape(str(report['reason']))}" if report.get("reason") else ""))
-        else:
-            lines.append(f"{escape(run.name)}: no report yet{mark}")
-    return lines or ["no training runs yet"]
+        if not report_path.is_file():
+            parts.append(Text.assemble(f"{run.name}: no report yet", in_use))
+            continue
+        try:
+            report = json.loads(report_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            parts.append(Text(f"{run.name}: report.json is unreadable", style="red"))
+            continue
+        verdict = "promoted" if report.get("promoted") else "not promoted"
+        parts.append(Text.assemble((str(report.get("run_id", run.name)), "bold"),
+                                   f" {report.get('method', '?')} {verdict}", in_use))
+        parts.append(eval_table(report.get("eval")))
+        if report.get("reason"):
+            parts.append(Text(f"    {report['reason']}", style="dim"))
+    return Group(*(parts or [Text("no training runs yet")]))
 
 
 class LoopScreen(ModalScreen[None]):
@@ -108,5 +119,5 @@ class LoopScreen(ModalScreen[None]):
             yield Static(f"[b]Feedback for {escape(self.profile)}[/b]")
             yield Static(stats_table(self.home, self.profile), id="stats")
             yield Static("\n[b]Adapters[/b]")
-            yield Static("\n".join(adapter_lines(self.home, self.profile)), id="adapters")
+            yield Static(adapters_view(self.home, self.profile), id="adapters")
             yield Static("\n[dim]Esc closes[/dim]")
