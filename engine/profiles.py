@@ -242,6 +242,12 @@ def load_profile(name: str, home: Home | None = None) -> Profile:
         raise UserError(f"no profile named {name!r} (available: {names}); add {name}.toml to the profiles folder.")
     path, source = found[name]
     try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        real = None  # dangling or looping link: reading it below reports that
+    if real is not None and real.parent != path.parent.resolve():
+        raise UserError(f"{path} links to {real}, outside its profiles folder; copy the file there instead.")
+    try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text.") from None
