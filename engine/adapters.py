@@ -38,7 +38,12 @@ def promoted_run(home: Home, profile: str) -> str | None:
 
 
 def adapter_path(home: Home, profile: str, run_id: str) -> Path:
-    return home.run_dir(profile, run_id) / ADAPTER_SUBDIR
+    """``runs/<profile>/<run_id>/adapter``; refused if a link makes it point outside that run folder."""
+    run_dir = home.run_dir(profile, run_id)
+    path = run_dir / ADAPTER_SUBDIR
+    if run_dir.resolve().parent != home.runs_dir(profile).resolve() or path.resolve().parent != run_dir.resolve():
+        raise UserError(f"{path} links outside {home.runs_dir(profile)}; tuneloop only uses adapters inside it.")
+    return path
 
 
 def run_ids(home: Home, profile: str) -> list[str]:
