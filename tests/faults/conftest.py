@@ -11,7 +11,7 @@ import collections
 
 import pytest
 
-from faultlib import engine_env as _engine_env
+from .faultlib import engine_env as _engine_env
 
 _STATS = pytest.StashKey[collections.Counter]()
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from engine.feedback import FeedbackLog, preference_rows, replay, sft_rows, unpaired_rows
 from engine.feedback.events import MAX_LINE_BYTES
 from engine.feedback.stats import feedback_stats
-from faultlib import engine_cmd, engine_env
+from .faultlib import engine_cmd, engine_env
 
 PROFILE = "fuzz"
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from engine.errors import UserError
 from engine.profiles import _TABLES, Profile, load_profile, parse_profile
-from faultlib import engine_cmd, engine_env
+from .faultlib import engine_cmd, engine_env
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

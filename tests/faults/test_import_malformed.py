@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from engine.errors import UserError
 from engine.feedback import FeedbackLog
 from engine.feedback.import_rows import import_file
-from faultlib import engine_cmd, engine_env
+from .faultlib import engine_cmd, engine_env
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -21,7 +21,7 @@ import pytest
 
 from engine import adapters
 from engine.errors import UserError
-from faultlib import make_adapter
+from .faultlib import make_adapter
 
 KILLS = 100
 RUN_A, RUN_B = "20260101-000000-sft", "20260102-000000-dpo"

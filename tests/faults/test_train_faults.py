@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from engine import adapters
-from faultlib import HELPERS_DIR, engine_cmd, engine_env, make_adapter, record_edit
+from .faultlib import HELPERS_DIR, engine_cmd, engine_env, make_adapter, record_edit
 
 
 def wait_for(predicate, timeout: float, what: str, proc=None) -> None:
