@@ -140,7 +140,7 @@ def measure_model(label: str, profile_name: str, model_id: str, home, n_tokens: 
 
 def run(quick: bool, layers: int) -> tuple[list[Row], dict]:
     threads = set_threads()
-    reps = 2 if quick else 5
+    reps = 2 if quick else 4
     rows: list[Row] = []
     meta: dict = {"models": [], "notes": [f"torch threads: {threads}, OMP_WAIT_POLICY="
                                           f"{os.environ.get('OMP_WAIT_POLICY')}; the machine is shared, so "
@@ -153,7 +153,7 @@ def run(quick: bool, layers: int) -> tuple[list[Row], dict]:
         with tempfile.TemporaryDirectory(prefix="tuneloop-bench-qwen-") as tmp:
             path = build_random_model_dir(Path(tmp) / "qwen", QWEN25_05B, layers)
             shape = describe_shape(QWEN25_05B, layers)
-            r, m = measure_model("Qwen2.5-0.5B shape", "benchqwen", str(path), home, 16 if quick else 48,
+            r, m = measure_model("Qwen2.5-0.5B shape", "benchqwen", str(path), home, 16 if quick else 32,
                                  reps, f"random weights, fp32 CPU, {shape}")
             rows += r
             meta["models"].append(m)

@@ -5,7 +5,7 @@ The feedback log is synthetic and mixed-length (replies of 5 to 200 words, each 
 and a picked one among two regenerations, so there are SFT rows and preference pairs). Each
 repetition runs, in separate processes (so peak RSS is each run's own, read with ``os.wait4``):
 
-* ``engine finetune --method M --from base --epochs 1`` (the recipe as users run it; its training
+* ``engine finetune --method M --from base --epochs E`` (the recipe as users run it; its training
   time is the Trainer's ``train_runtime``, read from the run's metrics.jsonl);
 * a plain TRL script (``SFTTrainer``/``DPOTrainer`` with TRL's defaults, adjusted only for the CPU:
   ``use_cpu``, no bf16, no gradient checkpointing) on the rows the engine run froze into its run
@@ -123,10 +123,10 @@ def run_child(cmd: list[str], timeout: float = 900.0) -> tuple[int, float, float
     return proc.returncode, time.perf_counter() - t0, usage.ru_maxrss / 1024.0, "".join(out_chunks)
 
 
-def engine_run(home, profile: str, method: str) -> dict:
+def engine_run(home, profile: str, method: str, epochs: int) -> dict:
     code, wall, rss, out = run_child([sys.executable, "-m", "engine", "finetune", "--home", str(home.root),
                                       "--profile", profile, "--method", method, "--from", "base",
-                                      "--epochs", "1"])
+                                      "--epochs", str(epochs)])
     if code != 0:
         raise RuntimeError(f"engine finetune --method {method} exited {code}: {out[-600:]}")
     runs = sorted(p for p in home.runs_dir(profile).iterdir() if p.is_dir() and p.name.endswith(f"-{method}"))
@@ -140,13 +140,13 @@ def engine_run(home, profile: str, method: str) -> dict:
         raise RuntimeError(f"{run_dir}/metrics.jsonl has no train summary")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     return {"train_runtime": summary["train_runtime"], "wall": wall, "rss": rss, "run_dir": str(run_dir),
-            "manifest": manifest}
+            "steps": summary.get("step"), "manifest": manifest}
 
 
-def plain_run(model_dir: Path, rows: Path, method: str, manifest: dict, out_dir: Path) -> dict:
+def plain_run(model_dir: Path, rows: Path, method: str, manifest: dict, out_dir: Path, epochs: int) -> dict:
     settings, lora = manifest["settings"], manifest["lora"]
     spec = {"model": str(model_dir), "rows": str(rows), "method": method, "seed": settings["seed"],
-            "batch_size": settings["batch_size"], "epochs": 1, "lr": settings["learning_rate"],
+            "batch_size": settings["batch_size"], "epochs": epochs, "lr": settings["learning_rate"],
             "max_length": settings["max_length"], "beta": settings["beta"], "r": lora["r"],
             "alpha": lora["alpha"], "dropout": lora["dropout"], "targets": lora["target_modules"],
             "out": str(out_dir)}
@@ -161,10 +161,11 @@ def run(quick: bool) -> tuple[list[Row], dict]:
     from engine.demo import ensure_demo_model
 
     reps = 1 if quick else 2
-    conversations = 16 if quick else 40
+    conversations = 16 if quick else 48
+    epochs = 2 if quick else 3
     rows: list[Row] = []
     meta: dict = {"notes": [f"demo model; {conversations} synthetic conversations, replies 5-200 words; "
-                            f"1 epoch; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"]}
+                            f"{epochs} epochs; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"]}
     with temp_home() as home:
         model_dir = Path(ensure_demo_model(home))
         synthetic_feedback(home, "demo", conversations)
@@ -176,19 +177,19 @@ def run(quick: bool) -> tuple[list[Row], dict]:
                     first_engine = rep % 2 == 0
                     for side in (("engine", "plain") if first_engine else ("plain", "engine")):
                         if side == "engine":
-                            engine_runs.append(engine_run(home, "demo", method))
+                            engine_runs.append(engine_run(home, "demo", method, epochs))
                         else:
                             if not engine_runs:
-                                engine_runs.append(engine_run(home, "demo", method))
+                                engine_runs.append(engine_run(home, "demo", method, epochs))
                             ref = engine_runs[0]
                             rows_file = Path(ref["run_dir"]) / "data" / f"{kind}.train.jsonl"
                             plain_runs.append(plain_run(model_dir, rows_file, method, ref["manifest"],
-                                                        Path(home.root) / f"plain-{method}-{rep}"))
+                                                        Path(home.root) / f"plain-{method}-{rep}", epochs))
             except Exception as exc:
                 rows.append(not_measured(BENCH, f"{method}: engine / plain tokens/s", f"{type(exc).__name__}: "
                                          f"{str(exc)[-300:]}", target=">= 1.0"))
                 continue
-            tokens = plain_runs[0]["tokens"]
+            tokens = plain_runs[0]["tokens"] * epochs
             e_tps = [tokens / r["train_runtime"] for r in engine_runs]
             p_tps = [tokens / r["train_runtime"] for r in plain_runs]
             ratio = median(e_tps) / median(p_tps)
@@ -196,7 +197,8 @@ def run(quick: bool) -> tuple[list[Row], dict]:
             settings = engine_runs[0]["manifest"]["settings"]
             rows.append(Row(
                 BENCH, f"{method}: engine finetune / plain TRL, tokens/s", ratio, target=">= 1.0", unit="x",
-                detail=f"median of {reps}; {tokens:,} non-padding tokens in {plain_runs[0]['rows']} rows; engine "
+                detail=f"median of {reps}; {tokens:,} non-padding tokens ({plain_runs[0]['rows']} rows x {epochs} epochs, "
+                       f"steps engine {engine_runs[0]['steps']} / plain {plain_runs[0]['steps']}); engine "
                        f"{median(e_tps):.0f} tok/s, plain {median(p_tps):.0f} tok/s (batch {settings['batch_size']}, "
                        f"max_length {settings['max_length']}); engine wall incl. load+gate "
                        f"{median([r['wall'] for r in engine_runs]):.0f} s"))
