@@ -136,7 +136,7 @@ def test_two_processes_data_parallel_get_one_run_and_a_promoted_adapter(log, dem
     env = dict(os.environ, HF_HUB_OFFLINE="1", TUNELOOP_HOME=str(demo_home.root), OMP_NUM_THREADS="1")
     torchrun = Path(sys.executable).with_name("torchrun")
     proc = subprocess.run([str(torchrun), "--nproc-per-node", "2", "-m", "engine", "finetune", "--profile", "demo",
-                           "--method", "sft", "--max-steps", "6"], cwd=REPO, env=env, capture_output=True, text=True,
+                           "--method", "sft", "--max-steps", "6", "--save-steps", "3"], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = _only_run(demo_home)
@@ -145,3 +145,6 @@ def test_two_processes_data_parallel_get_one_run_and_a_promoted_adapter(log, dem
     assert proc.stdout.count("PROMOTED") == 1  # only rank 0 reports
     assert adapters.promoted_run(demo_home, "demo") == run_dir.name
     assert json.loads((run_dir / "report.json").read_text())["steps"] == 6
+    # checkpoints were saved by all ranks together and marked complete once
+    assert sorted(p.parent.name for p in run_dir.glob("checkpoints/1-sft/*/COMPLETE")) == ["checkpoint-3",
+                                                                                          "checkpoint-6"]
