@@ -248,7 +248,10 @@ def test_pickle_beside_safetensors_is_never_opened(demo_home, tmp_path):
     (adapter / "adapter_model.bin").write_bytes(evil_pickle(marker))
     lm = load_model(load_profile("both", home), home, adapter=run_id)
     assert lm.adapter == run_id
-    lm.generate([{"role": "user", "content": "hi"}])
+    from engine.runtime import GenerationParams
+
+    profile = load_profile("both", home)
+    lm.generate([{"role": "user", "content": "hi"}], GenerationParams.from_profile(profile, max_new_tokens=4))
     assert not marker.exists()
 
 
