@@ -130,6 +130,8 @@ def _make_model(vocab_size: int, pad_id: int, eos_id: int, suppress: list[int]):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         model = LlamaForCausalLM(config)
+    # Heads added later (a reward model's score layer) get the usual small init, not the wide one.
+    model.config.initializer_range = 0.02
     model.generation_config = GenerationConfig(
         eos_token_id=eos_id, pad_token_id=pad_id, bos_token_id=None, suppress_tokens=suppress or None
     )
