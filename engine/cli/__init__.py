@@ -3,6 +3,7 @@ itself here; heavy libraries are imported inside the commands, never at import t
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -48,6 +49,13 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        # Backstop for a full disk anywhere (writing the pointer, a report...): one sentence, no traceback.
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        typer.echo(f"error: the disk is full{where}; free some space and run the command again.", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
