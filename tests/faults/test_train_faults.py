@@ -165,3 +165,23 @@ def test_full_disk_import_appends_nothing(demo_home, small_tmpfs, tmp_path, faul
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     fault_stats["disk-full runs checked"] += 1
+
+
+def test_full_disk_while_switching_adapters(demo_home, small_tmpfs, fault_stats):
+    """``engine adapters use`` on a full disk: one sentence, exit 2, the old pointer intact."""
+    home = demo_home
+    runs_dir = small_tmpfs(home.runs_dir("demo"), "1m")
+    old = "20260101-000000-sft"
+    make_adapter(home, "demo", old, seed=4)
+    adapters.set_promoted(home, "demo", old)
+    pointer = adapters.promoted_file(home, "demo").read_bytes()
+    fill(runs_dir, 0)
+    proc = subprocess.run(engine_cmd("adapters", "--profile", "demo", "use", "base"), env=engine_env(home),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+        "error: the disk is full; free some space and run the command again."
+    ], proc.stderr
+    assert adapters.promoted_file(home, "demo").read_bytes() == pointer
+    assert [p.name for p in runs_dir.iterdir() if p.name.startswith(".promoted")] == []
+    fault_stats["disk-full runs checked"] += 1
