@@ -170,6 +170,8 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "python": sys.version.split()[0],
     }
     rd.write_manifest(manifest)
+    for warning in snap.warnings:
+        _say(opts, f"warning: {warning}")
     _say(opts, f"run {rd.run_id}: {why}; {split.note}")
     return rd.run_id
 

@@ -107,3 +107,21 @@ def test_kto_on_likes_and_dislikes_prefers_the_liked_style(log, demo_home):
     after = _margins(model, tok, HELD_OUT_QUESTIONS)
     assert all(a > b + 1.0 for a, b in zip(after, before)), (before, after)
     assert adapters.promoted_run(demo_home, "demo") == run_id, out
+
+
+@pytest.mark.slow
+def test_auto_with_enough_pairs_runs_sft_then_dpo_and_says_why(log, demo_home):
+    _pairs(log, TRAIN_QUESTIONS[:4])
+    code, out = run_engine("finetune", "--profile", "demo", "--max-steps", "2", "--home", str(demo_home.root))
+    assert code == 0, out
+    (run_id,) = adapters.run_ids(demo_home, "demo")
+    run_dir = demo_home.run_dir("demo", run_id)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert run_id.endswith("-sft-dpo") and manifest["plan"] == ["sft", "dpo"] and manifest["method"] == "auto"
+    assert "SFT on the replies, then DPO on the pairs" in manifest["why"]
+    assert (run_dir / "stages" / "1-sft" / "COMPLETE").is_file() and (run_dir / "stages" / "2-dpo" / "COMPLETE").is_file()
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["method"] == "sft+dpo" and report["steps"] == 4
+    assert {c["metric"] for c in report["gate"]["checks"]} == {"liked_logprob", "pref_accuracy", "dpo_loss"}
+    stages = {json.loads(x)["stage"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()}
+    assert stages == {"sft", "dpo"} and "loss [sft]" in out and "loss [dpo]" in out
