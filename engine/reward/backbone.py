@@ -110,7 +110,7 @@ def new_reward_model(backbone: Backbone, tokenizer, profile: Profile, seed: int)
         with quiet_loading():
             model = AutoModelForSequenceClassification.from_pretrained(
                 backbone.path, num_labels=1, revision=backbone.revision,
-                trust_remote_code=backbone.trust_remote_code, dtype=torch.float32,
+                trust_remote_code=backbone.trust_remote_code, use_safetensors=True, dtype=torch.float32,
             )
     except OSError as exc:
         raise UserError(
@@ -149,13 +149,14 @@ def load_trained(model_dir: Path, backbone: Backbone):
         with quiet_loading():
             base = AutoModelForSequenceClassification.from_pretrained(
                 backbone.path, num_labels=1, revision=backbone.revision,
-                trust_remote_code=backbone.trust_remote_code, dtype=torch.float32,
+                trust_remote_code=backbone.trust_remote_code, use_safetensors=True, dtype=torch.float32,
             )
             base.config.pad_token_id = tokenizer.pad_token_id
             model = PeftModel.from_pretrained(base, model_dir)
     else:
         with quiet_loading():
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32,
+                                                                       use_safetensors=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
     return model, tokenizer
