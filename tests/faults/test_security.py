@@ -157,7 +157,8 @@ def trusted_profile(home: Home) -> None:
     )
 
 
-def test_trust_remote_code_reaches_from_pretrained_only_when_the_profile_says(demo_home, from_pretrained_spy):
+def test_from_pretrained_gets_trust_remote_code_only_when_asked_and_safetensors_always(demo_home, from_pretrained_spy):
+    from engine.reward import backbone as reward_backbone
     from engine.runtime import load_model
     from engine.train import model as train_model
 
@@ -170,8 +171,14 @@ def test_trust_remote_code_reaches_from_pretrained_only_when_the_profile_says(de
         path = train_model.resolve_model_path(profile, home)
         train_model.load_tokenizer(profile, path)
         train_model.load_base(profile, path, None)
+        backbone = reward_backbone.resolve_backbone(profile, home)
+        tokenizer = reward_backbone.load_tokenizer(backbone)
+        reward_backbone.new_reward_model(backbone, tokenizer, profile, seed=0)
         seen = [(cls, kw.get("trust_remote_code", False)) for cls, kw in from_pretrained_spy]
-        assert len(seen) >= 4 and all(flag is expected for _, flag in seen), (name, seen)
+        assert len(seen) >= 6 and all(flag is expected for _, flag in seen), (name, seen)
+        # ... and every weight load asks for safetensors only (never a pickle fallback).
+        weights = [(cls, kw.get("use_safetensors")) for cls, kw in from_pretrained_spy if cls.startswith("AutoModel")]
+        assert len(weights) >= 3 and all(flag is True for _, flag in weights), (name, weights)
 
 
 async def test_tui_warns_when_the_profile_trusts_remote_code(demo_home, from_pretrained_spy):
