@@ -8,6 +8,7 @@ Appends COUNT exchanges: a user message, its assistant reply and a +1 rating in 
 """
 
 import sys
+import time
 
 from engine.feedback import FeedbackLog
 from engine.home import Home
@@ -26,4 +27,5 @@ for i in range(count):
     rating = {"type": "rating", "id": f"{conv}-r", "message_id": f"{conv}-a", "value": 1, "tags": [], "comment": None}
     log.append_many([user, reply, rating])
     log.rate(f"{conv}-a", 1, tags=[f"{name}:{i}"])
+    time.sleep(0.002)  # however fast the disk, the freezer gets to overlap the writers
 print("done", flush=True)
