@@ -135,9 +135,12 @@ def new_reward_model(backbone: Backbone, tokenizer, profile: Profile, seed: int)
     return get_peft_model(model, config)
 
 
-def load_trained(model_dir: Path, backbone: Backbone):
-    """Load a reward model saved by the recipe: a PEFT adapter over the backbone, or a full model."""
+def load_trained(model_dir: Path, backbone: Backbone, dtype=None):
+    """Load a reward model saved by the recipe: a PEFT adapter over the backbone, or a full model
+    (in ``dtype``, default float32)."""
     import torch
+
+    dtype = dtype or torch.float32
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -149,14 +152,13 @@ def load_trained(model_dir: Path, backbone: Backbone):
         with quiet_loading():
             base = AutoModelForSequenceClassification.from_pretrained(
                 backbone.path, num_labels=1, revision=backbone.revision,
-                trust_remote_code=backbone.trust_remote_code, use_safetensors=True, dtype=torch.float32,
+                trust_remote_code=backbone.trust_remote_code, use_safetensors=True, dtype=dtype,
             )
             base.config.pad_token_id = tokenizer.pad_token_id
             model = PeftModel.from_pretrained(base, model_dir)
     else:
         with quiet_loading():
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32,
-                                                                       use_safetensors=True)
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=dtype, use_safetensors=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()
     return model, tokenizer

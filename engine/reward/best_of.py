@@ -39,7 +39,7 @@ def scoring_prompt(messages: Messages, record: dict) -> Messages:
 
 
 def sampling_params(params, n: int):
-    """n > 1 needs sampling (greedy would give n identical replies): force it on, temperature >= some."""
+    """n > 1 needs sampling (greedy would give n identical replies): turn it on (temperature 0 -> 1)."""
     if n > 1 and params.greedy:
         params = params.replace(do_sample=True, temperature=params.temperature or 1.0)
     return params
@@ -57,7 +57,10 @@ def best_of_n(lm, scorer, messages: Messages, n: int, params=None, system_prompt
 
     if n < 1:
         raise ValueError("n must be at least 1")
-    params = sampling_params(params or GenerationParams(), n)
+    if params is None:
+        profile = getattr(lm, "profile", None)
+        params = GenerationParams.from_profile(profile) if profile is not None else GenerationParams()
+    params = sampling_params(params, n)
     first = params.seed if params.seed is not None else random.SystemRandom().randrange(2**31 - n)
     texts: list[tuple[str, dict, int]] = []
     for i in range(n):

@@ -209,7 +209,7 @@ def evaluate_adapter(home: Home, profile_name: str, adapter: str | None = None, 
         f"reward model {scorer.run_id}")
     gate_result = gate_metrics(home, profile, adapter, against_run, rows) if with_gate else None
 
-    lm = load_model(profile, home)
+    lm = load_model(profile, home, adapter=None)
     lm.load_adapter(adapter, pointer.adapter_path(home, profile.name, adapter))
     if against_run is not None and against_run != adapter:
         lm.load_adapter(against_run, pointer.adapter_path(home, profile.name, against_run))

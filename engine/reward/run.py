@@ -114,21 +114,44 @@ def _pairs(rd, part: str):
             for i, x in enumerate(train_data.read_rows(rd.data, "pref", part))]
 
 
+def _quiet_libraries() -> None:
+    """Library deprecation notices and load reports say nothing a user can act on (as in finetune)."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
 def run_reward(home: Home, profile_name: str, opts: RewardRunOptions | None = None,
                log: Callable[[str], None] = print) -> RewardRunResult:
     """Train a reward model for ``profile_name`` in a new (or resumed) run dir and write its report."""
     from engine.train import runs
 
     opts = opts or RewardRunOptions()
+    runs.init_distributed()
+    _quiet_libraries()
+    if not runs.is_main_process():
+        log = lambda _line: None  # noqa: E731  (rank 0 speaks for all)
     profile = load_profile(profile_name, home)
     deadline = runs.Deadline.from_options(opts.time_budget, opts.until)  # bad values fail before any work
-    runs.init_distributed()
     lock = runs.RunLock(home, profile.name, "train")
-    lock.acquire(what="training")
-    try:
-        rd, manifest = (_resume_run if opts.resume else _new_run)(home, profile, opts, log)
+
+    def prepare() -> str:  # rank 0 only; every rank gets the run id (or the UserError)
+        lock.acquire(what="training")
+        rd, _manifest = (_resume_run if opts.resume else _new_run)(home, profile, opts, log)
         lock.update(rd.run_id)
-        return _train_in(home, profile, rd, manifest, opts, deadline, log)
+        return rd.run_id
+
+    try:
+        run_id = runs.on_main(prepare)
+        runs.barrier()
+        rd = runs.RunDir(home, profile.name, run_id)
+        return _train_in(home, profile, rd, rd.read_manifest(), opts, deadline, log)
     finally:
         lock.release()
 
@@ -152,7 +175,7 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
         metrics = train_reward(profile, home, rd.root, train, held_out, ropts, log=log)
     if metrics["stopped"] == "signal":
         manifest["status"] = "interrupted"
-        rd.write_manifest(manifest)
+        runs.on_main(rd.write_manifest, manifest)
         log(f"stopped by {callback.signal_name or 'a signal'} at step {metrics['steps']}; a checkpoint was saved. "
             f"Continue with `engine reward --profile {profile.name} --resume`.")
         return RewardRunResult(rd.run_id, {}, interrupted=True)
@@ -169,9 +192,11 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
         "promoted": False,
         "reason": "reward models are not promoted; `engine score`, `engine eval` and best-of-n use the newest one",
     }
-    runs.write_json(rd.report_json, report)
     manifest["status"] = "finished"
-    rd.write_manifest(manifest)
+    if runs.is_main_process():
+        rd.write_manifest(manifest)
+        runs.write_json(rd.report_json, report)  # last: marks the run finished
+    runs.barrier()
     for line in report_lines(report, rd):
         log(line)
     return RewardRunResult(rd.run_id, report)

@@ -121,7 +121,14 @@ class RewardScorer:
             backbone = backbone_from_json(json.loads((run_dir / BACKBONE_FILE).read_text(encoding="utf-8")), home)
         except (OSError, ValueError, KeyError) as exc:
             raise UserError(f"{run_dir}: reward run files are unreadable ({exc}); train a new one.") from None
-        model, tokenizer = load_trained(run_dir / MODEL_SUBDIR, backbone)
+        from engine.profiles import load_profile
+        from engine.train.model import train_device, train_dtype
+
+        settings = load_profile(profile, home)
+        device = train_device(settings)  # score where the chat model runs (a GPU when there is one)
+        model, tokenizer = load_trained(run_dir / MODEL_SUBDIR, backbone,
+                                        None if device == "cpu" else train_dtype(settings, device))
+        model.to(device)
         return cls(model, tokenizer, run_id=run_id, run_dir=run_dir, mean=float(cal["mean"]),
                    std=float(cal["std"]), max_length=int(cal.get("max_length", 512)))
 

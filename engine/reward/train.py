@@ -67,6 +67,7 @@ def training_args(profile: Profile, run_dir: Path, opts: RewardOptions):
         report_to=[],
         disable_tqdm=True,
         dataloader_num_workers=0,
+        include_num_input_tokens_seen=True,
         remove_unused_columns=False,
         lr_scheduler_type="constant",
         warmup_steps=0,
@@ -106,7 +107,9 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     backbone = resolve_backbone(profile, home)
     tokenizer = load_tokenizer(backbone)
     model = new_reward_model(backbone, tokenizer, profile, seed)
-    write_backbone(run_dir, backbone)
+    from engine.train import runs
+
+    runs.on_main(write_backbone, run_dir, backbone)
 
     eval_pairs, eval_on = (held_out, "held_out") if held_out else (train, "train")
     baseline = score_pair_list(model, tokenizer, eval_pairs, max_length)
@@ -125,7 +128,8 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     if stopped_by == "signal":  # a checkpoint was saved; the caller says how to resume
         return {"steps": int(trainer.state.global_step), "stopped": "signal"}
     model = trainer.model
-    _save_model(model, tokenizer, run_dir / MODEL_SUBDIR)
+    runs.on_main(_save_model, model, tokenizer, run_dir / MODEL_SUBDIR)
+    runs.barrier()
 
     trained = score_pair_list(model, tokenizer, eval_pairs, max_length)
     log(f"trained reward model: accuracy {trained.accuracy:.3f}, mean margin {trained.margin:.3f} "
@@ -145,5 +149,5 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
         "calibration": calibration,
         "backbone": backbone.source,
     }
-    write_private(run_dir / CALIBRATION_FILE, json.dumps(calibration, indent=2))  # last: marks finished
+    runs.on_main(write_private, run_dir / CALIBRATION_FILE, json.dumps(calibration, indent=2))  # last: marks finished
     return metrics

@@ -112,3 +112,19 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes(small_home):
     # once finished there is nothing left to resume
     res = run_engine("reward", "--profile", "small", "--home", str(small_home.root), "--resume")
     assert res.code == 2
+
+
+def test_full_model_reward_run_without_lora(small_home):
+    profile = small_home.profiles_dir / "small.toml"
+    profile.write_text(PROFILE.replace("[reward]\n", "[reward]\nlora = false\n"))
+    res = run_engine("reward", "--profile", "small", "--home", str(small_home.root), "--max-steps", "3")
+    assert res.code == 0, res.out + res.err
+    (rd,) = runs.list_runs(small_home, "small", kinds=["reward"])
+    model_dir = rd.root / "reward_model"
+    assert (model_dir / "model.safetensors").is_file() and not (model_dir / "adapter_config.json").exists()
+    from engine.reward.score import RewardScorer
+
+    scorer = RewardScorer.load(small_home, "small")
+    raw = scorer.score([{"role": "user", "content": "What is 1 + 1?"}], "The answer is 2.")
+    report = json.loads(rd.report_json.read_text())
+    assert report["steps"] == 3 and isinstance(raw, float)
