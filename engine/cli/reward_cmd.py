@@ -10,11 +10,20 @@ from typing import Annotated, Optional
 
 import typer
 
-from engine.cli.common import HomeOption, ProfileOption, home_of
+from engine.cli.common import HomeOption, home_of
+
+ProfileOrDefault = Annotated[Optional[str], typer.Option(
+    "--profile", "-p", help="Profile name (default: the home's default profile, see `engine profiles`).")]
+
+
+def _profile_name(profile: str | None, home) -> str:
+    from engine.profiles import default_profile_name
+
+    return profile or default_profile_name(home)
 
 
 def _reward(
-    profile: ProfileOption = "demo",
+    profile: ProfileOrDefault = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last unfinished reward run.")] = False,
     time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop after this long: 6h, 90m, 30s.")] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="Stop at this local time of day, e.g. 07:00.")] = None,
@@ -31,14 +40,15 @@ def _reward(
 
     opts = RewardRunOptions(resume=resume, time_budget=time_budget, until=until, epochs=epochs,
                             max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed)
-    result = run_reward(home_of(home), profile, opts, log=lambda line: typer.echo(line))
+    h = home_of(home)
+    result = run_reward(h, _profile_name(profile, h), opts, log=lambda line: typer.echo(line))
     if result.interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _score(
     file: Annotated[Path, typer.Argument(help="A TRL preference file (.jsonl or .json list).")],
-    profile: ProfileOption = "demo",
+    profile: ProfileOrDefault = None,
     reward: Annotated[Optional[str], typer.Option("--reward", help="Reward run id (default: the newest).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print scores and metrics as JSON.")] = False,
     home: HomeOption = None,
@@ -49,7 +59,7 @@ def _score(
 
     h = home_of(home)
     pairs = read_pairs_file(file)
-    scorer = RewardScorer.load(h, profile, reward)
+    scorer = RewardScorer.load(h, _profile_name(profile, h), reward)
     metrics = scorer.score_pairs(pairs)
     if as_json:
         typer.echo(json.dumps({
@@ -65,7 +75,7 @@ def _score(
 
 
 def _eval(
-    profile: ProfileOption = "demo",
+    profile: ProfileOrDefault = None,
     adapter: Annotated[Optional[str], typer.Option("--adapter", help="Adapter run id (default: the newest finished).")] = None,
     against: Annotated[str, typer.Option("--against", help="base or promoted.")] = "base",
     n_prompts: Annotated[int, typer.Option("--n-prompts", help="How many held-out prompts to generate for.")] = 16,
@@ -77,7 +87,8 @@ def _eval(
     """Generate replies from an adapter and from base/promoted on held-out prompts; print the reward win rate."""
     from engine.reward.evaluate import evaluate_adapter
 
-    result = evaluate_adapter(home_of(home), profile, adapter=adapter, against=against, n_prompts=n_prompts,
+    h = home_of(home)
+    result = evaluate_adapter(h, _profile_name(profile, h), adapter=adapter, against=against, n_prompts=n_prompts,
                               reward_run=reward, max_new_tokens=max_new_tokens,
                               log=(lambda line: None) if as_json else (lambda line: typer.echo(line)))
     if as_json:

@@ -110,3 +110,10 @@ def test_no_reward_model_is_a_clear_error(home: Home, tmp_path):
     path.write_text(json.dumps(preference_file_rows(1, 0, "conv-explicit")[0]) + "\n")
     res = run_engine("score", "--profile", "demo", "--home", str(home.root), str(path))
     assert res.code == 2 and "engine reward --profile demo" in res.err
+
+
+def test_eval_without_an_adapter_is_a_clear_error(trained_reward):
+    res = run_engine("eval", "--home", str(trained_reward.home.root))  # default profile: demo
+    assert res.code == 2 and "no finished adapter" in res.err and "engine finetune" in res.err
+    res = run_engine("eval", "--home", str(trained_reward.home.root), "--against", "nothing")
+    assert res.code == 2 and "--against" in res.err
