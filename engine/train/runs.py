@@ -11,6 +11,8 @@ Overnight-safety rules kept here:
   every file in the checkpoint was fsync'd, so a run killed mid-save leaves a checkpoint without it;
 - finished artefacts (an adapter, a reward model) are written to a temp dir beside the target and
   renamed into place, so a full disk or a crash never leaves a half-written adapter under its name;
+- stops (budget, signals) live in engine.train.stopping and rank-0-only helpers in
+  engine.train.distributed; both are re-exported here so callers need one import;
 - one run per profile at a time (``flock`` on ``runs/<profile>/.<name>.lock``), released by the kernel
   when the process dies, so a SIGKILLed run never blocks the next one.
 """
@@ -18,7 +20,6 @@ Overnight-safety rules kept here:
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import errno
 import fcntl
 import hashlib
@@ -26,12 +27,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from engine.errors import UserError
 from engine.home import Home, check_name, ensure_dir, fsync_dir, write_private
@@ -367,188 +367,7 @@ class RunLock:
         self.release()
 
 
-# ----------------------------------------------------------------------------------------------
-# time budget
-
-
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([hms])")
-
-
-def parse_duration(text: str) -> float:
-    """``6h``, ``90m``, ``30s``, ``1h30m`` -> seconds."""
-    s = text.strip().lower()
-    parts = _DURATION_PART.findall(s)
-    if not s or not parts or _DURATION_PART.sub("", s).strip():
-        raise UserError(f"--time-budget {text!r} is not a duration; write it like 6h, 90m, 30s or 1h30m.")
-    seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-    if seconds <= 0:
-        raise UserError(f"--time-budget {text!r} must be longer than zero.")
-    return seconds
-
-
-def parse_until(text: str, now: float | None = None) -> float:
-    """``07:00`` (24-hour local time) -> the unix time of its next occurrence."""
-    m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", text)
-    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-        raise UserError(f"--until {text!r} is not a time of day; write it like 07:00 (24-hour, local time).")
-    now_dt = _dt.datetime.fromtimestamp(time.time() if now is None else now)
-    target = now_dt.replace(hour=int(m.group(1)), minute=int(m.group(2)), second=0, microsecond=0)
-    if target <= now_dt:
-        target += _dt.timedelta(days=1)
-    return target.timestamp()
-
-
-@dataclass
-class Deadline:
-    """When training must stop (None: no budget). ``started`` is when the budget began to count."""
-
-    at: float | None = None
-    started: float = field(default_factory=time.time)
-    label: str = ""
-
-    @classmethod
-    def from_options(cls, time_budget: str | None, until: str | None, now: float | None = None) -> "Deadline":
-        now = time.time() if now is None else now
-        ends = []
-        labels = []
-        if time_budget:
-            ends.append(now + parse_duration(time_budget))
-            labels.append(f"budget {time_budget}")
-        if until:
-            ends.append(parse_until(until, now))
-            labels.append(f"until {until.strip()}")
-        if not ends:
-            return cls(None, now, "")
-        return cls(min(ends), now, " and ".join(labels))
-
-    def remaining(self, now: float | None = None) -> float | None:
-        if self.at is None:
-            return None
-        return self.at - (time.time() if now is None else now)
-
-    def expired(self, now: float | None = None) -> bool:
-        r = self.remaining(now)
-        return r is not None and r <= 0
-
-    @property
-    def total(self) -> float | None:
-        return None if self.at is None else self.at - self.started
-
-
-# ----------------------------------------------------------------------------------------------
-# signals
-
-
-class StopRequest:
-    """Turns SIGINT/SIGTERM into a flag the training loop polls (it saves a checkpoint and stops).
-
-    A second SIGINT while stopping raises KeyboardInterrupt, so a user can still force their way out.
-    Use as a context manager; the previous handlers come back on exit. Outside the main thread
-    (tests, the TUI) signals cannot be caught and the flag can be set with ``request``.
-    """
-
-    def __init__(self) -> None:
-        self.signal_name: str | None = None
-        self._old: dict[int, object] = {}
-
-    @property
-    def requested(self) -> bool:
-        return self.signal_name is not None
-
-    def request(self, name: str = "request") -> None:
-        self.signal_name = name
-
-    def _handle(self, signum, _frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(signum).name
-
-    def __enter__(self) -> "StopRequest":
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old.clear()
-
-
-# ----------------------------------------------------------------------------------------------
-# distributed (accelerate launch / torchrun): only rank 0 writes the run directory
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_distributed() -> bool:
-    return world_size() > 1
-
-
-def is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def init_distributed() -> None:
-    """Start the process group early (gloo on CPU, nccl on GPUs) so ranks can agree on the run id."""
-    if not is_distributed():
-        return
-    from accelerate import PartialState
-
-    PartialState()
-
-
-def barrier() -> None:
-    if not is_distributed():
-        return
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def broadcast(obj, src: int = 0):
-    """Rank ``src``'s ``obj`` on every rank (a run id, a decision); the identity when not distributed."""
-    if not is_distributed():
-        return obj
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def any_rank(flag: bool) -> bool:
-    """True on every rank if ``flag`` is true on any rank (so all ranks stop at the same step)."""
-    if not is_distributed():
-        return flag
-    import torch
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    backend = dist.get_backend()
-    device = "cuda" if backend == "nccl" and torch.cuda.is_available() else "cpu"
-    t = torch.tensor([1 if flag else 0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-def on_main(fn: Callable, *args, **kwargs):
-    """Run ``fn`` on rank 0 only, then share its result (or its UserError) with every rank."""
-    result, error = None, None
-    if is_main_process():
-        try:
-            result = fn(*args, **kwargs)
-        except UserError as exc:
-            error = (str(exc), exc.exit_code)
-    result, error = broadcast((result, error))
-    if error is not None:
-        raise UserError(error[0], error[1])
-    return result
+# Re-exported so callers keep one import (engine.reward uses runs.Deadline, runs.StopRequest, ...).
+from engine.train.distributed import (  # noqa: E402,F401
+    any_rank, barrier, broadcast, init_distributed, is_distributed, is_main_process, on_main, world_size)
+from engine.train.stopping import Deadline, StopRequest, parse_duration, parse_until  # noqa: E402,F401
