@@ -21,6 +21,7 @@ _SUMMARY_ORDER = (
     "kills survived (SIGKILL after a hand-written half line)",
     "torn tails reported",
     "acknowledged events checked intact",
+    "acknowledged-event checks after a kill (event x kill)",
     "concurrent appends checked",
     "concurrent snapshots byte-compared",
     "log reader fuzz cases",

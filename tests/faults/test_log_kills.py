@@ -166,6 +166,7 @@ def test_sigkill_while_appending_loses_nothing_acknowledged(home, fault_stats):
             e = by_id.get(eid)
             assert e is not None, f"acknowledged event {eid} (round {rnd}, seq {seq}) lost"
             assert e["content"] == payload(rnd, seq) and e["conversation_id"] == conversation(rnd)
+        fault_stats["acknowledged-event checks after a kill (event x kill)"] += len(expected)
         # At most the one in-flight append of this round is present without an acknowledgement,
         # and it is the next in sequence.
         unacked = [e for e in result.events if e["conversation_id"] == conversation(round_no) and e["id"] not in expected]
