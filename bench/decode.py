@@ -140,20 +140,20 @@ def measure_model(label: str, profile_name: str, model_id: str, home, n_tokens: 
 
 def run(quick: bool, layers: int) -> tuple[list[Row], dict]:
     threads = set_threads()
-    reps = 2 if quick else 4
+    reps = 2 if quick else 3
     rows: list[Row] = []
     meta: dict = {"models": [], "notes": [f"torch threads: {threads}, OMP_WAIT_POLICY="
                                           f"{os.environ.get('OMP_WAIT_POLICY')}; the machine is shared, so "
                                           "ratios come from back-to-back runs"]}
     with temp_home() as home:
-        r, m = measure_model("demo model", "benchdemo", "builtin:demo", home, 64 if quick else 256, reps,
+        r, m = measure_model("demo model", "benchdemo", "builtin:demo", home, 64 if quick else 192, reps,
                              "tiny model: per-token Python overhead dominates")
         rows += r
         meta["models"].append(m)
         with tempfile.TemporaryDirectory(prefix="tuneloop-bench-qwen-") as tmp:
             path = build_random_model_dir(Path(tmp) / "qwen", QWEN25_05B, layers)
             shape = describe_shape(QWEN25_05B, layers)
-            r, m = measure_model("Qwen2.5-0.5B shape", "benchqwen", str(path), home, 16 if quick else 32,
+            r, m = measure_model("Qwen2.5-0.5B shape", "benchqwen", str(path), home, 16 if quick else 24,
                                  reps, f"random weights, fp32 CPU, {shape}")
             rows += r
             meta["models"].append(m)

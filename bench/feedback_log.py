@@ -121,7 +121,7 @@ def time_replay_and_export(home, profile: str, out_dir: Path) -> dict[str, float
 def run(quick: bool) -> tuple[list[Row], dict]:
     small = 1_000 if quick else 10_000
     n_append = 200 if quick else 2_000
-    reps = 1 if quick else 3
+    reps = 1 if quick else 2
     rows: list[Row] = []
     notes = []
     with temp_home() as home:

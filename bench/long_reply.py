@@ -5,7 +5,8 @@ blocks) into the real app, headless, so the cost measured is the app's: posting 
 how many tokens the Markdown widgets on screen hold. The generator is paced at 1,000 tokens/s (far
 above a local model on CPU; the app batches updates, so an unpaced generator only shows a few big
 jumps) and streams 1,000 tokens past the 4,000 measured, so the last window is not the final redraw.
-Reported: the display rate over tokens 3,000-4,000 divided by the rate over 0-1,000 (target >= 0.9),
+Reported: the display rate over tokens 3,000-4,000 divided by the rate over 1-1,000 (from the first
+token on screen, so the first window does not carry the start-up delay) (target >= 0.9),
 how far the screen trails the generator, and one unpaced run's time to show the whole reply.
 
     python -m bench.long_reply [--quick] [--json OUT]
@@ -63,7 +64,7 @@ async def stream_once(n_tokens: int, rate: float | None, tail: int = 0, timeout:
         raise ValueError(k)
 
     start = gen.timestamps[0]
-    first = WINDOW / (reached(WINDOW) - start)
+    first = WINDOW / (reached(WINDOW) - reached(1))  # from the first token on screen
     last = WINDOW / (reached(n_tokens) - reached(n_tokens - WINDOW))
     pulled_s = gen.timestamps[-1] - start
     return {"first": first, "last": last, "ratio": last / first, "pulled": len(gen.timestamps) / pulled_s,

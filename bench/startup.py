@@ -181,7 +181,7 @@ def pty_first_paint(home: Path, timeout: float = 30.0, command: list[str] | None
 
 
 def run(quick: bool) -> tuple[list[Row], dict]:
-    reps = 2 if quick else 3
+    reps = 2
     rows: list[Row] = []
     meta: dict = {"notes": []}
     with tempfile.TemporaryDirectory(prefix="tuneloop-bench-startup-") as tmp:
