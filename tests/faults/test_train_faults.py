@@ -1,10 +1,11 @@
 """Training faults on the demo model with real TRL: a kill mid-checkpoint, and a full disk.
 
 * ``engine finetune`` runs in a child (helpers/slow_checkpoint.py) whose write of checkpoint-4 is cut
-  in half and never gets its COMPLETE marker; the test SIGKILLs it right there. checkpoint-2 stays
-  complete, nothing is promoted, and ``engine finetune --resume`` (a plain, unpatched process)
-  continues from checkpoint-2, skips the half-written one, finishes all 6 steps and promotes an
-  adapter the runtime loads.
+  in half and never gets its COMPLETE marker; the test SIGKILLs it right there: checkpoint-2 stays
+  complete and nothing is promoted. ``--resume`` continues from checkpoint-2 (skipping the
+  half-written one) and is SIGKILLed again after writing the final adapter into its temp folder,
+  before the rename: no adapter appears under its name, nothing is promoted. A plain ``--resume``
+  then finishes from checkpoint-6 and promotes an adapter the runtime loads.
 * The profile's runs folder is a small tmpfs that fills up at the first checkpoint: the run ends
   with exit 2 and one sentence saying the disk is full, no adapter appears under its name, the
   previously promoted adapter stays in use and loads. The feedback log on a full disk refuses a
@@ -31,54 +32,73 @@ def wait_for(predicate, timeout: float, what: str, proc=None) -> None:
     end = time.monotonic() + timeout
     while not predicate():
         if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"process ended (exit {proc.returncode}) before {what}:\n{out[-3000:]}")
+            raise AssertionError(f"process ended (exit {proc.returncode}) before {what}")
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
 
 
+def run_until_hang(home, tmp_path, hang_at: str, args: list[str], **extra) -> str:
+    """Run ``engine ARGS`` under helpers/slow_checkpoint.py, SIGKILL it where it hangs; its output."""
+    env = engine_env(home)
+    flag = tmp_path / f"hung-at-{hang_at}"
+    log = tmp_path / f"hung-at-{hang_at}.log"
+    env.update(HANG_AT=hang_at, FLAG_FILE=str(flag), **extra)
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, str(HELPERS_DIR / "slow_checkpoint.py"), *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_for(flag.exists, 400, f"the run to hang at {hang_at} (output in {log})", proc)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return log.read_text()
+
+
 @pytest.mark.slow
-def test_sigkill_mid_checkpoint_then_resume(demo_home, tmp_path, fault_stats):
+def test_sigkill_mid_checkpoint_and_mid_publish_then_resume(demo_home, tmp_path, fault_stats):
     home = demo_home
     record_edit(home)
-    env = engine_env(home)
-    flag = tmp_path / "in-checkpoint"
-    env.update(SLOW_STEP="4", FLAG_FILE=str(flag))
-    args = ["finetune", "--profile", "demo", "--method", "sft", "--max-steps", "6", "--save-steps", "2"]
-    proc = subprocess.Popen([sys.executable, str(HELPERS_DIR / "slow_checkpoint.py"), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(flag.exists, 400, "checkpoint-4 to be half written", proc)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
 
+    # 1. Killed while checkpoint-4 is half written (no COMPLETE marker yet).
+    run_until_hang(home, tmp_path, "checkpoint",
+                   ["finetune", "--profile", "demo", "--method", "sft", "--max-steps", "6", "--save-steps", "2"],
+                   SLOW_STEP="4")
     (run_dir,) = [p for p in home.runs_dir("demo").iterdir() if p.is_dir()]
     ckpts = run_dir / "checkpoints" / "1-sft"
     assert (ckpts / "checkpoint-2" / "COMPLETE").is_file()
     assert (ckpts / "checkpoint-4").is_dir() and not (ckpts / "checkpoint-4" / "COMPLETE").exists()
     assert not (run_dir / "adapter").exists() and adapters.promoted_run(home, "demo") is None
+    fault_stats["training kills survived"] += 1
 
+    # 2. Resumed, then killed after the final adapter is written to its temp folder, before the rename.
+    out = run_until_hang(home, tmp_path, "publish", ["finetune", "--profile", "demo", "--resume"])
+    assert "resuming from checkpoint-2" in out, out[-3000:]
+    assert (ckpts / "checkpoint-6" / "COMPLETE").is_file()
+    stage = run_dir / "stages" / "1-sft"
+    assert not (stage / "adapter").exists() and not (stage / "COMPLETE").exists()
+    assert not (run_dir / "adapter").exists() and not (run_dir / "report.json").exists()
+    assert adapters.promoted_run(home, "demo") is None
+    fault_stats["training kills survived"] += 1
+
+    # 3. A plain resume finishes from the newest complete checkpoint and promotes a loadable adapter.
     done = subprocess.run(engine_cmd("finetune", "--profile", "demo", "--resume"), env=engine_env(home),
                           capture_output=True, text=True, timeout=500)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
-    assert "resuming from checkpoint-2" in out, out
+    assert "resuming from checkpoint-6" in out, out
     report = json.loads((run_dir / "report.json").read_text())
     assert report["steps"] == 6 and report["promoted"] is True
     assert adapters.promoted_run(home, "demo") == run_dir.name
-    assert (ckpts / "checkpoint-6" / "COMPLETE").is_file()
 
     from engine.profiles import load_profile
     from engine.runtime import load_model
 
     lm = load_model(load_profile("demo", home), home)
     assert lm.adapter == run_dir.name
-    fault_stats["training kills survived"] += 1
 
 
 @pytest.fixture

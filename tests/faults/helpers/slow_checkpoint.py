@@ -1,10 +1,13 @@
-"""``engine`` with a checkpoint write that never finishes: for the kill-mid-checkpoint test.
+"""``engine`` with a write that never finishes: for the kill-mid-write training tests.
 
-Usage: python slow_checkpoint.py ENGINE-ARGS...   (env: SLOW_STEP, FLAG_FILE)
+Usage: python slow_checkpoint.py ENGINE-ARGS...   (env: HANG_AT, FLAG_FILE, SLOW_STEP)
 
-When the trainer has written ``checkpoint-N`` (N >= SLOW_STEP) and is about to declare it complete,
-this cuts its adapter weights file in half (what an interrupted write leaves), writes FLAG_FILE and
-hangs before the COMPLETE marker, so the test can SIGKILL the run exactly mid-checkpoint.
+HANG_AT=checkpoint: when the trainer has written ``checkpoint-N`` (N >= SLOW_STEP) and is about to
+declare it complete, cut its adapter weights file in half (what an interrupted write leaves), write
+FLAG_FILE and hang before the COMPLETE marker.
+HANG_AT=publish: when the final adapter has been written into its temp folder, write FLAG_FILE and
+hang before the rename that publishes it.
+Either way the test SIGKILLs the run right there.
 """
 
 import os
@@ -12,26 +15,43 @@ import sys
 import time
 from pathlib import Path
 
+from engine.train import model as train_model
 from engine.train import runs
 
-SLOW_STEP = int(os.environ["SLOW_STEP"])
+HANG_AT = os.environ["HANG_AT"]
 FLAG_FILE = os.environ["FLAG_FILE"]
-_mark_complete = runs.mark_complete
 
 
-def mark_complete(checkpoint, info=None):
-    step = runs.checkpoint_step(checkpoint)
-    if step is not None and step >= SLOW_STEP:
-        weights = Path(checkpoint) / "adapter_model.safetensors"
-        if weights.is_file():
-            data = weights.read_bytes()
-            weights.write_bytes(data[: len(data) // 2])
-        Path(FLAG_FILE).write_text(str(checkpoint))
-        time.sleep(3600)
-    return _mark_complete(checkpoint, info)
+def hang(where) -> None:
+    Path(FLAG_FILE).write_text(str(where))
+    time.sleep(3600)
 
 
-runs.mark_complete = mark_complete
+if HANG_AT == "checkpoint":
+    SLOW_STEP = int(os.environ["SLOW_STEP"])
+    _mark_complete = runs.mark_complete
+
+    def mark_complete(checkpoint, info=None):
+        step = runs.checkpoint_step(checkpoint)
+        if step is not None and step >= SLOW_STEP:
+            weights = Path(checkpoint) / "adapter_model.safetensors"
+            if weights.is_file():
+                data = weights.read_bytes()
+                weights.write_bytes(data[: len(data) // 2])
+            hang(checkpoint)
+        return _mark_complete(checkpoint, info)
+
+    runs.mark_complete = mark_complete
+elif HANG_AT == "publish":
+    _save_adapter = train_model.save_adapter
+
+    def save_adapter(peft_model, profile, out_dir):
+        _save_adapter(peft_model, profile, out_dir)
+        hang(out_dir)
+
+    train_model.save_adapter = save_adapter
+else:
+    raise SystemExit(f"HANG_AT={HANG_AT!r}: use checkpoint or publish")
 
 from engine.cli import main  # noqa: E402
 
