@@ -60,7 +60,7 @@ def test_eval_adapter_trained_toward_the_reward_model_beats_base(home, demo_mode
                      "--max-new-tokens", "12", "--json")
     assert res.code == 0, res.out + res.err
     result = json.loads(res.out)
-    assert result["against"] == "base" and result["n"] == 6
+    assert result["against"] == "base" and 3 <= result["n"] <= 6  # distinct held-out prompts, at most 6
     assert result["win_rate"] > 0.5
     low, high = result["ci95"]
     assert low <= result["win_rate"] <= high and 0 < high - low < 1
