@@ -61,6 +61,35 @@ def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettin
     return result, current, label
 
 
+def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | None, rows: gate.EvalRows) -> dict:
+    """``train.gate_uses_reward``: the newest reward model's win rate of the new adapter's replies over the
+    current one's on the held-out prompts (engine.reward.evaluate); skipped when there is no reward model."""
+    import json
+
+    from engine.reward.best_of import load_scorer
+    from engine.reward.evaluate import reward_win_rate
+    from engine.runtime import GenerationParams, load_model
+
+    scorer = load_scorer(home, profile.name)
+    if scorer is None:
+        return {"skipped": "no reward model for this profile (train one with `engine reward`)"}
+    seen, prompts = set(), []
+    for prompt in [r["messages"][:-1] for r in rows.sft] + [r["prompt"] for r in rows.pref + rows.kto]:
+        key = json.dumps(prompt, sort_keys=True)
+        if prompt and key not in seen:
+            seen.add(key)
+            prompts.append(prompt)
+    prompts = prompts[:16]
+    if not prompts:
+        return {"skipped": "no held-out prompts"}
+    lm = load_model(profile, home, adapter=None)
+    lm.load_adapter(rd.run_id, rd.adapter)
+    if current is not None:
+        lm.load_adapter(current, adapters.adapter_path(home, profile.name, current))
+    win = reward_win_rate(lm, scorer, prompts, rd.run_id, current, GenerationParams.from_profile(profile))
+    return {"reward_run": scorer.run_id, **win.to_json()}
+
+
 def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
            stage_adapter: Path | None, steps: int, stopped: str | None, opts) -> dict:
     from engine.train.finetune import copy_adapter
@@ -72,6 +101,12 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
     rows, notes = _eval_rows(rd, manifest)
     results, current, label = evaluate(home, profile, manifest, settings, rd.adapter, rows)
     decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin)
+    reward_check = None
+    if settings.gate_uses_reward and decision.promote:
+        reward_check = _reward_check(home, profile, rd, current, rows)
+        if reward_check.get("win_rate") is not None and reward_check["win_rate"] < 0.5:
+            decision = gate.Decision(False, f"the reward model prefers the current adapter's replies (win rate "
+                                            f"{reward_check['win_rate']:.0%} < 50%): not promoted.", decision.checks)
     if decision.promote:
         adapters.set_promoted(home, profile.name, rd.run_id, reason=decision.reason)
     curve = report_mod.loss_curve(rd.metrics)
@@ -90,7 +125,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "eval": results,
         "current_run": current,
         "current_label": label,
-        "gate": {"margin": settings.gate_margin, "checks": decision.checks},
+        "gate": {"margin": settings.gate_margin, "checks": decision.checks, "reward": reward_check},
         "promoted": decision.promote,
         "reason": decision.reason,
         "loss_first": curve[0][2] if curve else None,

@@ -81,5 +81,10 @@ def render(report: dict, curve: list[tuple[str, int, float]]) -> str:
         lines.append(f"{'metric':<16}{'new':>10}{'current':>10}   ({report.get('current_label', 'current')})")
         for key in new:
             lines.append(f"{key:<16}{_fmt(new[key]):>10}{_fmt(cur.get(key, '-')):>10}")
+    reward = (report.get("gate") or {}).get("reward")
+    if reward:
+        lines.append(f"reward check: skipped ({reward['skipped']})" if "skipped" in reward else
+                     f"reward check: new adapter's replies win {reward['win_rate']:.0%} against the current's "
+                     f"(reward model {reward.get('reward_run')}, {reward['n']} prompts)")
     lines.append(("PROMOTED: " if report["promoted"] else "NOT PROMOTED: ") + report["reason"])
     return "\n".join(lines)

@@ -76,3 +76,20 @@ def test_tensorboard_flag_needs_the_package(log, demo_home):
     code, out = run_engine("finetune", "--profile", "demo", "--tensorboard", "--home", str(demo_home.root))
     assert code == 2 and "pip install 'tuneloop[plots]'" in out
     assert _no_runs(demo_home)
+
+
+def test_gate_uses_reward_without_a_reward_model_skips_that_check_and_says_so(log, demo_home):
+    from engine.profiles import BUILTIN_DIR
+
+    ensure_dir(demo_home.profiles_dir)
+    text = (BUILTIN_DIR / "demo.toml").read_text().replace("[train]\n", "[train]\ngate_uses_reward = true\n")
+    (demo_home.profiles_dir / "demo.toml").write_text(text)
+    _, (reply,) = converse(log, "Hi?", ["Hello."])
+    log.rate(reply["id"], 1)
+    code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--max-steps", "2",
+                           "--home", str(demo_home.root))
+    assert code == 0, out
+    assert "reward check: skipped (no reward model" in out
+    (run_id,) = adapters.run_ids(demo_home, "demo")
+    report = json.loads((demo_home.run_dir("demo", run_id) / "report.json").read_text())
+    assert report["gate"]["reward"]["skipped"].startswith("no reward model")
