@@ -160,9 +160,9 @@ def plain_run(model_dir: Path, rows: Path, method: str, manifest: dict, out_dir:
 def run(quick: bool) -> tuple[list[Row], dict]:
     from engine.demo import ensure_demo_model
 
-    reps = 1
-    conversations = 16 if quick else 32
-    epochs = 2 if quick else 3
+    reps = 1 if quick else 2
+    conversations = 16 if quick else 24
+    epochs = 2
     rows: list[Row] = []
     meta: dict = {"notes": [f"demo model; {conversations} synthetic conversations, replies 5-200 words; "
                             f"{epochs} epochs; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"]}
