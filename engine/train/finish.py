@@ -107,6 +107,9 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         if reward_check.get("win_rate") is not None and reward_check["win_rate"] < 0.5:
             decision = gate.Decision(False, f"the reward model prefers the current adapter's replies (win rate "
                                             f"{reward_check['win_rate']:.0%} < 50%): not promoted.", decision.checks)
+        elif reward_check.get("win_rate") is not None:
+            decision.reason = decision.reason.replace(
+                ": promoted.", f", and the reward model's win rate is {reward_check['win_rate']:.0%}: promoted.")
     if decision.promote:
         adapters.set_promoted(home, profile.name, rd.run_id, reason=decision.reason)
     curve = report_mod.loss_curve(rd.metrics)
