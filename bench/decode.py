@@ -146,7 +146,8 @@ def run(quick: bool, layers: int) -> tuple[list[Row], dict]:
                                           f"{os.environ.get('OMP_WAIT_POLICY')}; the machine is shared, so "
                                           "ratios come from back-to-back runs"]}
     with temp_home() as home:
-        r, m = measure_model("demo model", "benchdemo", "builtin:demo", home, 64 if quick else 192, reps,
+        r, m = measure_model("demo model", "benchdemo", "builtin:demo", home, 64 if quick else 192,
+                             reps if quick else 5,  # cheap per repetition: more of them against the noise
                              "tiny model: per-token Python overhead dominates")
         rows += r
         meta["models"].append(m)
