@@ -89,8 +89,9 @@ def test_greedy_reply_is_deterministic_and_equals_plain_generate(lm):
 def test_streaming_yields_pieces_that_join_to_the_greedy_reply(lm):
     params = GenerationParams.from_profile(lm.profile, max_new_tokens=32, do_sample=False)
     gen = lm.stream(QUESTION, params)
+    gen.coalesce_s = 0  # a piece per wake-up, no gathering (the default gathers ~20 ms of tokens)
     pieces = list(gen)
-    assert len(pieces) > 5
+    assert len(pieces) > 1
     assert "".join(pieces) == plain_greedy(lm, QUESTION, 32) == gen.text
     rec = gen.record
     assert RECORD_FIELDS <= set(rec)
@@ -102,6 +103,17 @@ def test_streaming_yields_pieces_that_join_to_the_greedy_reply(lm):
     assert set(rec["params"]) == {"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample"}
     assert isinstance(rec["seed"], int)
     json.dumps(rec)  # goes into the feedback log as is
+
+
+def test_incremental_decoding_joins_to_the_full_text_even_across_split_characters(lm):
+    from engine.runtime.streaming import IncrementalDecoder
+
+    text = "Héllo wörld 🙂 日本語, def f(x):\n    return x"
+    ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+    decoder = IncrementalDecoder(lm.tokenizer)
+    pieces = [decoder.add([i]) for i in ids] + [decoder.add([], final=True)]
+    assert "".join(pieces) == text
+    assert len([p for p in pieces if p]) > 10 and not any("\ufffd" in p for p in pieces)
 
 
 def test_cancel_after_the_first_piece_stops_within_a_token(lm):
