@@ -43,7 +43,7 @@ def write_picks(log, n: int, seed: int = 0, system_prompt: str = "You are a help
     rng = random.Random(seed)
     gen = {"system_prompt": system_prompt}
     for _ in range(n):
-        conv = uuid.uuid4().hex
+        conv = uuid.UUID(int=rng.getrandbits(128)).hex  # seeded: the held-out split is reproducible
         q, good, bad = pair(rng)
         user = log.add_message(conv, None, "user", q)
         replies = [good, bad] if rng.random() < 0.5 else [bad, good]

@@ -37,7 +37,7 @@ def _record_regenerate_and_pick(home, n: int, seed: int) -> None:
     log = FeedbackLog(home, "demo")
     rng = random.Random(seed)
     for _ in range(n):
-        conv = uuid.uuid4().hex
+        conv = uuid.UUID(int=rng.getrandbits(128)).hex  # seeded: the held-out split is reproducible
         question, answer = question_and_answer(rng)
         user = log.add_message(conv, None, "user", question)
         text, record = lm.generate([{"role": "user", "content": question}], params)
