@@ -172,7 +172,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.composer.clear()
         user = self.session.add_user(event.text)
         await self.refresh_chat()
-        await self.enqueue(ReplyJob(user.id))
+        await self.enqueue(ReplyJob(user.id, best_of=self.profile.generation.best_of))
 
     async def on_sidebar_opened(self, event: Sidebar.Opened) -> None:
         if event.conversation_id is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 
+from tui.best_of import best_of_n_for
 from tui.replies import ReplyJob
 from tui.screens.compare import SLOTS, CompareScreen
 from tui.screens.edit import EditScreen
@@ -104,6 +105,12 @@ class JudgingMixin:
         if self._can_generate():
             overrides = {} if self.profile.generation.do_sample else {"do_sample": True}
             await self.enqueue(ReplyJob(self._prompt_of(msg), overrides=overrides))
+
+    async def judge_best_of(self, msg) -> None:
+        """n new sibling replies to the same prompt, scored by the reward model (no reward model: one
+        reply and a notice). A later pick among them is a ``choice`` of kind ``best_of``."""
+        if self._can_generate():
+            await self.enqueue(ReplyJob(self._prompt_of(msg), best_of=best_of_n_for(self.profile)))
 
     async def judge_compare(self, msg) -> None:
         if not self._can_generate():

@@ -42,6 +42,8 @@ class ReplyProgress(Message):
     pieces: int = 0
     """Pieces decoded so far (about one per token) and seconds since the first one: a live rate."""
     seconds: float = 0.0
+    note: str = ""
+    """Best-of-n: which candidate is generating ("best of 3: reply 2/3"), shown in the reply's header."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, ReplyProgress) and message.key == self.key
@@ -54,6 +56,23 @@ class ReplyFinished(Message):
     key: str
     text: str
     record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BestOfFinished(Message):
+    """Best-of-n reply ``key`` ended: ``candidates`` are (text, generation record) pairs, best first;
+    each record carries ``reward_score``. Empty when the person stopped it before any reply finished."""
+
+    key: str
+    candidates: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass
+class Notice(Message):
+    """A one-line note from a worker for the person (shown as a notification)."""
+
+    text: str
+    severity: str = "information"
 
 
 @dataclass

@@ -20,9 +20,11 @@ from textual.worker import get_current_worker
 from engine.adapters import adapter_path, promoted_run
 from engine.errors import UserError
 from engine.profiles import Profile
+from tui.best_of import no_reward_notice, run_best_of
 from tui.generator import build_params
 from tui.widgets.message_view import Shown
-from tui.messages import AdapterActive, ModelProgress, ModelReady, ReplyFinished, ReplyProgress
+from tui.messages import (AdapterActive, BestOfFinished, ModelProgress, ModelReady, Notice, ReplyFinished,
+                          ReplyProgress)
 
 KEEP = object()  # a job that leaves the active adapter alone
 _keys = itertools.count(1)
@@ -39,7 +41,11 @@ class ReplyJob:
     adapter: Any = KEEP
     """Adapter to use for this reply only (compare: None = base); restored afterwards."""
     screen: Any = None
+    best_of: int = 1
+    """Above 1 (chat only): that many sampled replies, scored by the reward model, become siblings."""
     key: str = field(default_factory=lambda: f"reply-{next(_keys)}")
+    stop_requested: bool = False
+    """Esc was pressed: a best-of job starts no further candidate."""
 
 
 class RepliesMixin:
@@ -51,6 +57,7 @@ class RepliesMixin:
         self.current: ReplyJob | None = None
         self.active_stream = None
         self.loaded_adapters: set[str] = set()
+        self.best_of_warned: set[str] = set()  # profiles told once that best-of needs a reward model
 
     @property
     def busy(self) -> bool:
@@ -149,6 +156,11 @@ class RepliesMixin:
             lm.use_adapter(job.adapter)
         try:
             params = build_params(self.profile, **job.overrides)
+            if job.best_of > 1 and job.target == "chat":
+                candidates = self._best_of(lm, job, messages, params)
+                if candidates is not None:
+                    self.post_message(BestOfFinished(job.key, [(c.text, c.record) for c in candidates]))
+                    return
             stream = lm.stream(messages, params=params)
             self.active_stream = stream
             text, pieces, first = "", 0, None
@@ -165,6 +177,28 @@ class RepliesMixin:
                 lm.use_adapter(restore)
         self.post_message(ReplyFinished(job.key, text, record))
 
+    def _best_of(self, lm, job: ReplyJob, messages: list[dict], params):
+        """In the reply worker: n candidates best first, or None (no reward model: one reply instead)."""
+        n, profile = job.best_of, self.profile
+
+        def on_stream(stream, index: int) -> None:
+            self.active_stream = stream
+            self.post_message(ReplyProgress(job.key, "", note=f"best of {n}: reply {index + 1}/{n}"))
+
+        def on_text(index: int, text: str, pieces: int, seconds: float) -> None:
+            self.post_message(ReplyProgress(job.key, text, pieces, seconds, note=f"best of {n}: reply {index + 1}/{n}"))
+
+        self.post_message(ReplyProgress(job.key, "", note=f"best of {n}: loading the reward model"))
+        candidates = run_best_of(lm, self.home, profile, messages, n, params, on_stream, on_text,
+                                 lambda: job.stop_requested)
+        if candidates is None and profile.name not in self.best_of_warned:
+            self.best_of_warned.add(profile.name)
+            self.post_message(Notice(no_reward_notice(profile.name, n), "warning"))
+        return candidates
+
+    def on_notice(self, message: Notice) -> None:
+        self.notify(message.text, severity=message.severity, timeout=10)
+
     async def on_reply_progress(self, message: ReplyProgress) -> None:
         job = self.current
         if job is None or job.key != message.key:
@@ -173,6 +207,8 @@ class RepliesMixin:
             self.status.tokens_per_s = (message.pieces - 1) / message.seconds  # exact rate on finish
         if job.target == "chat":
             if (view := self.chat.stream_view(job.key)) is not None:
+                if message.note and message.note not in view.shown.header:
+                    await view.show(Shown(None, "assistant", "", f"[b]Assistant[/b] [dim]{message.note}… (Esc stops)[/dim]"))
                 await view.stream_to(message.text)
         elif job.screen is not None and job.screen.is_attached:
             await job.screen.progress(job.target, message.text)
@@ -191,6 +227,28 @@ class RepliesMixin:
             self.chat.selected_id = msg.id
         elif job.screen is not None and job.screen.is_attached:
             await job.screen.finished(job.target, msg.id, message.text)
+        await self._reply_done()
+
+    async def on_best_of_finished(self, message: BestOfFinished) -> None:
+        """Every candidate becomes a sibling reply (written best first); the reward model's favourite is shown."""
+        job = self.current
+        if job is None or job.key != message.key:
+            return
+        ids = []
+        for text, record in message.candidates:
+            msg = self.session.add_reply(job.parent_id, text, {"profile": self.profile.name, **record}, show=False)
+            ids.append(msg.id)
+        self.current = None
+        await self.chat.end_streams()
+        if ids:
+            self.session.show(ids[0])
+            self.chat.selected_id = ids[0]
+            best = message.candidates[0][1]
+            if best.get("tokens_per_s") is not None:
+                self.status.tokens_per_s = float(best["tokens_per_s"])
+        await self._reply_done()
+
+    async def _reply_done(self) -> None:
         if getattr(self, "quitting", False):
             self.exit()
             return
@@ -210,11 +268,15 @@ class RepliesMixin:
             self.exit()
             return
         self.quitting = True
+        if self.current is not None:
+            self.current.stop_requested = True  # a best-of job starts no further candidate
         self.active_stream.cancel()
         self.set_timer(3.0, self.exit)  # in case the runtime does not end the stream
 
     def action_stop(self) -> None:
         """Esc: stop the reply within one token; the partial text is saved, marked stopped."""
+        if self.current is not None:
+            self.current.stop_requested = True
         if self.active_stream is not None:
             self.active_stream.cancel()
 

@@ -161,8 +161,13 @@ class ChatSession:
     def edit(self, message_id: str, content: str) -> None:
         self._apply(self.log.edit(message_id, content))
 
-    def pick(self, message_id: str, kind: str = "regenerate", sources: dict[str, str] | None = None) -> None:
-        candidates = [s.id for s in self.siblings(message_id) if s.role == "assistant"]
+    def pick(self, message_id: str, kind: str | None = None, sources: dict[str, str] | None = None) -> None:
+        """A ``choice`` among all assistant siblings. ``kind`` None: ``best_of`` when any of them came from
+        best-of-n (``generation.best_of`` > 1), else ``regenerate``."""
+        sibs = [s for s in self.siblings(message_id) if s.role == "assistant"]
+        candidates = [s.id for s in sibs]
+        if kind is None:
+            kind = "best_of" if any(_best_of_size(s) > 1 for s in sibs) else "regenerate"
         self._apply(self.log.choose(message_id, candidates, kind, sources=sources))
         self.show(message_id)
 
@@ -172,3 +177,11 @@ class ChatSession:
 
     def rename(self, title: str) -> None:
         self._apply(self.log.rename(self.conversation_id, title))
+
+
+def _best_of_size(message) -> int:
+    """The n of the best-of-n set a reply came from (1 for an ordinary reply)."""
+    try:
+        return int((message.generation or {}).get("best_of") or 1)
+    except (TypeError, ValueError):
+        return 1

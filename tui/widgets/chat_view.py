@@ -27,6 +27,9 @@ CHAT_BINDINGS = [
     Binding("r", "act('regenerate')", "Regen", id="chat.regenerate", tooltip="Generate another reply (sibling)"),
     Binding("left,left_square_bracket", "act('prev')", "‹", id="chat.prev", tooltip="Previous sibling reply"),
     Binding("right,right_square_bracket", "act('next')", "›", id="chat.next", tooltip="Next sibling reply"),
+    Binding("b", "act('best_of')", "Best of n", id="chat.best_of", show=False,
+            tooltip="Best of n: n new replies (profile's generation.best_of, else 3) scored by the reward model, "
+                    "its favourite first"),
     Binding("p", "act('pick')", "Pick", id="chat.pick", tooltip="Pick this reply as the best of its siblings"),
     Binding("a", "act('compare')", "A/B", id="chat.compare", tooltip="Blind A/B: two new replies side by side"),
     Binding("c", "act('copy')", "Copy", id="chat.copy", tooltip="Copy the message to the clipboard"),
