@@ -106,8 +106,31 @@ def adapters_cmd(
                      str(train_rows), str(rep.get("steps", "-")), _fmt(new.get("loss")),
                      _fmt(new.get("pref_accuracy")), _fmt(new.get("liked_logprob")), status))
     header = (" ", "run", "method", "rows", "steps", "loss", "pref_acc", "liked_lp", "gate")
-    table = [header, ("*" if promoted is None else " ", "base", "-", "-", "-", "-", "-", "-", "-"), *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    _echo_table([header, ("*" if promoted is None else " ", "base", "-", "-", "-", "-", "-", "-", "-"), *rows])
+    typer.echo(f"in use: {'base model' if promoted is None else promoted} (* marks it)")
+    _echo_reward_models(h, profile)
+
+
+def _echo_table(table: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
-    typer.echo(f"in use: {'base model' if promoted is None else promoted} (* marks it)")
+
+
+def _echo_reward_models(h, profile: str) -> None:
+    """The profile's reward runs (engine reward), after the adapters: they are never promoted; the newest
+    finished one scores best-of-n replies and `engine eval`. Nothing is printed when there are none."""
+    from engine.reward.run import reward_run_summaries
+    from engine.reward.score import newest_reward_run
+
+    summaries = reward_run_summaries(h, profile)
+    if not summaries:
+        return
+    in_use = newest_reward_run(h, profile)
+    header = (" ", "run", "status", "steps", "pairs", "accuracy", "margin", "baseline_acc")
+    rows = [("*" if s["run_id"] == in_use else " ", s["run_id"], str(s["status"]), _fmt(s["steps"]), _fmt(s["n"]),
+             _fmt(s["accuracy"]), _fmt(s["margin"]), _fmt(s["baseline_accuracy"])) for s in summaries]
+    typer.echo("")
+    typer.echo("reward models (held-out pairwise accuracy; never promoted, the newest finished one scores replies):")
+    _echo_table([header, *rows])
+    typer.echo(f"reward model in use: {in_use or 'none finished'}" + (" (* marks it)" if in_use else ""))
