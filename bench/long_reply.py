@@ -81,7 +81,7 @@ def run(quick: bool) -> tuple[list[Row], dict]:
     runs = [asyncio.run(stream_once(N_TOKENS, rate, TAIL)) for _ in range(reps)]
     redraw = sum(r["last_window_includes_final_redraw"] for r in runs)
     rows = [
-        Row(BENCH, f"tok/s on screen, tokens {N_TOKENS - WINDOW}-{N_TOKENS} / 0-{WINDOW} (at {rate:.0f} tok/s)",
+        Row(BENCH, f"tok/s on screen, tokens {N_TOKENS - WINDOW}-{N_TOKENS} / 1-{WINDOW} (at {rate:.0f} tok/s)",
             median([r["ratio"] for r in runs]), target=">= 0.9", unit="x",
             detail=f"median of {reps}: first {median([r['first'] for r in runs]):.0f} tok/s, last "
                    f"{median([r['last'] for r in runs]):.0f} tok/s reached the screen"
