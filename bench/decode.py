@@ -4,8 +4,9 @@ the headless TUI, each divided by plain ``model.generate`` on the same model and
 All three use one loaded model (the TUI gets the very ``LoadedModel`` the runtime path uses, through
 ``create_app``'s generator factory), greedy decoding and the same token count: the runtime and the
 TUI run the profile's greedy settings, and plain generate makes the count they produced (greedy is
-deterministic; ``min_new_tokens = max_new_tokens`` is added only if it would stop short). Each repetition runs the three back to back in a rotating
-order; the ratios are per repetition, then the median. Timings:
+deterministic; ``min_new_tokens = max_new_tokens`` is added only if it would stop short). Each
+repetition runs the three back to back in a rotating order; the ratios are per repetition, then the
+median. Timings:
 
 * plain: the ``model.generate`` call on pre-tokenized ids, under ``torch.inference_mode``;
 * runtime: from ``lm.stream(...)`` (chat template + tokenize + worker thread) to the end of iteration;
