@@ -262,6 +262,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         except UserError as exc:
             self.show_error("That profile cannot be used", str(exc))
             return
+        if self.current is not None:
+            self.current.stop_requested = True  # a best-of job starts no further candidate
         if self.active_stream is not None:
             self.active_stream.cancel()
         self.queue.clear()

@@ -12,8 +12,9 @@ from tests.conftest import install_demo_model
 from tests.reward.conftest import run_engine
 from tests.reward.synthetic import write_picks
 from tests.tui.fakes import FakeGenerator, factory
-from tests.tui.helpers import events, screen_text, send, wait_for, wait_idle
+from tests.tui.helpers import events, plain, screen_text, send, wait_for, wait_idle
 from tui.app import create_app
+from tui.screens.help import HelpScreen
 
 
 def best_of_profile(home: Home, n: int = 3) -> None:
@@ -113,6 +114,8 @@ async def test_esc_during_best_of_keeps_the_finished_candidates_and_starts_no_mo
 
 async def test_without_a_reward_model_best_of_replies_once_with_a_notice(home):
     best_of_profile(home, 3)
+    ensure_dir(home.root)
+    home.config_path.write_text('[keys]\n"chat.best_of" = "x"\n')  # the key is remappable by its id
     gen = FakeGenerator(["Seven."])
     app = create_app(home, "demo", factory(gen))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -123,7 +126,14 @@ async def test_without_a_reward_model_best_of_replies_once_with_a_notice(home):
         assert reply["content"] == "Seven." and "reward_score" not in reply["generation"]
         notes = [n.message for n in app._notifications if "needs a reward model" in n.message]
         assert len(notes) == 1 and "engine reward --profile demo" in notes[0]
-        await pilot.press("ctrl+up", "b")  # the key too: one more plain reply, no second notice
+        await pilot.press("f1")  # the help screen lists the key under its id, as remapped
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help screen")
+        await pilot.pause()
+        keys = plain(app.screen.query_one("#help-keys"))
+        line = next(line for line in keys.splitlines() if "chat.best_of" in line)
+        assert line.split()[0] == "x" and "Best of n" in line
+        await pilot.press("escape")
+        await pilot.press("ctrl+up", "x")  # the key too: one more plain reply, no second notice
         await wait_idle(pilot, app)
         assert len([e for e in events(home, type_="message") if e["role"] == "assistant"]) == 2
         assert "‹2/2›" in screen_text(app) and "score" not in screen_text(app)
