@@ -188,7 +188,7 @@ class RepliesMixin:
         def on_text(index: int, text: str, pieces: int, seconds: float) -> None:
             self.post_message(ReplyProgress(job.key, text, pieces, seconds, note=f"best of {n}: reply {index + 1}/{n}"))
 
-        self.post_message(ReplyProgress(job.key, "", note=f"best of {n}: loading the reward model"))
+        self.post_message(ReplyProgress(job.key, "", note=f"best of {n}: preparing the reward model"))
         candidates = run_best_of(lm, self.home, profile, messages, n, params, on_stream, on_text,
                                  lambda: job.stop_requested)
         if candidates is None and profile.name not in self.best_of_warned:
