@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import install_demo_model
+from tests.conftest import install_demo_model
 from engine import adapters as pointer
 from engine.errors import UserError
 from engine.home import Home

@@ -6,7 +6,7 @@ import errno
 import json
 
 import pytest
-from conftest import converse, run_engine
+from tests.train.conftest import converse, run_engine
 
 from engine import adapters
 from engine.errors import UserError

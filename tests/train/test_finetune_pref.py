@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import converse, margin, run_engine
+from tests.train.conftest import converse, margin, run_engine
 
 from engine import adapters
 from engine.train import data

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import SYSTEM, converse, run_engine
+from tests.train.conftest import SYSTEM, converse, run_engine
 
 from engine import adapters
 from engine.profiles import load_profile

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import converse, run_engine
+from tests.train.conftest import converse, run_engine
 
 from engine import adapters
 
