@@ -24,6 +24,7 @@ from typing import Any, Iterable
 
 from engine.errors import UserError
 from engine.feedback import events as ev
+from engine.feedback.gc_pause import gc_paused
 from engine.home import FILE_MODE, Home, ensure_dir, fsync_dir
 
 LOG_NAME = "events.jsonl"
@@ -254,6 +255,10 @@ class FeedbackLog:
         return replay(self.read(until))
 
     def _read(self, until: dict[str, int] | None, keep_bytes: bool = False) -> tuple[ReadResult, list[bytes]]:
+        with gc_paused():
+            return self._read_files(until, keep_bytes)
+
+    def _read_files(self, until: dict[str, int] | None, keep_bytes: bool) -> tuple[ReadResult, list[bytes]]:
         result = ReadResult()
         chunks: list[bytes] = []
         for path in self.files():

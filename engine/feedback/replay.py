@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from engine.feedback.events import SCHEMA_VERSION
+from engine.feedback.gc_pause import gc_paused
 from engine.feedback.log import Problem, ReadResult
 
 TITLE_CHARS = 48
@@ -141,6 +142,11 @@ def default_title(messages: Iterable[Message]) -> str:
 
 def replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
     """Build the State from a ReadResult (its problems are carried over) or a list of events."""
+    with gc_paused():
+        return _replay(source)
+
+
+def _replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
     state = State()
     if isinstance(source, ReadResult):
         events = source.events

@@ -161,8 +161,12 @@ def _dedupe(rows: list[Row | None]) -> list[Row]:
 def rows_for(state: State, fmt: str) -> list[Row]:
     """Rows of one format by name: ``sft``, ``preference`` or ``unpaired``."""
     try:
-        return {"sft": sft_rows, "preference": preference_rows, "unpaired": unpaired_rows}[fmt](state)
+        build = {"sft": sft_rows, "preference": preference_rows, "unpaired": unpaired_rows}[fmt]
     except KeyError:
         from engine.errors import UserError
 
         raise UserError(f"unknown row format {fmt!r}: use sft, preference or unpaired.") from None
+    from engine.feedback.gc_pause import gc_paused
+
+    with gc_paused():
+        return build(state)
