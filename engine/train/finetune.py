@@ -284,9 +284,8 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     args = trainer_args.common_args(settings, out_dir, use_cpu, dtype, tb_dir)
     run_cb = RunCallback(rd.metrics, method, stop, deadline, settings.save_minutes)
     progress = ProgressCallback(method, deadline, stream=sys.stderr)
-    batching = (sft.padding_free_choice(peft_model, settings.padding_free)[1] if method == "sft"
-                else "padded batches (TRL supports padding-free only for SFT)")
     trainer = recipe.build(peft_model, tokenizer, rows, settings, args, [run_cb, progress])
+    batching = getattr(trainer, "tuneloop_batching", "padded batches (TRL supports padding-free only for SFT)")
     trainer_args.strip_default_printer(trainer)
     ckpt = runs.newest_complete_checkpoint(out_dir)
     if ckpt is not None:

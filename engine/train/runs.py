@@ -167,11 +167,15 @@ def read_json(path: Path) -> dict:
         raise UserError(f"{path} is corrupt; delete that run directory and start a new run.") from None
 
 
+def jsonl_line(obj: dict) -> bytes:
+    return (json.dumps(obj, default=str) + "\n").encode("utf-8")
+
+
 def append_jsonl(path: Path, obj: dict) -> None:
     """Append one JSON line (0600, fsync'd): metrics survive a SIGKILL up to the last line."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, (json.dumps(obj, default=str) + "\n").encode("utf-8"))
+        os.write(fd, jsonl_line(obj))
         os.fsync(fd)
     finally:
         os.close(fd)
