@@ -121,7 +121,13 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.show_profile()
         await self.refresh_chat()
         self.composer.focus()
-        self.start_loading()
+        self.status.load_state = "loading model…"
+        # After the first frame: the loader imports torch, which holds the GIL for long stretches
+        # and would otherwise delay the first paint by most of a second.
+        self.call_after_refresh(self._load_after_first_frame)
+
+    def _load_after_first_frame(self) -> None:
+        self.set_timer(0.05, self.start_loading)
 
     def show_profile(self) -> None:
         status = self.status
@@ -171,8 +177,9 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
             return
         self.composer.clear()
         user = self.session.add_user(event.text)
-        await self.refresh_chat()
+        # Start the reply before drawing the message: the model works while the screen catches up.
         await self.enqueue(ReplyJob(user.id, best_of=self.profile.generation.best_of))
+        await self.refresh_chat()
 
     async def on_sidebar_opened(self, event: Sidebar.Opened) -> None:
         if event.conversation_id is None:

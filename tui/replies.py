@@ -26,6 +26,12 @@ from tui.widgets.message_view import Shown
 from tui.messages import (AdapterActive, BestOfFinished, ModelProgress, ModelReady, Notice, ReplyFinished,
                           ReplyProgress)
 
+PROGRESS_EVERY = 0.033
+"""Seconds between progress messages of a fast reply (the first piece is posted at once): the screen
+updates ~30 times a second however fast the model is, so keys never queue behind per-token work."""
+STATUS_EVERY = 0.25
+"""Seconds between live tokens/s updates in the status bar."""
+
 KEEP = object()  # a job that leaves the active adapter alone
 _keys = itertools.count(1)
 
@@ -58,6 +64,7 @@ class RepliesMixin:
         self.active_stream = None
         self.loaded_adapters: set[str] = set()
         self.best_of_warned: set[str] = set()  # profiles told once that best-of needs a reward model
+        self._status_at = 0.0  # when the status bar's live tokens/s last changed
 
     @property
     def busy(self) -> bool:
@@ -142,10 +149,10 @@ class RepliesMixin:
         if self.current is not None or not self.queue or self.lm is None:
             return
         job = self.current = self.queue.pop(0)
+        messages = self.session.prompt_for(job.parent_id)
+        self.generate(job, messages)  # first: the model starts while the header updates
         if job.target == "chat" and (view := self.chat.stream_view(job.key)) is not None:
             await view.show(Shown(None, "assistant", "", "[b]Assistant[/b] [dim]generating… (Esc stops)[/dim]"))
-        messages = self.session.prompt_for(job.parent_id)
-        self.generate(job, messages)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="reply")
     def generate(self, job: ReplyJob, messages: list[dict]) -> None:
@@ -163,13 +170,17 @@ class RepliesMixin:
                     return
             stream = lm.stream(messages, params=params)
             self.active_stream = stream
-            text, pieces, first = "", 0, None
+            parts: list[str] = []
+            pieces, first, posted = 0, None, 0.0
             for piece in stream:
                 now = time.monotonic()
                 first = first or now
-                text += piece
+                parts.append(piece)
                 pieces += 1
-                self.post_message(ReplyProgress(job.key, text, pieces, now - first))
+                if pieces == 1 or now - posted >= PROGRESS_EVERY:
+                    posted = now
+                    self.post_message(ReplyProgress(job.key, "".join(parts), pieces, now - first))
+            text = "".join(parts)
             record = dict(stream.record)
         finally:
             self.active_stream = None
@@ -185,8 +196,13 @@ class RepliesMixin:
             self.active_stream = stream
             self.post_message(ReplyProgress(job.key, "", note=f"best of {n}: reply {index + 1}/{n}"))
 
+        posted = [0.0]
+
         def on_text(index: int, text: str, pieces: int, seconds: float) -> None:
-            self.post_message(ReplyProgress(job.key, text, pieces, seconds, note=f"best of {n}: reply {index + 1}/{n}"))
+            now = time.monotonic()
+            if pieces == 1 or now - posted[0] >= PROGRESS_EVERY:
+                posted[0] = now
+                self.post_message(ReplyProgress(job.key, text, pieces, seconds, note=f"best of {n}: reply {index + 1}/{n}"))
 
         self.post_message(ReplyProgress(job.key, "", note=f"best of {n}: preparing the reward model"))
         candidates = run_best_of(lm, self.home, profile, messages, n, params, on_stream, on_text,
@@ -203,7 +219,9 @@ class RepliesMixin:
         job = self.current
         if job is None or job.key != message.key:
             return
-        if message.seconds > 0.5:
+        now = time.monotonic()
+        if message.seconds > 0.5 and now - self._status_at >= STATUS_EVERY:
+            self._status_at = now
             self.status.tokens_per_s = (message.pieces - 1) / message.seconds  # exact rate on finish
         if job.target == "chat":
             if (view := self.chat.stream_view(job.key)) is not None:

@@ -13,6 +13,7 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownBlock
 
 
 @dataclass(frozen=True)
@@ -65,26 +66,97 @@ def header_text(message, index: int, count: int, show_original: bool = False) ->
     return " ".join(parts)
 
 
-class MarkdownFeed:
-    """Feeds a growing reply into a Markdown widget through a MarkdownStream (it batches fragments,
-    so a fast model does not queue one re-render per token). Takes the whole text so far each time."""
+FREEZE_CHARS = 2000
+"""A streaming reply is split at block boundaries into chunks of about this many characters: each
+append re-parses and re-lays out only the live chunk, so the cost of a token stays the same at token
+10,000 as at token 10 (the finished reply is one Markdown again)."""
 
-    def __init__(self, markdown: Markdown) -> None:
+
+def _block_break(text: str, start: int) -> int:
+    """The offset just after the last blank line in ``text[start:]`` that starts a new top-level block
+    (the next line is not indented), or -1. Fences are checked by the caller."""
+    pos = len(text)
+    while True:
+        i = text.rfind("\n\n", start, pos)
+        if i < 0:
+            return -1
+        j = i + 2
+        while j < len(text) and text[j] == "\n":
+            j += 1
+        if j < len(text) and text[j] not in " \t":
+            return j
+        pos = i
+
+
+class MarkdownFeed:
+    """Feeds a growing reply into Markdown through a MarkdownStream (it batches fragments, so a fast
+    model does not queue one re-render per token). Takes the whole text so far each time; only the
+    new characters are handed on (O(size of the new piece) per call, not of the whole reply).
+
+    With ``split=True`` (the chat's streaming reply) the Markdown only holds the newest chunk:
+    once the live one holds :data:`FREEZE_CHARS` and a new top-level block starts outside a code
+    fence, its text is frozen into a static widget before it and the Markdown starts over with the
+    rest (the finished reply is shown as one Markdown again by the chat)."""
+
+    def __init__(self, markdown: Markdown, split: bool = False) -> None:
         self.markdown = markdown
+        self.split = split
         self.text = ""
+        self._live = ""  # what the live widget holds
+        self._fences = 0  # ``` seen in the live widget's text (odd: inside a code block)
         self._stream = None
+        self.frozen: list[Static] = []
 
     async def show(self, text: str) -> None:
-        if text.startswith(self.text):
-            delta = text[len(self.text):]
+        old = self.text
+        if text.startswith(old):  # a memcmp: microseconds even for a long reply
+            delta = text[len(old):]
             if delta:
-                if self._stream is None:
-                    self._stream = Markdown.get_stream(self.markdown)
-                await self._stream.write(delta)
+                await self._append(delta)
         else:  # the decoder revised earlier text (rare with byte-level BPE): redraw once
             await self.stop()
-            await self.markdown.update(text)
+            await self._reset(text)
         self.text = text
+
+    async def _append(self, delta: str) -> None:
+        if self.split and len(self._live) >= FREEZE_CHARS:
+            combined = self._live + delta
+            cut = _block_break(combined, max(len(self._live) - 2, 0))
+            if cut > len(self._live) and (self._fences + delta[: cut - len(self._live)].count("```")) % 2 == 0:
+                head = delta[: cut - len(self._live)]
+                await self._write(head)
+                await self.stop()
+                await self._next_widget()
+                delta = delta[len(head):]
+        await self._write(delta)
+
+    async def _write(self, piece: str) -> None:
+        if not piece:
+            return
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self.markdown)
+        self._live += piece
+        self._fences += piece.count("```")
+        await self._stream.write(piece)
+
+    async def _next_widget(self) -> None:
+        """Freeze the live text: one leaf widget (Rich's Markdown rendering) takes its place before the
+        live Markdown, which starts over empty. A leaf, because Textual lays out every widget of the
+        screen on each layout change: a Markdown per chunk would keep that cost growing with the reply."""
+        from rich.markdown import Markdown as RichMarkdown
+
+        frozen = Static(RichMarkdown(self._live), classes="frozen")
+        await self.markdown.parent.mount(frozen, before=self.markdown)
+        self.frozen.append(frozen)
+        self._live, self._fences = "", 0
+        await self.markdown.update("")
+
+    async def _reset(self, text: str) -> None:
+        for frozen in self.frozen:
+            await frozen.remove()
+        self.frozen = []
+        self._live, self._fences = text, text.count("```")
+        await self.markdown.update(text)
 
     async def stop(self) -> None:
         if self._stream is not None:
@@ -99,9 +171,13 @@ class MessageView(Vertical):
     MessageView { height: auto; padding: 0 1; margin: 0 0 1 0; }
     MessageView > .header { height: auto; color: $text-muted; }
     MessageView > Markdown { margin: 0; padding: 0; }
-    MessageView > Markdown > MarkdownBlock:last-child { margin-bottom: 0; }
+    MessageView > Markdown > MarkdownBlock.-last { margin-bottom: 0; }
     MessageView MarkdownFence { margin: 0 0 1 0; }
+    MessageView > .frozen { height: auto; margin: 0 0 1 0; }
     """
+    # Not ``MarkdownBlock:last-child``: an order pseudo-class makes Textual restyle every block of
+    # the message each time a block is mounted (quadratic while a reply streams). The last block is
+    # marked with ``-last`` instead, once the Markdown has been (re)built.
 
     def __init__(self, shown: Shown, *, stream_key: str | None = None) -> None:
         super().__init__(classes=f"-{shown.role}")
@@ -125,12 +201,28 @@ class MessageView(Vertical):
         if shown.text != old.text:
             await self.query_one(Markdown).update(shown.text)
 
+    def on_markdown_table_of_contents_updated(self, event: Markdown.TableOfContentsUpdated) -> None:
+        """Posted by Markdown after each full update: its blocks exist now."""
+        self.mark_last_block()
+
+    def mark_last_block(self) -> None:
+        markdowns = list(self.query_children(Markdown))
+        if not markdowns:
+            return
+        blocks = [b for b in markdowns[-1].children if isinstance(b, MarkdownBlock)]
+        for block in blocks[:-1]:
+            if block.has_class("-last"):
+                block.remove_class("-last")
+        if blocks and not blocks[-1].has_class("-last"):
+            blocks[-1].add_class("-last")
+
     async def stream_to(self, text: str) -> None:
         """Show the reply streamed so far."""
         if self._feed is None:
-            self._feed = MarkdownFeed(self.query_one(Markdown))
+            self._feed = MarkdownFeed(self.query_one(Markdown), split=True)
         await self._feed.show(text)
 
     async def stop_stream(self) -> None:
         if self._feed is not None:
             await self._feed.stop()
+            self.mark_last_block()
