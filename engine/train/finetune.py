@@ -290,6 +290,11 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     ckpt = runs.newest_complete_checkpoint(out_dir)
     if ckpt is not None:
         _say(opts, f"[{method}] resuming from {ckpt.name}")
+    # Python's cyclic GC walks every object the process holds (~450k here: torch, transformers, the log)
+    # each time its oldest generation fills; the training loop's allocations trigger that several times
+    # per run. Freezing what exists now makes those passes look at new objects only.
+    gc.collect()
+    gc.freeze()
     try:
         trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     except torch.OutOfMemoryError:
@@ -304,6 +309,8 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
         if shutil.disk_usage(rd.root).free < 64 * 1024 * 1024:
             raise runs.disk_full_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), rd.root) from exc
         raise
+    finally:
+        gc.unfreeze()
     global_step = trainer.state.global_step
     stopped_by = run_cb.stopped_by
     if stopped_by != "signal":
