@@ -32,6 +32,7 @@ updates ~30 times a second however fast the model is, so keys never queue behind
 STATUS_EVERY = 0.25
 """Seconds between live tokens/s updates in the status bar."""
 
+GENERATING = "[b]Assistant[/b] [dim]generating… (Esc stops)[/dim]"
 KEEP = object()  # a job that leaves the active adapter alone
 _keys = itertools.count(1)
 
@@ -137,22 +138,30 @@ class RepliesMixin:
 
     # ---- replies ---------------------------------------------------------------------------------
     async def enqueue(self, *jobs: ReplyJob) -> None:
+        self.queue.extend(jobs)
+        started = self._start_next()  # before any drawing: the model works while the screen updates
         for job in jobs:
-            self.queue.append(job)
             if job.target == "chat":
-                header = "[b]Assistant[/b] [dim]…[/dim]" if self.lm else "[b]Assistant[/b] [yellow]waiting for the model to load…[/yellow]"
+                if job is started:
+                    header = GENERATING
+                elif self.lm:
+                    header = "[b]Assistant[/b] [dim]…[/dim]"
+                else:
+                    header = "[b]Assistant[/b] [yellow]waiting for the model to load…[/yellow]"
                 await self.chat.begin_stream(job.key, header)
-        await self.pump()
 
     async def pump(self) -> None:
         """Start the next queued reply if the model is ready and nothing is generating."""
+        job = self._start_next()
+        if job is not None and job.target == "chat" and (view := self.chat.stream_view(job.key)) is not None:
+            await view.show(Shown(None, "assistant", "", GENERATING))
+
+    def _start_next(self) -> ReplyJob | None:
         if self.current is not None or not self.queue or self.lm is None:
-            return
+            return None
         job = self.current = self.queue.pop(0)
-        messages = self.session.prompt_for(job.parent_id)
-        self.generate(job, messages)  # first: the model starts while the header updates
-        if job.target == "chat" and (view := self.chat.stream_view(job.key)) is not None:
-            await view.show(Shown(None, "assistant", "", "[b]Assistant[/b] [dim]generating… (Esc stops)[/dim]"))
+        self.generate(job, self.session.prompt_for(job.parent_id))
+        return job
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="reply")
     def generate(self, job: ReplyJob, messages: list[dict]) -> None:
