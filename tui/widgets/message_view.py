@@ -106,6 +106,8 @@ class MarkdownFeed:
         self._fences = 0  # ``` seen in the live widget's text (odd: inside a code block)
         self._stream = None
         self.frozen: list[Static] = []
+        self.frozen_texts: list[str] = []
+        """The text of each frozen chunk, in order (these plus the live Markdown's source = ``text``)."""
 
     async def show(self, text: str) -> None:
         old = self.text
@@ -122,7 +124,7 @@ class MarkdownFeed:
         if self.split and len(self._live) >= FREEZE_CHARS:
             combined = self._live + delta
             cut = _block_break(combined, max(len(self._live) - 2, 0))
-            if cut > len(self._live) and (self._fences + delta[: cut - len(self._live)].count("```")) % 2 == 0:
+            if cut >= len(self._live) and (self._fences + delta[: cut - len(self._live)].count("```")) % 2 == 0:
                 head = delta[: cut - len(self._live)]
                 await self._write(head)
                 await self.stop()
@@ -148,13 +150,14 @@ class MarkdownFeed:
         frozen = Static(RichMarkdown(self._live), classes="frozen")
         await self.markdown.parent.mount(frozen, before=self.markdown)
         self.frozen.append(frozen)
+        self.frozen_texts.append(self._live)
         self._live, self._fences = "", 0
         await self.markdown.update("")
 
     async def _reset(self, text: str) -> None:
         for frozen in self.frozen:
             await frozen.remove()
-        self.frozen = []
+        self.frozen, self.frozen_texts = [], []
         self._live, self._fences = text, text.count("```")
         await self.markdown.update(text)
 
@@ -202,8 +205,10 @@ class MessageView(Vertical):
             await self.query_one(Markdown).update(shown.text)
 
     def on_markdown_table_of_contents_updated(self, event: Markdown.TableOfContentsUpdated) -> None:
-        """Posted by Markdown after each full update: its blocks exist now."""
-        self.mark_last_block()
+        """Posted by Markdown after each full update: its blocks exist now. (While a reply streams,
+        blocks keep coming: :meth:`stop_stream` marks the last one.)"""
+        if self.stream_key is None:
+            self.mark_last_block()
 
     def mark_last_block(self) -> None:
         markdowns = list(self.query_children(Markdown))
