@@ -17,27 +17,12 @@ from engine.errors import UserError
 from engine.feedback import FeedbackLog
 from engine.home import Home, check_name
 from engine.profiles import load_profile
+from tests.engine_cli import run_engine as run_cli
+
 from .faultlib import make_adapter, record_edit
 
 ESCAPES = ["../x", "../../etc/passwd", "/etc/passwd", "a/b", ".hidden", "..", ".", "", "x\x00y", "x" * 200,
            "~root", "a\\..\\b", "run\n1"]
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    """The engine CLI in this process: (exit code, output)."""
-    import contextlib
-    import io
-
-    from engine.cli import main
-
-    buf = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, buf.getvalue()
 
 
 # ------------------------------------------------------------------------------------ names and paths

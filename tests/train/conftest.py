@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from engine.feedback import FeedbackLog
+from tests.engine_cli import run_engine
 
 SYSTEM = "You are a helpful assistant."
 
@@ -19,23 +20,6 @@ def converse(log: FeedbackLog, question: str, replies: list[str]) -> tuple[str, 
     out = [log.add_message(conv, user["id"], "assistant", text, generation={"system_prompt": SYSTEM})
            for text in replies]
     return conv, out
-
-
-def run_engine(*args: str) -> tuple[int, str]:
-    """``engine ARGS`` in this process: (exit code, stdout+stderr)."""
-    import contextlib
-    import io
-
-    from engine.cli import main
-
-    buf = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return code, buf.getvalue()
 
 
 def margin(model, tokenizer, question: str, chosen: str, rejected: str) -> float:

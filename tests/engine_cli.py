@@ -1,0 +1,20 @@
+"""Run the ``engine`` CLI in this process, as the console script does, and capture what it printed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+
+def run_engine(*args: str) -> tuple[int, str]:
+    """``engine ARGS`` in this process: (exit code, stdout+stderr)."""
+    from engine.cli import main
+
+    buf = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code, buf.getvalue()
