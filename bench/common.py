@@ -77,6 +77,19 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{text} {unit}" if unit not in ("x", "") else text
 
 
+def run_with_one_retry(bench: str, run, quick: bool, name: str, target: str = "", unit: str = ""):
+    """``run(quick) -> (rows, meta)`` for a headless-TUI benchmark. A shared machine can starve the
+    app once, so one failure is retried; a second is reported as a not-measured row, never hidden."""
+    try:
+        try:
+            return run(quick)
+        except Exception as exc:
+            print(f"{bench}: first attempt failed ({type(exc).__name__}: {exc}); retrying once")
+            return run(quick)
+    except Exception as exc:
+        return [not_measured(bench, name, f"{type(exc).__name__}: {exc}", target=target, unit=unit)], {}
+
+
 def format_table(rows: list[Row], title: str = "") -> str:
     """A plain-text table: measurement | measured | target | status | how."""
     head = ("measurement", "measured", "target", "status", "how / baseline")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.common import Row, finish, median, now, parse_args, temp_home
+from bench.common import Row, finish, median, now, parse_args, run_with_one_retry, temp_home
 
 BENCH = "long_reply"
 N_TOKENS = 4000
@@ -103,17 +103,7 @@ def run(quick: bool) -> tuple[list[Row], dict]:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(__doc__.splitlines()[0], argv)
-    try:
-        try:
-            rows, meta = run(args.quick)
-        except Exception as exc:  # one retry: a shared machine can starve a headless app once
-            print(f"{BENCH}: first attempt failed ({type(exc).__name__}: {exc}); retrying once")
-            rows, meta = run(args.quick)
-    except Exception as exc:  # a missing or broken TUI is reported, not hidden
-        from bench.common import not_measured
-
-        rows, meta = [not_measured(BENCH, "tok/s last 1000 / first 1000", f"{type(exc).__name__}: {exc}",
-                                   target=">= 0.9")], {}
+    rows, meta = run_with_one_retry(BENCH, run, args.quick, "tok/s last 1000 / first 1000", target=">= 0.9")
     return finish(BENCH, rows, args, meta)
 
 

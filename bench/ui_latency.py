@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 
-from bench.common import Row, finish, now, parse_args, percentile, temp_home
+from bench.common import Row, finish, now, parse_args, percentile, run_with_one_retry, temp_home
 
 BENCH = "ui_latency"
 RATE = 500.0
@@ -101,17 +101,8 @@ def run(quick: bool) -> tuple[list[Row], dict]:
 
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(__doc__.splitlines()[0], argv)
-    try:
-        try:
-            rows, meta = run(args.quick)
-        except Exception as exc:  # one retry: a shared machine can starve a headless app once
-            print(f"{BENCH}: first attempt failed ({type(exc).__name__}: {exc}); retrying once")
-            rows, meta = run(args.quick)
-    except Exception as exc:
-        from bench.common import not_measured
-
-        rows, meta = [not_measured(BENCH, "keypress->handled p95 while streaming",
-                                   f"{type(exc).__name__}: {exc}", target="<= 50", unit="ms")], {}
+    rows, meta = run_with_one_retry(BENCH, run, args.quick, "keypress->handled p95 while streaming",
+                                    target="<= 50", unit="ms")
     return finish(BENCH, rows, args, meta)
 
 
