@@ -18,3 +18,16 @@ def run_engine(*args: str) -> tuple[int, str]:
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return code, buf.getvalue()
+
+
+def run_engine_capsys(capsys, *argv) -> tuple[int, str, str]:
+    """``engine ARGV`` in this process with pytest's capsys: (exit code, stdout, stderr) kept apart."""
+    from engine.cli import main
+
+    try:
+        main([str(a) for a in argv])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err

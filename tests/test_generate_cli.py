@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cli import main
-
-
-def run(capsys, *argv):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+from tests.engine_cli import run_engine_capsys as run
 
 
 def greedy_reply(home, question, max_new_tokens):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from engine.cli import main
 from engine.feedback import FeedbackLog
 from engine.feedback.stats import feedback_stats
 from engine.home import write_private
+from tests.engine_cli import run_engine_capsys as run
 
 
 def exchange(log: FeedbackLog, conv: str, rating: int = 0, edit: str | None = None):
@@ -23,16 +23,6 @@ def exchange(log: FeedbackLog, conv: str, rating: int = 0, edit: str | None = No
 
 def write_manifest(home, run_id: str, **fields) -> None:
     write_private(home.run_dir("demo", run_id) / "manifest.json", json.dumps(fields))
-
-
-def run(capsys, *argv):
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_totals_without_a_run(home):
