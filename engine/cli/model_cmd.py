@@ -36,6 +36,8 @@ def generate(
     record: Annotated[bool, typer.Option("--record", help="Append the exchange to the profile's feedback log as a new conversation.")] = False,
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help="Reply length limit in tokens (default: the profile's).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Sampling seed (default: a fresh one, recorded).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature, 0 = greedy (default: the profile's).")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass, (0, 1] (default: the profile's).")] = None,
     sample: Annotated[Optional[bool], typer.Option("--sample/--greedy", help="Sample, or decode greedily (default: the profile's setting).")] = None,
     home: HomeOption = None,
 ) -> None:
@@ -45,7 +47,8 @@ def generate(
 
     h = home_of(home)
     prof = load_profile(profile or default_profile_name(h), h)
-    params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample)
+    params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample,
+                                          temperature=temperature, top_p=top_p)
     log = None
     if record:
         from engine.feedback import FeedbackLog
