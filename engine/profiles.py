@@ -29,6 +29,8 @@ from engine.settings import (  # noqa: F401  (re-exported: the settings tables a
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "profiles"
 DEMO_MODEL = "builtin:demo"  # model id of the offline demo model, built on first use in home/models/demo
+DEFAULT_PROFILE = "demo"
+"""The profile used when neither ``--profile`` nor ``default_profile`` in home/config.toml names one."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,9 @@ def load_profile(name: str, home: Home | None = None) -> Profile:
     found = _candidates(home)
     if name not in found:
         names = ", ".join(sorted(found)) or "none"
-        raise UserError(f"no profile named {name!r} (available: {names}); add {name}.toml to the profiles folder.")
+        where = home.profiles_dir if home else "the home's profiles folder"
+        raise UserError(f"no profile named {name!r} (available: {names}); check the spelling or add {name}.toml "
+                        f"to {where}.")
     path, source = found[name]
     try:
         real = path.resolve(strict=True)
@@ -125,7 +129,7 @@ def list_profiles(home: Home | None = None) -> list[Profile | UserError]:
 
 
 def default_profile_name(home: Home | None) -> str:
-    """The ``default_profile`` from home/config.toml, else ``demo``."""
+    """The ``default_profile`` from home/config.toml, else DEFAULT_PROFILE."""
     if home and home.config_path.is_file():
         try:
             data = tomllib.loads(home.config_path.read_text(encoding="utf-8"))
@@ -134,4 +138,4 @@ def default_profile_name(home: Home | None) -> str:
         name = data.get("default_profile")
         if isinstance(name, str) and name:
             return name
-    return "demo"
+    return DEFAULT_PROFILE
