@@ -1,4 +1,5 @@
-"""Model profiles: one TOML file per model, built-in (``profiles/``) or the user's (``home/profiles/``).
+"""Model profiles: one TOML file per model, built-in (``engine/builtin_profiles/``, package data) or the
+user's (``home/profiles/``).
 
 A profile says which model to load and how, how to generate, and how to train. Every setting is
 declared once, with its type, range and doc, in ``engine.settings``; a bad file raises a UserError
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from importlib import resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,8 @@ from engine.settings import (  # noqa: F401  (re-exported: the settings tables a
     build_table,
 )
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "profiles"
+BUILTIN_DIR = Path(str(resources.files("engine.builtin_profiles")))
+"""The built-in profiles: package data of engine.builtin_profiles (in a wheel too), not a repo folder."""
 DEMO_MODEL = "builtin:demo"  # model id of the offline demo model, built on first use in home/models/demo
 DEFAULT_PROFILE = "demo"
 """The profile used when neither ``--profile`` nor ``default_profile`` in home/config.toml names one."""
