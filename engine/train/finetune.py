@@ -74,6 +74,7 @@ def run(home: Home, profile_name: str, opts: FinetuneOptions) -> FinetuneResult:
     runs.init_distributed()
     _quiet_libraries()
     profile = load_profile(profile_name, home)
+    plan.effective_settings(profile, opts.overrides)  # a bad flag fails here, before the lock or a run dir
     deadline = runs.Deadline.from_options(opts.time_budget, opts.until)
     if opts.tensorboard:
         _check_tensorboard()
@@ -141,6 +142,11 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         from engine.train.chat_tokens import check_template
 
         check_template(tokenizer, profile.model.id)  # a template we cannot mask fails here too
+    if parent_id is None:  # a fresh LoRA: its target modules must exist in the model
+        from engine.train.model import check_target_modules_early, lora_where
+
+        check_target_modules_early(profile.lora.target_modules, model_path, lora_where(profile),
+                                   profile.model.revision, profile.model.trust_remote_code)
     revision = profile.model.revision
     if revision is None and Path(model_path).is_dir():
         from engine.runtime.loading import local_revision
@@ -205,10 +211,9 @@ def _prepare_resume(home: Home, profile: Profile, opts: FinetuneOptions, lock: r
         raise UserError(f"profile {profile.name!r} changed since run {rd.run_id} started ({diff}); restore it or "
                         "start a new run without --resume.")
     for flag, value in opts.overrides.items():
-        if value is not None and manifest["settings"].get(plan._OVERRIDES[flag][0]) != value:
+        if value is not None and manifest["settings"].get(flag) != value:
             raise UserError(f"--{flag.replace('_', '-')} {value!r} differs from run {rd.run_id}'s "
-                            f"{manifest['settings'].get(plan._OVERRIDES[flag][0])!r}; drop the flag to resume or start "
-                            "a new run.")
+                            f"{manifest['settings'].get(flag)!r}; drop the flag to resume or start a new run.")
     if opts.method and opts.method != manifest["method"]:
         raise UserError(f"--method {opts.method} differs from run {rd.run_id}'s {manifest['method']}; drop the flag "
                         "to resume or start a new run.")
