@@ -7,6 +7,7 @@ replaced by one rename, so a crash mid-promotion leaves the old adapter in use. 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -22,10 +23,13 @@ def promoted_file(home: Home, profile: str) -> Path:
 
 def _read(home: Home, profile: str) -> dict:
     path = promoted_file(home, profile)
-    if not path.is_file():
+    try:
+        with os.fdopen(home.open(path), "rb") as f:  # no link followed (LinkRefused names it)
+            raw = f.read()
+    except (FileNotFoundError, NotADirectoryError):
         return {"run_id": None, "history": []}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path} is corrupt; delete it to go back to the base model.") from None
     data.setdefault("history", [])
@@ -64,7 +68,7 @@ def set_promoted(home: Home, profile: str, run_id: str | None, reason: str = "")
     data["history"].append({"run_id": data.get("run_id"), "until": time.time()})
     data["run_id"] = run_id
     data["reason"] = reason
-    write_private(promoted_file(home, profile), json.dumps(data, indent=2))
+    write_private(promoted_file(home, profile), json.dumps(data, indent=2), home)
 
 
 def rollback(home: Home, profile: str) -> str | None:
@@ -75,5 +79,5 @@ def rollback(home: Home, profile: str) -> str | None:
     previous = data["history"].pop()["run_id"]
     data["run_id"] = previous
     data["reason"] = "rollback"
-    write_private(promoted_file(home, profile), json.dumps(data, indent=2))
+    write_private(promoted_file(home, profile), json.dumps(data, indent=2), home)
     return previous

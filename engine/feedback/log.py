@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from engine.errors import UserError
 from engine.feedback import events as ev
 from engine.feedback.gc_pause import gc_paused
-from engine.home import FILE_MODE, Home, ensure_dir, fsync_dir
+from engine.home import LinkRefused, Home, open_dir
 
 LOG_NAME = "events.jsonl"
 
@@ -128,19 +128,24 @@ class FeedbackLog:
         """The cached append descriptor, reopened if the file was removed or replaced."""
         if self._fd is not None:
             try:
-                st = os.stat(self.path)
+                st = os.lstat(self.path)
                 if (st.st_dev, st.st_ino) == self._ino:
                     return self._fd
             except FileNotFoundError:
                 pass
             os.close(self._fd)
             self._fd = None
-        ensure_dir(self.dir)
-        created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-        if created:
-            os.fchmod(fd, FILE_MODE)
-            fsync_dir(self.dir)
+        # Reached from the home without following links (a linked folder or events.jsonl is refused).
+        flags = os.O_RDWR | os.O_APPEND
+        try:
+            fd = self.home.open(self.path, flags, make_dirs=True)
+        except FileNotFoundError:
+            fd = self.home.open(self.path, flags | os.O_CREAT | os.O_EXCL, make_dirs=True)
+            dfd = open_dir(self.home.root, self.dir)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
         st = os.fstat(fd)
         self._fd, self._ino = fd, (st.st_dev, st.st_ino)
         return fd
@@ -227,10 +232,31 @@ class FeedbackLog:
 
     # ----------------------------------------------------------------- reading
     def files(self) -> list[Path]:
-        """Every ``*.jsonl`` in the profile's folder, in name order."""
-        if not self.dir.is_dir():
-            return []
-        return sorted(p for p in self.dir.glob("*.jsonl") if p.is_file())
+        """Every ``*.jsonl`` in the profile's folder, in name order; links are left out (see links())."""
+        return self._listing()[0]
+
+    def links(self) -> list[Path]:
+        """``*.jsonl`` entries of the folder that are links or not regular files: never read."""
+        return self._listing()[1]
+
+    def _listing(self) -> tuple[list[Path], list[Path]]:
+        try:
+            dfd = open_dir(self.home.root, self.dir)  # a linked feedback folder is refused (LinkRefused)
+        except (FileNotFoundError, NotADirectoryError):
+            return [], []
+        files, links = [], []
+        try:
+            with os.scandir(dfd) as it:
+                for entry in it:
+                    if not entry.name.endswith(".jsonl"):
+                        continue
+                    if entry.is_file(follow_symlinks=False):
+                        files.append(self.dir / entry.name)
+                    else:
+                        links.append(self.dir / entry.name)
+        finally:
+            os.close(dfd)
+        return sorted(files), sorted(links)
 
     def read(self, until: dict[str, int] | None = None) -> ReadResult:
         """Read every log file. ``until`` (a previous ``end_offsets``) limits each file to that byte
@@ -261,7 +287,11 @@ class FeedbackLog:
     def _read_files(self, until: dict[str, int] | None, keep_bytes: bool) -> tuple[ReadResult, list[bytes]]:
         result = ReadResult()
         chunks: list[bytes] = []
-        for path in self.files():
+        files, links = self._listing()
+        for path in links:
+            result.problems.append(Problem(str(path), 0, "a symbolic link or not a regular file, not read (tuneloop "
+                                                         "reads only its own files inside the home)"))
+        for path in files:
             key = str(path)
             if until is not None and key not in until:
                 continue
@@ -270,7 +300,10 @@ class FeedbackLog:
                     with self._read_lock:
                         self._read_cached(path, result)
                     continue
-                data = _locked_read(path, until.get(key) if until is not None else None)
+                data = _locked_read(self.home, path, until.get(key) if until is not None else None)
+            except LinkRefused as exc:
+                result.problems.append(Problem(key, 0, str(exc).rstrip(".")))
+                continue
             except OSError as exc:
                 result.problems.append(Problem(key, 0, f"cannot read: {exc.strerror or exc}"))
                 continue
@@ -286,7 +319,7 @@ class FeedbackLog:
         cache: treat them as read-only."""
         key = str(path)
         cache = self._read_cache.get(key)
-        with open(path, "rb") as f:
+        with os.fdopen(self.home.open(path), "rb") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_SH)
             try:
                 st = os.fstat(f.fileno())
@@ -338,9 +371,9 @@ class _FileCache:
             self.tail = (self.tail + complete)[-64:]
 
 
-def _locked_read(path: Path, limit: int | None) -> bytes:
+def _locked_read(home: Home, path: Path, limit: int | None) -> bytes:
     """All bytes of ``path`` (up to ``limit``) read under a shared flock, so no append is half-seen."""
-    with open(path, "rb") as f:
+    with os.fdopen(home.open(path), "rb") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_SH)
         try:
             return f.read() if limit is None else f.read(limit)

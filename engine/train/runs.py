@@ -106,14 +106,25 @@ class RunDir:
         return read_json(self.manifest)
 
     def write_manifest(self, manifest: dict) -> None:
-        write_json(self.manifest, manifest)
+        write_json(self.manifest, manifest, self.home)
+
+    def write_json(self, path: Path, obj) -> None:
+        """write_json for a file of this run, reached from the home without following links."""
+        write_json(path, obj, self.home)
+
+    def check(self, *folders: Path) -> None:
+        """Refuse (one sentence) if the run folder, or one of ``folders`` in it, is reached through a link;
+        called before libraries write there (Trainer checkpoints, adapters)."""
+        self.home.check_dir(self.root)
+        for folder in folders:
+            self.home.check_dir(folder, create=True)
 
     @classmethod
     def create(cls, home: Home, profile: str, kind: str, now: float | None = None) -> "RunDir":
         """Make a fresh run directory; a second run in the same second gets ``-2``, ``-3`` ... suffixes."""
         base = new_run_id(kind, now)
         stamp, rest = base[:15], base[16:]
-        ensure_dir(home.runs_dir(profile))
+        home.check_dir(home.runs_dir(profile), create=True)
         for n in range(1, 1000):
             run_id = base if n == 1 else f"{stamp}-{n}-{rest}"
             path = home.run_dir(profile, run_id)
@@ -154,8 +165,9 @@ def last_unfinished_run(home: Home, profile: str, kinds: Iterable[str] | None = 
 # files
 
 
-def write_json(path: Path, obj) -> None:
-    write_private(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+def write_json(path: Path, obj, base: Home | None = None) -> None:
+    """Atomic 0600 JSON file; with ``base`` (the home) its folders are reached without following links."""
+    write_private(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", base)
 
 
 def read_json(path: Path) -> dict:
@@ -173,7 +185,7 @@ def jsonl_line(obj: dict) -> bytes:
 
 def append_jsonl(path: Path, obj: dict) -> None:
     """Append one JSON line (0600, fsync'd): metrics survive a SIGKILL up to the last line."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, jsonl_line(obj))
         os.fsync(fd)
@@ -326,13 +338,14 @@ class RunLock:
     """
 
     def __init__(self, home: Home, profile: str, name: str = "train") -> None:
+        self.home = home
         self.path = home.runs_dir(profile) / f".{check_name(name, 'lock name')}.lock"
         self.profile = profile
         self._fd: int | None = None
 
     def acquire(self, run_id: str | None = None, what: str = "engine finetune") -> "RunLock":
-        ensure_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        # No link is followed: update() truncates this file, so a planted link would clobber its target.
+        fd = self.home.open(self.path, os.O_RDWR | os.O_CREAT, make_dirs=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
