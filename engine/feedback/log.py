@@ -112,16 +112,7 @@ class FeedbackLog:
         full = [ev.validate(ev.complete(e)) for e in events]
         if not full:
             return []
-        lines = []
-        for e in full:
-            line = json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-            if len(line) > ev.MAX_LINE_BYTES:
-                raise ev.InvalidEvent(
-                    f"feedback event {e['type']!r} is {len(line)} bytes, over the "
-                    f"{ev.MAX_LINE_BYTES // (1024 * 1024)} MiB limit; shorten its text."
-                )
-            lines.append(line)
-        self._write(b"".join(lines))
+        self._write(b"".join(encode_event(e) for e in full))
         return full
 
     def _open(self) -> int:
@@ -343,6 +334,25 @@ class FeedbackLog:
             result.problems.append(Problem(key, cache.lines + 1, TORN_REASON))
 
 
+def encode_event(event: dict[str, Any]) -> bytes:
+    """One log line for a validated event; InvalidEvent (one sentence) if it cannot be written as UTF-8
+    (a lone surrogate from a JSON ``\\ud800`` escape) or is over the line limit."""
+    try:
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else "?"
+        raise ev.InvalidEvent(
+            f"feedback event {event.get('type')!r} holds text that is not valid Unicode (a lone surrogate "
+            f"{bad.encode('unicode_escape').decode()!s}); fix that text and try again."
+        ) from None
+    if len(line) > ev.MAX_LINE_BYTES:
+        raise ev.InvalidEvent(
+            f"feedback event {event['type']!r} is {len(line)} bytes, over the "
+            f"{ev.MAX_LINE_BYTES // (1024 * 1024)} MiB limit; shorten its text."
+        )
+    return line
+
+
 @dataclass
 class _FileCache:
     """What one file held up to ``end`` (the end of its last complete line) when last read."""
@@ -430,7 +440,7 @@ def _parse_one(raw: bytes, path: str, lineno: int, result: ReadResult) -> None:
         result.problems.append(Problem(path, lineno, "not a JSON object"))
         return
     v = obj.get("v")
-    if isinstance(v, int) and not isinstance(v, bool) and v > ev.SCHEMA_VERSION:
+    if (isinstance(v, int) and not isinstance(v, bool) and v > ev.SCHEMA_VERSION):
         result.future_versions += 1
         result.events.append(obj)
         return
