@@ -33,9 +33,13 @@ def _eval_rows(rd: runs.RunDir, manifest: dict) -> tuple[gate.EvalRows, list[str
     return rows, notes
 
 
+_PROMOTED = object()
+
+
 def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettings, new_adapter: Path,
-             rows: gate.EvalRows) -> tuple[dict, str | None, str]:
-    """Metrics of the new adapter and of the current one (promoted adapter or base)."""
+             rows: gate.EvalRows, current=_PROMOTED) -> tuple[dict, str | None, str]:
+    """Metrics of the new adapter and of the current one (``current``: a run id or None for the base;
+    default: the promoted adapter)."""
     from peft import PeftModel
 
     from engine.train import model as model_mod
@@ -46,7 +50,8 @@ def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettin
     tokenizer = model_mod.load_tokenizer(profile, path)
     base = model_mod.load_base(profile, path, dtype).to(device)
     peft_model = PeftModel.from_pretrained(base, str(new_adapter), adapter_name="new")
-    current = adapters.promoted_run(home, profile.name)
+    if current is _PROMOTED:
+        current = adapters.promoted_run(home, profile.name)
     variants: dict[str, str | None] = {"new": "new", "current": None}
     label = "base model"
     if current is not None:
@@ -91,15 +96,32 @@ def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | 
 
 
 def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
-           stage_adapter: Path | None, steps: int, stopped: str | None, opts) -> dict:
+           stage_adapter: Path | None, steps: int, stopped: str | None, opts, stop=None) -> dict | None:
+    """Publish, evaluate, gate, promote, report. Returns None when SIGINT/SIGTERM (``stop``) arrived during
+    this phase: it stops before the next step (promotion included) and ``--resume`` redoes the phase.
+
+    A resume of a run that was already promoted (killed before report.json) neither republishes the
+    adapter in use nor gates it against itself: it is compared with the adapter it replaced, and the
+    pointer's history is not touched again (so ``rollback`` still goes back to that one)."""
     from engine.train.finetune import copy_adapter
 
     out = getattr(opts, "stream", None) or sys.stdout
     if stage_adapter is None:
         raise RuntimeError("no stage produced an adapter")
-    copy_adapter(stage_adapter, rd.adapter)
+
+    def stopping() -> bool:
+        return stop is not None and stop.requested
+
+    already = adapters.promoted_run(home, profile.name) == rd.run_id
+    if not already:
+        copy_adapter(stage_adapter, rd.adapter)
+    if stopping():
+        return None
     rows, notes = _eval_rows(rd, manifest)
-    results, current, label = evaluate(home, profile, manifest, settings, rd.adapter, rows)
+    against = adapters.replaced_run(home, profile.name) if already else _PROMOTED
+    results, current, label = evaluate(home, profile, manifest, settings, rd.adapter, rows, against)
+    if stopping():
+        return None
     decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin)
     reward_check = None
     if settings.gate_uses_reward and decision.promote:
@@ -110,7 +132,12 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         elif reward_check.get("win_rate") is not None:
             decision.reason = decision.reason.replace(
                 ": promoted.", f", and the reward model's win rate is {reward_check['win_rate']:.0%}: promoted.")
-    if decision.promote:
+    if stopping():
+        return None
+    if already:
+        decision.promote = True  # in use since before the stop; promoting again would add it to the history twice
+        decision.reason += " (promoted before the run was stopped; resumed to write the report)"
+    elif decision.promote:
         adapters.set_promoted(home, profile.name, rd.run_id, reason=decision.reason)
     curve = report_mod.loss_curve(rd.metrics)
     png_note = report_mod.save_png(curve, rd.root / "loss.png") if curve else None
@@ -137,7 +164,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "finished": time.time(),
     }
     text = report_mod.render(report, curve)
-    write_private(rd.root / "report.txt", text + "\n")
-    runs.write_json(rd.report_json, report)
+    write_private(rd.root / "report.txt", text + "\n", home)
+    rd.write_json(rd.report_json, report)
     print(text, file=out, flush=True)
     return report

@@ -20,6 +20,7 @@ Overnight-safety rules kept here:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -264,34 +265,90 @@ def disk_full_error(exc: OSError, where: Path) -> UserError:
                      "--resume.")
 
 
+def as_disk_error(exc: BaseException, where: Path) -> UserError | None:
+    """The one-sentence disk-full error for ``exc`` if it is one: ENOSPC, or what torch.save (RuntimeError
+    "file write failed") and safetensors (SafetensorError "I/O error") turn it into, recognised by the
+    disk being (nearly) full right after."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return disk_full_error(exc, where)
+    if isinstance(exc, (OSError, RuntimeError)) or type(exc).__name__ == "SafetensorError":
+        try:
+            low = shutil.disk_usage(where if Path(where).exists() else Path(where).parent).free < 64 * 1024 * 1024
+        except OSError:
+            low = False
+        if low:
+            return disk_full_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), where)
+    return None
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def clean_leftovers(folder: Path) -> list[Path]:
+    """Remove ``.<name>.*.tmp`` / ``.<name>.old`` folders a killed publish left in ``folder`` and below (the
+    run lock is held, so no publish is in progress); returns what was removed."""
+    removed = []
+    for pattern in (".*.tmp", ".*.old"):
+        for p in sorted(Path(folder).rglob(pattern)):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def publish_dir(final: Path):
-    """Yield a temp dir beside ``final``; on success fsync it and rename it to ``final`` (replacing an old one).
+    """Yield a temp dir beside ``final``; on success fsync it and put it at ``final`` in one atomic step.
 
-    A crash, an exception or a full disk leaves ``final`` as it was (absent or the previous version).
+    An existing ``final`` (an adapter in use) is swapped out by ``renameat2(RENAME_EXCHANGE)``, never
+    removed first: at every instant ``final`` is the old or the new complete folder. (Without that call,
+    e.g. on macOS, the old folder is renamed aside first: a crash between the two renames leaves
+    ``.<name>.old``, which ``clean_leftovers`` and the next publish remove.) A crash, an exception or a
+    full disk leaves ``final`` as it was (absent or the previous version).
     """
     final = Path(final)
     ensure_dir(final.parent)
+    for stale in list(final.parent.glob(f".{final.name}.*.tmp")) + [final.with_name(f".{final.name}.old")]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         fsync_tree(tmp)
         if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            if exchange(tmp, final):  # tmp now holds the previous version
+                fsync_dir(final.parent)
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                old = final.with_name(f".{final.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.rename(final, old)
+                os.rename(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, final)
         fsync_dir(final.parent)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno == errno.ENOSPC:
-            raise disk_full_error(exc, final) from None
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        disk = as_disk_error(exc, final) if isinstance(exc, Exception) else None
+        if disk is not None:
+            raise disk from None
         raise
 
 
