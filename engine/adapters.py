@@ -68,8 +68,13 @@ def set_promoted(home: Home, profile: str, run_id: str | None, reason: str = "")
     """Point the profile at ``run_id`` (None: base model) in one atomic rename."""
     if run_id is not None:
         check_name(run_id, "run id")
-        if not (adapter_path(home, profile, run_id) / "adapter_config.json").is_file():
+        path = adapter_path(home, profile, run_id)
+        if not (path / "adapter_config.json").is_file():
             raise UserError(f"run {run_id!r} of profile {profile!r} has no finished adapter.")
+        if not (path / "adapter_model.safetensors").is_file():
+            # refused here, not at the next load: tuneloop never unpickles weights (adapter_model.bin)
+            raise UserError(f"run {run_id!r} of profile {profile!r} has no adapter_model.safetensors in {path} "
+                            "(pickle-only weights are never loaded); re-save it as safetensors or pick another run.")
     data = _read(home, profile)
     data["history"].append({"run_id": data.get("run_id"), "until": time.time()})
     data["run_id"] = run_id

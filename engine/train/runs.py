@@ -356,10 +356,43 @@ def publish_dir(final: Path):
 # checkpoints
 
 
+TORCH_FILE_SUFFIXES = (".pt", ".pth", ".bin")
+"""Checkpoint files that torch.load reads on resume (optimizer, scheduler, RNG state, training args)."""
+
+
+def _torch_files(checkpoint: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(Path(checkpoint).iterdir())
+            if p.is_file() and not p.is_symlink() and p.suffix in TORCH_FILE_SUFFIXES}
+
+
 def mark_complete(checkpoint: Path, info: dict | None = None) -> None:
-    """Declare ``checkpoint`` usable: fsync everything in it, then write the marker last."""
+    """Declare ``checkpoint`` usable: fsync everything in it, then write the marker last, with the sha256 of
+    every torch (pickle) file in it so a resume loads only the bytes this run wrote."""
     fsync_tree(checkpoint)
-    write_json(Path(checkpoint) / COMPLETE_MARKER, {"ts": time.time(), **(info or {})})
+    write_json(Path(checkpoint) / COMPLETE_MARKER, {"ts": time.time(), **(info or {}),
+                                                    "torch_files": _torch_files(checkpoint)})
+
+
+def verify_checkpoint(checkpoint: Path) -> Path:
+    """Refuse (one sentence) a checkpoint whose torch files differ from the hashes in its COMPLETE marker, or
+    that holds torch files the marker does not list. Call before the Trainer torch.loads them on resume."""
+    checkpoint = Path(checkpoint)
+    try:
+        recorded = json.loads((checkpoint / COMPLETE_MARKER).read_text(encoding="utf-8")).get("torch_files")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise UserError(f"checkpoint {checkpoint} has no file hashes in its {COMPLETE_MARKER} marker (written by an "
+                        "older tuneloop, or edited), so its optimizer state cannot be trusted; start a new run "
+                        "without --resume.")
+    found = _torch_files(checkpoint)
+    for name in sorted(set(found) | set(recorded)):
+        if found.get(name) != recorded.get(name):
+            state = "is missing" if name not in found else ("was added" if name not in recorded else "was changed")
+            raise UserError(f"{checkpoint / name} {state} since the checkpoint was written, so tuneloop will not load "
+                            "it; delete that checkpoint folder (the run resumes from an earlier one) or start a new "
+                            "run without --resume.")
+    return checkpoint
 
 
 def is_complete(checkpoint: Path) -> bool:
@@ -371,15 +404,16 @@ def checkpoint_step(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def newest_complete_checkpoint(folder: Path) -> Path | None:
-    """The highest-step ``checkpoint-N`` in ``folder`` that has its COMPLETE marker (half-written ones are skipped)."""
+def newest_complete_checkpoint(folder: Path, verify: bool = True) -> Path | None:
+    """The highest-step ``checkpoint-N`` in ``folder`` that has its COMPLETE marker (half-written ones are skipped);
+    ``verify``: its torch files match the marker's hashes (:func:`verify_checkpoint`, UserError if not)."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
     found = [(checkpoint_step(p), p) for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None]
     for _step, p in sorted(found, reverse=True):
         if is_complete(p):
-            return p
+            return verify_checkpoint(p) if verify else p
     return None
 
 
