@@ -131,12 +131,16 @@ class FeedbackLog:
         try:
             fd = self.home.open(self.path, flags, make_dirs=True)
         except FileNotFoundError:
-            fd = self.home.open(self.path, flags | os.O_CREAT | os.O_EXCL, make_dirs=True)
-            dfd = open_dir(self.home.root, self.dir)
             try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+                fd = self.home.open(self.path, flags | os.O_CREAT | os.O_EXCL, make_dirs=True)
+            except FileExistsError:  # another writer created it just now
+                fd = self.home.open(self.path, flags)
+            else:
+                dfd = open_dir(self.home.root, self.dir)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
         st = os.fstat(fd)
         self._fd, self._ino = fd, (st.st_dev, st.st_ino)
         return fd
