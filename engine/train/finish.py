@@ -134,9 +134,13 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
                 ": promoted.", f", and the reward model's win rate is {reward_check['win_rate']:.0%}: promoted.")
     if stopping():
         return None
-    if already:
-        decision.promote = True  # in use since before the stop; promoting again would add it to the history twice
-        decision.reason += " (promoted before the run was stopped; resumed to write the report)"
+    if already:  # in use since before the stop; promoting again would add it to the history twice
+        if decision.promote:
+            decision.reason += " (it was promoted before the run was stopped; resumed to write the report)"
+        else:
+            decision.reason = (f"kept in use: it was promoted before the run was stopped (evaluated again now: "
+                               f"{decision.reason.rstrip('.')}); `engine adapters rollback` goes back.")
+        decision.promote = True
     elif decision.promote:
         adapters.set_promoted(home, profile.name, rd.run_id, reason=decision.reason)
     curve = report_mod.loss_curve(rd.metrics)
