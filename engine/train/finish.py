@@ -139,7 +139,8 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
             decision.reason += " (it was promoted before the run was stopped; resumed to write the report)"
         else:
             decision.reason = (f"kept in use: it was promoted before the run was stopped (evaluated again now: "
-                               f"{decision.reason.rstrip('.')}); `engine adapters --profile {profile.name} rollback` goes back.")
+                               f"{decision.reason.rstrip('.')}); `engine adapters --profile {profile.name} "
+                               "rollback` goes back.")
         decision.promote = True
     elif decision.promote:
         adapters.set_promoted(home, profile.name, rd.run_id, reason=decision.reason)
