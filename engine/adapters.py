@@ -7,6 +7,7 @@ replaced by one rename, so a crash mid-promotion leaves the old adapter in use. 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -22,10 +23,13 @@ def promoted_file(home: Home, profile: str) -> Path:
 
 def _read(home: Home, profile: str) -> dict:
     path = promoted_file(home, profile)
-    if not path.is_file():
+    try:
+        with os.fdopen(home.open(path), "rb") as f:  # no link followed (LinkRefused names it)
+            raw = f.read()
+    except (FileNotFoundError, NotADirectoryError):
         return {"run_id": None, "history": []}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path} is corrupt; delete it to go back to the base model.") from None
     data.setdefault("history", [])
@@ -35,6 +39,12 @@ def _read(home: Home, profile: str) -> dict:
 def promoted_run(home: Home, profile: str) -> str | None:
     """The run id of the adapter the profile uses, or None for the base model."""
     return _read(home, profile).get("run_id")
+
+
+def replaced_run(home: Home, profile: str) -> str | None:
+    """The run id the current adapter replaced when it was promoted (None: the base model)."""
+    history = _read(home, profile)["history"]
+    return history[-1].get("run_id") if history else None
 
 
 def adapter_path(home: Home, profile: str, run_id: str) -> Path:
@@ -58,13 +68,18 @@ def set_promoted(home: Home, profile: str, run_id: str | None, reason: str = "")
     """Point the profile at ``run_id`` (None: base model) in one atomic rename."""
     if run_id is not None:
         check_name(run_id, "run id")
-        if not (adapter_path(home, profile, run_id) / "adapter_config.json").is_file():
+        path = adapter_path(home, profile, run_id)
+        if not (path / "adapter_config.json").is_file():
             raise UserError(f"run {run_id!r} of profile {profile!r} has no finished adapter.")
+        if not (path / "adapter_model.safetensors").is_file():
+            # refused here, not at the next load: tuneloop never unpickles weights (adapter_model.bin)
+            raise UserError(f"run {run_id!r} of profile {profile!r} has no adapter_model.safetensors in {path} "
+                            "(pickle-only weights are never loaded); re-save it as safetensors or pick another run.")
     data = _read(home, profile)
     data["history"].append({"run_id": data.get("run_id"), "until": time.time()})
     data["run_id"] = run_id
     data["reason"] = reason
-    write_private(promoted_file(home, profile), json.dumps(data, indent=2))
+    write_private(promoted_file(home, profile), json.dumps(data, indent=2), home)
 
 
 def rollback(home: Home, profile: str) -> str | None:
@@ -75,5 +90,5 @@ def rollback(home: Home, profile: str) -> str | None:
     previous = data["history"].pop()["run_id"]
     data["run_id"] = previous
     data["reason"] = "rollback"
-    write_private(promoted_file(home, profile), json.dumps(data, indent=2))
+    write_private(promoted_file(home, profile), json.dumps(data, indent=2), home)
     return previous

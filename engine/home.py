@@ -2,13 +2,23 @@
 
 Nothing here touches the disk at import time. Directories are created 0700 and files 0600 whatever
 the umask, because the feedback log is the user's private data.
+
+Safe opens: every file under the home is opened by walking from the home's own directory descriptor,
+one component at a time, with ``O_NOFOLLOW`` (``open_beneath``, ``open_dir``, ``Home.open``,
+``write_private(..., base=home)``). A symbolic link anywhere below the home (a planted
+``runs/<p>/.train.lock``, a linked ``feedback/<p>`` folder or ``events.jsonl``) is refused with one
+sentence naming it (:class:`LinkRefused`) instead of being followed to a file outside; a FIFO or a
+device is refused too, so nothing hangs or reads forever. The home folder itself may be a link: the
+user chose it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
-import tempfile
+import stat
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,27 +59,145 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, data: bytes | str) -> Path:
-    """Atomically replace ``path`` with ``data`` (temp file + fsync + rename), mode 0600."""
+class LinkRefused(UserError):
+    """A symbolic link (or a FIFO/device) where tuneloop expects its own file or folder."""
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _refuse_link(path: Path) -> LinkRefused:
+    return LinkRefused(f"{path} is a symbolic link; tuneloop never follows links inside its home (one could "
+                       "point at any of your files), so remove it and run again.")
+
+
+def _parts(root: Path, path: Path | str) -> tuple[str, ...]:
     path = Path(path)
-    ensure_dir(path.parent)
+    if not path.is_absolute():
+        parts = path.parts
+    else:
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            raise UserError(f"{path} is outside the tuneloop home {root}; tuneloop only writes inside it.") from None
+    if not parts or any(p in ("..", ".") for p in parts):
+        raise UserError(f"{path} is not a file path inside the tuneloop home {root}.")
+    return parts
+
+
+def open_dir(root: Path, rel: Path | str | tuple[str, ...] = (), create: bool = False) -> int:
+    """A descriptor of ``root/rel``, reached without following any link below ``root``.
+
+    ``create``: make missing folders (0700) on the way. Raises :class:`LinkRefused` naming the link.
+    """
+    root = Path(root)
+    if isinstance(rel, tuple):
+        parts = rel
+    else:
+        parts = () if str(rel) in ("", ".") or Path(rel) == root else _parts(root, rel)
+    if create:
+        ensure_dir(root)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    walked = root
+    try:
+        for part in parts:
+            walked = walked / part
+            try:
+                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    os.mkdir(part, DIR_MODE, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.fchmod(nfd, DIR_MODE)
+            os.close(fd)
+            fd = nfd
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(walked):
+            raise _refuse_link(walked) from None
+        raise
+    return fd
+
+
+def open_beneath(root: Path, path: Path | str, flags: int, mode: int = FILE_MODE, make_dirs: bool = False) -> int:
+    """``os.open`` of ``path`` (absolute under ``root``, or relative to it) following no link below ``root``.
+
+    Only regular files are opened (a FIFO would block, a device read forever): anything else raises
+    :class:`LinkRefused`. A file this call creates gets mode 0600 whatever the umask.
+    """
+    root = Path(root)
+    parts = _parts(root, path)
+    full = root.joinpath(*parts)
+    dfd = open_dir(root, parts[:-1], create=make_dirs)
+    try:
+        try:
+            fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _refuse_link(full) from None
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise LinkRefused(f"{full} is not a regular file; tuneloop only reads and writes its own files there, "
+                              "so remove it and run again.")
+        if not flags & os.O_NONBLOCK:
+            os.set_blocking(fd, True)
+        if flags & os.O_CREAT and st.st_size == 0 and stat.S_IMODE(st.st_mode) != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+        return fd
+    finally:
+        os.close(dfd)
+
+
+def _base_root(base) -> Path | None:
+    if base is None:
+        return None
+    return Path(base.root if isinstance(base, Home) else base)
+
+
+def write_private(path: Path, data: bytes | str, base: "Home | Path | None" = None) -> Path:
+    """Atomically replace ``path`` with ``data`` (temp file + fsync + rename), mode 0600.
+
+    ``base`` (the home, or a folder of it): reach ``path``'s folder from there without following links
+    (:func:`open_dir`); the temp file and the rename never follow a link either way (a link planted
+    under ``path``'s name is replaced, not written through).
+    """
+    path = Path(path)
+    root = _base_root(base)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if root is None:
+        ensure_dir(path.parent)
+        dfd = open_dir(path.parent)
+    else:
+        dfd = open_dir(root, _parts(root, path)[:-1], create=True)
+    tmp = f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE, dir_fd=dfd)
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
+            os.fchmod(fd, FILE_MODE)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path.name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+            raise
+        try:
+            os.fsync(dfd)
+        except OSError:
             pass
-        raise
-    fsync_dir(path.parent)
+    finally:
+        os.close(dfd)
     return path
 
 
@@ -113,6 +241,16 @@ class Home:
     def ensure(self) -> "Home":
         ensure_dir(self.root)
         return self
+
+    def open(self, path: Path | str, flags: int = os.O_RDONLY, mode: int = FILE_MODE, make_dirs: bool = False) -> int:
+        """:func:`open_beneath` from this home: no link below the home is followed (LinkRefused)."""
+        return open_beneath(self.root, path, flags, mode, make_dirs)
+
+    def check_dir(self, path: Path | str, create: bool = False) -> Path:
+        """Refuse (LinkRefused) if any folder from the home down to ``path`` is a link; ``create`` makes
+        the missing ones. For folders that libraries then write into (Trainer checkpoints)."""
+        os.close(open_dir(self.root, path, create=create))
+        return Path(path)
 
     @property
     def config_path(self) -> Path:

@@ -50,15 +50,24 @@ def import_(
     format: Annotated[
         str, typer.Option("--format", "-f", help="auto (from the first row), preference, sft or unpaired.")
     ] = "auto",
+    again: Annotated[
+        bool, typer.Option("--again", help="Import a file even though the same bytes were imported before.")
+    ] = False,
     home: HomeOption = None,
 ) -> None:
-    """Add rows from a TRL dataset file to the profile's feedback log (all or nothing)."""
+    """Add rows from a TRL dataset file to the profile's feedback log (all or nothing: rows become visible
+    only when the whole file is in; a stopped import is ignored and can simply be run again)."""
     from engine.feedback import FeedbackLog
     from engine.feedback.import_rows import import_file
 
+<<<<<<< HEAD
     h = home_of(home)
     profile = profile_of(profile, h).name
     result = import_file(FeedbackLog(h, profile), file, format)
+=======
+    _check_profile(profile)
+    result = import_file(FeedbackLog(home_of(home), profile), file, format, again=again)
+>>>>>>> faults
     msg = f"imported {result.rows} {result.format} row{'s' if result.rows != 1 else ''} from {file.name} into {profile}"
     if result.skipped:
         msg += f" ({result.skipped} skipped: chosen and rejected identical)"

@@ -44,6 +44,14 @@ def generate(
     """Print one reply to QUESTION, streamed as it is generated."""
     from engine.runtime import GenerationParams, load_model
 
+    from engine.errors import UserError
+
+    try:  # bytes that are not UTF-8 reach us as lone surrogates (Python's surrogateescape)
+        question.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raw = question[exc.start].encode("utf-8", "surrogateescape")
+        raise UserError(f"the question is not valid UTF-8 (byte {raw!r} at character {exc.start + 1}); pass it as "
+                        "UTF-8 text.") from None
     h = home_of(home)
     prof = profile_of(profile, h)
     params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample,
@@ -69,11 +77,16 @@ def generate(
     sys.stdout.write("\n")
     sys.stdout.flush()
     if log is not None:
-        import uuid
+        from engine.feedback.events import new_id
 
-        conversation = uuid.uuid4().hex
-        user = log.add_message(conversation, None, "user", question)
-        reply = log.add_message(conversation, user["id"], "assistant", gen.text, generation=gen.record)
+        conversation, user_id = new_id(), new_id()
+        # One write for the pair: a full disk leaves both or neither, never a question without its reply.
+        _user, reply = log.append_many([
+            {"type": "message", "id": user_id, "conversation_id": conversation, "parent_id": None, "role": "user",
+             "content": question},
+            {"type": "message", "conversation_id": conversation, "parent_id": user_id, "role": "assistant",
+             "content": gen.text, "generation": gen.record},
+        ])
         typer.echo(f"recorded conversation {conversation} (reply {reply['id']})", err=True)
     if interrupted:
         raise KeyboardInterrupt

@@ -19,7 +19,10 @@ from engine.errors import UserError
 SCHEMA_VERSION = 1
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is refused on append and skipped on read
 
-EVENT_TYPES = ("message", "rating", "edit", "choice", "title")
+EVENT_TYPES = ("message", "rating", "edit", "choice", "title", "import")
+IMPORT_KEY = "import_id"
+"""Set on every event an ``engine import`` wrote: the event counts only once its ``import`` commit record
+(same ``import_id``) is in the log (see engine.feedback.replay.visible_events)."""
 ROLES = ("system", "user", "assistant")
 RATING_VALUES = (-1, 0, 1)
 CHOICE_KINDS = ("regenerate", "compare", "best_of", "import")
@@ -135,9 +138,21 @@ def _choice(e: dict) -> None:
     )
 
 
+def _import(e: dict) -> None:
+    """The commit record of one ``engine import``: its events become visible (replay) once this is written."""
+    _check(_is_id(e.get("import_id")), e, "import_id", "an id string")
+    for key in ("events", "rows"):
+        _check(_is_int(e.get(key)) and e[key] >= 0, e, key, "a count")
+    sha = e.get("sha256")
+    _check(_is_str(sha) and len(sha) == 64, e, "sha256", "the imported file's sha256")
+    _check(_is_str(e.get("file")), e, "file", "the imported file's name")
+
+
 def _title(e: dict) -> None:
     _check(_is_id(e.get("conversation_id")), e, "conversation_id", "an id string")
     _check(_is_str(e.get("title")), e, "title", "a string")
 
 
-_VALIDATORS = {"message": _message, "rating": _rating, "edit": _edit, "choice": _choice, "title": _title}
+_VALIDATORS = {"message": _message, "rating": _rating, "edit": _edit, "choice": _choice, "title": _title,
+               "import": _import}
+

@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from engine.errors import UserError
 from engine.feedback import events as ev
 from engine.feedback.gc_pause import gc_paused
-from engine.home import FILE_MODE, Home, ensure_dir, fsync_dir
+from engine.home import LinkRefused, Home, open_dir
 
 LOG_NAME = "events.jsonl"
 
@@ -112,35 +112,35 @@ class FeedbackLog:
         full = [ev.validate(ev.complete(e)) for e in events]
         if not full:
             return []
-        lines = []
-        for e in full:
-            line = json.dumps(e, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-            if len(line) > ev.MAX_LINE_BYTES:
-                raise ev.InvalidEvent(
-                    f"feedback event {e['type']!r} is {len(line)} bytes, over the "
-                    f"{ev.MAX_LINE_BYTES // (1024 * 1024)} MiB limit; shorten its text."
-                )
-            lines.append(line)
-        self._write(b"".join(lines))
+        self._write(b"".join(encode_event(e) for e in full))
         return full
 
     def _open(self) -> int:
         """The cached append descriptor, reopened if the file was removed or replaced."""
         if self._fd is not None:
             try:
-                st = os.stat(self.path)
+                st = os.lstat(self.path)
                 if (st.st_dev, st.st_ino) == self._ino:
                     return self._fd
             except FileNotFoundError:
                 pass
             os.close(self._fd)
             self._fd = None
-        ensure_dir(self.dir)
-        created = not self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-        if created:
-            os.fchmod(fd, FILE_MODE)
-            fsync_dir(self.dir)
+        # Reached from the home without following links (a linked folder or events.jsonl is refused).
+        flags = os.O_RDWR | os.O_APPEND
+        try:
+            fd = self.home.open(self.path, flags, make_dirs=True)
+        except FileNotFoundError:
+            try:
+                fd = self.home.open(self.path, flags | os.O_CREAT | os.O_EXCL, make_dirs=True)
+            except FileExistsError:  # another writer created it just now
+                fd = self.home.open(self.path, flags)
+            else:
+                dfd = open_dir(self.home.root, self.dir)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
         st = os.fstat(fd)
         self._fd, self._ino = fd, (st.st_dev, st.st_ino)
         return fd
@@ -227,10 +227,31 @@ class FeedbackLog:
 
     # ----------------------------------------------------------------- reading
     def files(self) -> list[Path]:
-        """Every ``*.jsonl`` in the profile's folder, in name order."""
-        if not self.dir.is_dir():
-            return []
-        return sorted(p for p in self.dir.glob("*.jsonl") if p.is_file())
+        """Every ``*.jsonl`` in the profile's folder, in name order; links are left out (see links())."""
+        return self._listing()[0]
+
+    def links(self) -> list[Path]:
+        """``*.jsonl`` entries of the folder that are links or not regular files: never read."""
+        return self._listing()[1]
+
+    def _listing(self) -> tuple[list[Path], list[Path]]:
+        try:
+            dfd = open_dir(self.home.root, self.dir)  # a linked feedback folder is refused (LinkRefused)
+        except (FileNotFoundError, NotADirectoryError):
+            return [], []
+        files, links = [], []
+        try:
+            with os.scandir(dfd) as it:
+                for entry in it:
+                    if not entry.name.endswith(".jsonl"):
+                        continue
+                    if entry.is_file(follow_symlinks=False):
+                        files.append(self.dir / entry.name)
+                    else:
+                        links.append(self.dir / entry.name)
+        finally:
+            os.close(dfd)
+        return sorted(files), sorted(links)
 
     def read(self, until: dict[str, int] | None = None) -> ReadResult:
         """Read every log file. ``until`` (a previous ``end_offsets``) limits each file to that byte
@@ -261,7 +282,11 @@ class FeedbackLog:
     def _read_files(self, until: dict[str, int] | None, keep_bytes: bool) -> tuple[ReadResult, list[bytes]]:
         result = ReadResult()
         chunks: list[bytes] = []
-        for path in self.files():
+        files, links = self._listing()
+        for path in links:
+            result.problems.append(Problem(str(path), 0, "a symbolic link or not a regular file, not read (tuneloop "
+                                                         "reads only its own files inside the home)"))
+        for path in files:
             key = str(path)
             if until is not None and key not in until:
                 continue
@@ -270,7 +295,10 @@ class FeedbackLog:
                     with self._read_lock:
                         self._read_cached(path, result)
                     continue
-                data = _locked_read(path, until.get(key) if until is not None else None)
+                data = _locked_read(self.home, path, until.get(key) if until is not None else None)
+            except LinkRefused as exc:
+                result.problems.append(Problem(key, 0, str(exc).rstrip(".")))
+                continue
             except OSError as exc:
                 result.problems.append(Problem(key, 0, f"cannot read: {exc.strerror or exc}"))
                 continue
@@ -286,7 +314,7 @@ class FeedbackLog:
         cache: treat them as read-only."""
         key = str(path)
         cache = self._read_cache.get(key)
-        with open(path, "rb") as f:
+        with os.fdopen(self.home.open(path), "rb") as f:
             fcntl.flock(f.fileno(), fcntl.LOCK_SH)
             try:
                 st = os.fstat(f.fileno())
@@ -308,6 +336,25 @@ class FeedbackLog:
         result.end_offsets[key] = cache.end
         if data[end:].strip():
             result.problems.append(Problem(key, cache.lines + 1, TORN_REASON))
+
+
+def encode_event(event: dict[str, Any]) -> bytes:
+    """One log line for a validated event; InvalidEvent (one sentence) if it cannot be written as UTF-8
+    (a lone surrogate from a JSON ``\\ud800`` escape) or is over the line limit."""
+    try:
+        line = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    except UnicodeEncodeError as exc:
+        bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else "?"
+        raise ev.InvalidEvent(
+            f"feedback event {event.get('type')!r} holds text that is not valid Unicode (a lone surrogate "
+            f"{bad.encode('unicode_escape').decode()!s}); fix that text and try again."
+        ) from None
+    if len(line) > ev.MAX_LINE_BYTES:
+        raise ev.InvalidEvent(
+            f"feedback event {event['type']!r} is {len(line)} bytes, over the "
+            f"{ev.MAX_LINE_BYTES // (1024 * 1024)} MiB limit; shorten its text."
+        )
+    return line
 
 
 @dataclass
@@ -338,9 +385,9 @@ class _FileCache:
             self.tail = (self.tail + complete)[-64:]
 
 
-def _locked_read(path: Path, limit: int | None) -> bytes:
+def _locked_read(home: Home, path: Path, limit: int | None) -> bytes:
     """All bytes of ``path`` (up to ``limit``) read under a shared flock, so no append is half-seen."""
-    with open(path, "rb") as f:
+    with os.fdopen(home.open(path), "rb") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_SH)
         try:
             return f.read() if limit is None else f.read(limit)
@@ -397,7 +444,7 @@ def _parse_one(raw: bytes, path: str, lineno: int, result: ReadResult) -> None:
         result.problems.append(Problem(path, lineno, "not a JSON object"))
         return
     v = obj.get("v")
-    if isinstance(v, int) and not isinstance(v, bool) and v > ev.SCHEMA_VERSION:
+    if (isinstance(v, int) and not isinstance(v, bool) and v > ev.SCHEMA_VERSION):
         result.future_versions += 1
         result.events.append(obj)
         return

@@ -9,7 +9,10 @@ order is what the appends produced, while clocks can jump. Rules:
 - title: the latest wins; the default is the first user message, cut to ~48 characters.
 Events that point at something unknown (a parent, message or conversation that is not in the log)
 become problems, never crashes; a message whose parent is unknown is dropped with its descendants.
-Events with ``"v"`` above the supported version are ignored.
+Events with ``"v"`` above the supported version, or of a type this reader does not know, are ignored.
+Imports are transactions: events carrying an ``import_id`` count only once the ``import`` commit record
+with that id is in the log (:func:`visible_events`); an import killed part-way leaves events that stay
+invisible and are reported (``State.uncommitted``), so importing the file again never duplicates rows.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from engine.feedback.events import SCHEMA_VERSION
+from engine.feedback.events import EVENT_TYPES, IMPORT_KEY, SCHEMA_VERSION
 from engine.feedback.gc_pause import gc_paused
 from engine.feedback.log import Problem, ReadResult
 
@@ -123,13 +126,45 @@ class State:
     future_versions: int = 0
     replay_problems: int = 0
     """How many of ``problems`` are events that refer to something unknown (the rest are bad lines)."""
+    uncommitted: dict[str, int] = field(default_factory=dict)
+    """import id -> events of an ``engine import`` that never wrote its commit record (ignored)."""
 
     def warnings(self) -> list[str]:
-        """One line about events that were ignored because they point at unknown messages."""
-        if not self.replay_problems:
-            return []
-        first = self.problems[-self.replay_problems].reason
-        return [f"{self.replay_problems} feedback event(s) refer to unknown messages and are ignored (first: {first})."]
+        """One line about events that were ignored because they point at unknown messages, and one about
+        unfinished imports."""
+        out = []
+        if self.replay_problems:
+            first = self.problems[-self.replay_problems].reason
+            out.append(f"{self.replay_problems} feedback event(s) refer to unknown messages and are ignored "
+                       f"(first: {first}).")
+        if self.uncommitted:
+            n = sum(self.uncommitted.values())
+            ids = ", ".join(sorted(self.uncommitted)[:3])
+            out.append(f"{n} feedback event(s) of {len(self.uncommitted)} unfinished import(s) ({ids}) are ignored: "
+                       "that import was stopped before it finished; import the file again.")
+        return out
+
+
+def visible_events(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The version-1 events replay uses, in log order, and ``{import id: events}`` of unfinished imports.
+
+    Import commit records themselves, newer-version events and unknown types are left out; an event with
+    an ``import_id`` is kept only when that import's commit record is somewhere in the log.
+    """
+    current = [e for e in events if e.get("v") == SCHEMA_VERSION and e.get("type") in EVENT_TYPES]
+    committed = {e["import_id"] for e in current if e["type"] == "import"}
+    out: list[dict[str, Any]] = []
+    pending: dict[str, int] = {}
+    for e in current:
+        if e["type"] == "import":
+            continue
+        iid = e.get(IMPORT_KEY)
+        if iid is not None and iid not in committed:
+            key = str(iid)
+            pending[key] = pending.get(key, 0) + 1
+            continue
+        out.append(e)
+    return out, pending
 
 
 def default_title(messages: Iterable[Message]) -> str:
@@ -161,7 +196,7 @@ def _replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
     def problem(event: dict, reason: str) -> None:
         state.problems.append(Problem("replay", 0, f"{event.get('type')} event {event.get('id')}: {reason}"))
 
-    current = [e for e in events if e.get("v") == SCHEMA_VERSION]
+    current, state.uncommitted = visible_events(events)
 
     # 1. Messages. Collected first so a parent later in the log (another file) still resolves.
     msg_events: dict[str, dict] = {}

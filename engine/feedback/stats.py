@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from engine.feedback.log import FeedbackLog, ReadResult
-from engine.feedback.replay import State, replay
+from engine.feedback.replay import State, replay, visible_events
 from engine.feedback.rows import preference_rows, sft_rows, unpaired_rows
 from engine.home import Home
 
@@ -62,7 +62,7 @@ def _row_keys(state: State) -> dict[str, set[str]]:
 
 def events_since(events: list[dict], cutoff: float) -> dict[str, int]:
     """Counts of the version-1 events newer than ``cutoff`` (a rating of 0 counts as neither)."""
-    new = [e for e in events if e.get("v") == 1 and e["ts"] > cutoff]
+    new = [e for e in visible_events(events)[0] if e["ts"] > cutoff]
     return {
         "conversations": sum(e["type"] == "message" and e["parent_id"] is None for e in new),
         "replies": sum(e["type"] == "message" and e["role"] == "assistant" for e in new),
@@ -103,4 +103,5 @@ def feedback_stats(home: Home, profile: str, result: ReadResult | None = None) -
         "problems": len(state.problems),
         "future_versions": result.future_versions,
         "warnings": result.warnings() + state.warnings(),
+        "uncommitted_import_events": sum(state.uncommitted.values()),
     }

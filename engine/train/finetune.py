@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import os
 import shutil
 import sys
 import time
@@ -218,6 +217,8 @@ def _prepare_resume(home: Home, profile: Profile, opts: FinetuneOptions, lock: r
         raise UserError(f"--method {opts.method} differs from run {rd.run_id}'s {manifest['method']}; drop the flag "
                         "to resume or start a new run.")
     lock.update(rd.run_id)
+    rd.check()
+    runs.clean_leftovers(rd.root)  # temp/old folders of a publish that a kill interrupted
     _say(opts, f"resuming run {rd.run_id} ({'+'.join(manifest['plan'])})")
     return rd.run_id
 
@@ -287,8 +288,10 @@ def _train_and_finish(home, profile, rd, manifest, opts, deadline, stop) -> Fine
     if candidate.stopped == "signal":
         return _stopped_by_signal(opts, stop, profile, rd, candidate.steps, "")
     budget_note = "time budget reached" if candidate.stopped == "budget" else None
-    verdict = runs.on_main(gate_candidate, home, profile, rd, manifest, settings, candidate.adapter)
+    verdict = runs.on_main(gate_candidate, home, profile, rd, manifest, settings, candidate.adapter, stop)
     runs.barrier()
+    if verdict is None:
+        return _stopped_in_finish(opts, stop, profile, rd)
     final, steps, adapter_rows = candidate.adapter, candidate.steps, "train"
     if manifest.get("eval_on_train"):
         adapter_rows = "all"  # nothing was held out: the candidate already learned every row
@@ -302,16 +305,23 @@ def _train_and_finish(home, profile, rd, manifest, opts, deadline, stop) -> Fine
             budget_note = ("time budget reached during the refit on all feedback: the gated adapter (without the "
                            "held-out rows) is promoted; the next run learns them")
     report = runs.on_main(finish, home, profile, rd, manifest, settings, final, verdict, steps, budget_note,
-                          adapter_rows, opts)
+                          adapter_rows, opts, stop)
     runs.barrier()
+    if report is None:  # a signal during publish: stopped before promoting
+        return _stopped_in_finish(opts, stop, profile, rd)
     return FinetuneResult(rd.run_id, 0, report["reason"], report)
+
+
+def _stopped_in_finish(opts, stop, profile, rd) -> FinetuneResult:
+    msg = (f"stopped by {stop.signal_name or 'a signal'} while evaluating the new adapter (nothing promoted "
+           f"by this step). Resume with: engine finetune --profile {profile.name} --resume")
+    _say(opts, msg)
+    return FinetuneResult(rd.run_id, runs.EXIT_INTERRUPTED, msg)
 
 
 def _train_stage(home, profile, rd, manifest, settings, index, method, parent, opts, deadline, stop,
                  phase: str = "", part: str = "train"):
     """Train one method; returns (global steps, None | "signal" | "budget")."""
-    import errno
-
     import torch
 
     from engine.train import dpo, kto, model as model_mod, sft, trainer_args
@@ -343,6 +353,7 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     trainer = recipe.build(peft_model, tokenizer, rows, settings, args, [run_cb, progress])
     batching = getattr(trainer, "tuneloop_batching", "padded batches (TRL supports padding-free only for SFT)")
     trainer_args.strip_default_printer(trainer)
+    rd.check(out_dir)  # the Trainer writes here: no link on the way out of the home
     ckpt = runs.newest_complete_checkpoint(out_dir)
     if ckpt is not None:
         _say(opts, f"[{method}] resuming from {ckpt.name}")
@@ -356,14 +367,11 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     except torch.OutOfMemoryError:
         raise UserError(f"out of GPU memory while training {method}; lower batch_size or max_length, or set "
                         f"gradient_checkpointing = true in the [train] table of profile {profile.name!r}.") from None
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise runs.disk_full_error(exc, rd.root) from None
-        raise
-    except RuntimeError as exc:
-        # torch.save reports a full disk as RuntimeError("... iostream error" / "file write failed").
-        if shutil.disk_usage(rd.root).free < 64 * 1024 * 1024:
-            raise runs.disk_full_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), rd.root) from exc
+    except Exception as exc:
+        # ENOSPC, and what torch.save (RuntimeError) and safetensors (SafetensorError) make of it
+        disk = runs.as_disk_error(exc, rd.root)
+        if disk is not None:
+            raise disk from None
         raise
     finally:
         gc.unfreeze()
@@ -373,10 +381,16 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
         sdir = _stage_dir(rd, index, method, phase)
 
         def save():
-            with runs.publish_dir(sdir / "adapter") as tmp:
-                model_mod.save_adapter(trainer.model, profile, tmp)
-            runs.write_json(sdir / runs.COMPLETE_MARKER, {"steps": global_step, "stopped_by": stopped_by,
-                                                          "ts": time.time(), "batching": batching})
+            try:
+                with runs.publish_dir(sdir / "adapter") as tmp:
+                    model_mod.save_adapter(trainer.model, profile, tmp)
+                rd.write_json(sdir / runs.COMPLETE_MARKER, {"steps": global_step, "stopped_by": stopped_by,
+                                                            "ts": time.time(), "batching": batching})
+            except Exception as exc:
+                disk = runs.as_disk_error(exc, rd.root)
+                if disk is not None:
+                    raise disk from None
+                raise
 
         runs.on_main(save)
         runs.barrier()

@@ -95,9 +95,10 @@ def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | 
 
 
 def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
-                   candidate: Path | None) -> dict:
+                   candidate: Path | None, stop=None) -> dict | None:
     """Evaluate the candidate against the adapter the run was prepared against, on rows neither trained on;
-    the verdict is kept in ``gate.json`` so a resumed run does not judge again."""
+    the verdict is kept in ``gate.json`` so a resumed run does not judge again (nor judge the adapter in
+    use against itself). None when SIGINT/SIGTERM (``stop``) arrived meanwhile: ``--resume`` judges again."""
     path = rd.root / "gate.json"
     if path.is_file():
         return runs.read_json(path)
@@ -106,6 +107,8 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
     rows, notes = _eval_rows(rd, manifest)
     current = manifest["gate_against"] if "gate_against" in manifest else adapters.promoted_run(home, profile.name)
     results, current, label = evaluate(home, profile, manifest, settings, candidate, rows, current)
+    if stop is not None and stop.requested:
+        return None
     decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin)
     reward_check = None
     if settings.gate_uses_reward and decision.promote:
@@ -119,21 +122,29 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
     verdict = {"promote": decision.promote, "reason": decision.reason, "checks": decision.checks,
                "eval": results, "current_run": current, "current_label": label, "reward": reward_check,
                "notes": notes, "candidate": str(candidate)}
-    runs.write_json(path, verdict)
+    rd.write_json(path, verdict)
     return verdict
 
 
 def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
            final_adapter: Path | None, verdict: dict, steps: int, stopped: str | None, adapter_rows: str,
-           opts) -> dict:
-    """Publish the final adapter (the refit when the candidate passed), promote it per the verdict, report."""
+           opts, stop=None) -> dict | None:
+    """Publish the final adapter (the refit when the candidate passed), promote it per the verdict, report.
+    None when SIGINT/SIGTERM (``stop``) arrived before the promotion: ``--resume`` finishes the job.
+
+    A resume of a run that was already promoted (killed before report.json) neither republishes the
+    adapter in use nor promotes it again (so ``rollback`` still goes back to the one it replaced)."""
     from engine.train.finetune import copy_adapter
 
     out = getattr(opts, "stream", None) or sys.stdout
     if final_adapter is None:
         raise RuntimeError("no stage produced an adapter")
-    copy_adapter(final_adapter, rd.adapter)
-    if verdict["promote"]:
+    already = adapters.promoted_run(home, profile.name) == rd.run_id
+    if not already:
+        copy_adapter(final_adapter, rd.adapter)
+    if stop is not None and stop.requested:
+        return None
+    if verdict["promote"] and not already:
         adapters.set_promoted(home, profile.name, rd.run_id, reason=verdict["reason"])
     curve = report_mod.loss_curve(rd.metrics)
     png_note = report_mod.save_png(curve, rd.root / "loss.png") if curve else None
@@ -164,7 +175,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "finished": time.time(),
     }
     text = report_mod.render(report, curve)
-    write_private(rd.root / "report.txt", text + "\n")
-    runs.write_json(rd.report_json, report)
+    write_private(rd.root / "report.txt", text + "\n", home)
+    rd.write_json(rd.report_json, report)
     print(text, file=out, flush=True)
     return report

@@ -20,6 +20,7 @@ Overnight-safety rules kept here:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -106,14 +107,25 @@ class RunDir:
         return read_json(self.manifest)
 
     def write_manifest(self, manifest: dict) -> None:
-        write_json(self.manifest, manifest)
+        write_json(self.manifest, manifest, self.home)
+
+    def write_json(self, path: Path, obj) -> None:
+        """write_json for a file of this run, reached from the home without following links."""
+        write_json(path, obj, self.home)
+
+    def check(self, *folders: Path) -> None:
+        """Refuse (one sentence) if the run folder, or one of ``folders`` in it, is reached through a link;
+        called before libraries write there (Trainer checkpoints, adapters)."""
+        self.home.check_dir(self.root)
+        for folder in folders:
+            self.home.check_dir(folder, create=True)
 
     @classmethod
     def create(cls, home: Home, profile: str, kind: str, now: float | None = None) -> "RunDir":
         """Make a fresh run directory; a second run in the same second gets ``-2``, ``-3`` ... suffixes."""
         base = new_run_id(kind, now)
         stamp, rest = base[:15], base[16:]
-        ensure_dir(home.runs_dir(profile))
+        home.check_dir(home.runs_dir(profile), create=True)
         for n in range(1, 1000):
             run_id = base if n == 1 else f"{stamp}-{n}-{rest}"
             path = home.run_dir(profile, run_id)
@@ -154,8 +166,9 @@ def last_unfinished_run(home: Home, profile: str, kinds: Iterable[str] | None = 
 # files
 
 
-def write_json(path: Path, obj) -> None:
-    write_private(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+def write_json(path: Path, obj, base: Home | None = None) -> None:
+    """Atomic 0600 JSON file; with ``base`` (the home) its folders are reached without following links."""
+    write_private(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", base)
 
 
 def read_json(path: Path) -> dict:
@@ -173,7 +186,7 @@ def jsonl_line(obj: dict) -> bytes:
 
 def append_jsonl(path: Path, obj: dict) -> None:
     """Append one JSON line (0600, fsync'd): metrics survive a SIGKILL up to the last line."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, jsonl_line(obj))
         os.fsync(fd)
@@ -252,34 +265,90 @@ def disk_full_error(exc: OSError, where: Path) -> UserError:
                      "--resume.")
 
 
+def as_disk_error(exc: BaseException, where: Path) -> UserError | None:
+    """The one-sentence disk-full error for ``exc`` if it is one: ENOSPC, or what torch.save (RuntimeError
+    "file write failed") and safetensors (SafetensorError "I/O error") turn it into, recognised by the
+    disk being (nearly) full right after."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return disk_full_error(exc, where)
+    if isinstance(exc, (OSError, RuntimeError)) or type(exc).__name__ == "SafetensorError":
+        try:
+            low = shutil.disk_usage(where if Path(where).exists() else Path(where).parent).free < 64 * 1024 * 1024
+        except OSError:
+            low = False
+        if low:
+            return disk_full_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), where)
+    return None
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def clean_leftovers(folder: Path) -> list[Path]:
+    """Remove ``.<name>.*.tmp`` / ``.<name>.old`` folders a killed publish left in ``folder`` and below (the
+    run lock is held, so no publish is in progress); returns what was removed."""
+    removed = []
+    for pattern in (".*.tmp", ".*.old"):
+        for p in sorted(Path(folder).rglob(pattern)):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def publish_dir(final: Path):
-    """Yield a temp dir beside ``final``; on success fsync it and rename it to ``final`` (replacing an old one).
+    """Yield a temp dir beside ``final``; on success fsync it and put it at ``final`` in one atomic step.
 
-    A crash, an exception or a full disk leaves ``final`` as it was (absent or the previous version).
+    An existing ``final`` (an adapter in use) is swapped out by ``renameat2(RENAME_EXCHANGE)``, never
+    removed first: at every instant ``final`` is the old or the new complete folder. (Without that call,
+    e.g. on macOS, the old folder is renamed aside first: a crash between the two renames leaves
+    ``.<name>.old``, which ``clean_leftovers`` and the next publish remove.) A crash, an exception or a
+    full disk leaves ``final`` as it was (absent or the previous version).
     """
     final = Path(final)
     ensure_dir(final.parent)
+    for stale in list(final.parent.glob(f".{final.name}.*.tmp")) + [final.with_name(f".{final.name}.old")]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         fsync_tree(tmp)
         if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            if exchange(tmp, final):  # tmp now holds the previous version
+                fsync_dir(final.parent)
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                old = final.with_name(f".{final.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.rename(final, old)
+                os.rename(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(tmp, final)
         fsync_dir(final.parent)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if exc.errno == errno.ENOSPC:
-            raise disk_full_error(exc, final) from None
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        disk = as_disk_error(exc, final) if isinstance(exc, Exception) else None
+        if disk is not None:
+            raise disk from None
         raise
 
 
@@ -287,10 +356,43 @@ def publish_dir(final: Path):
 # checkpoints
 
 
+TORCH_FILE_SUFFIXES = (".pt", ".pth", ".bin")
+"""Checkpoint files that torch.load reads on resume (optimizer, scheduler, RNG state, training args)."""
+
+
+def _torch_files(checkpoint: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(Path(checkpoint).iterdir())
+            if p.is_file() and not p.is_symlink() and p.suffix in TORCH_FILE_SUFFIXES}
+
+
 def mark_complete(checkpoint: Path, info: dict | None = None) -> None:
-    """Declare ``checkpoint`` usable: fsync everything in it, then write the marker last."""
+    """Declare ``checkpoint`` usable: fsync everything in it, then write the marker last, with the sha256 of
+    every torch (pickle) file in it so a resume loads only the bytes this run wrote."""
     fsync_tree(checkpoint)
-    write_json(Path(checkpoint) / COMPLETE_MARKER, {"ts": time.time(), **(info or {})})
+    write_json(Path(checkpoint) / COMPLETE_MARKER, {"ts": time.time(), **(info or {}),
+                                                    "torch_files": _torch_files(checkpoint)})
+
+
+def verify_checkpoint(checkpoint: Path) -> Path:
+    """Refuse (one sentence) a checkpoint whose torch files differ from the hashes in its COMPLETE marker, or
+    that holds torch files the marker does not list. Call before the Trainer torch.loads them on resume."""
+    checkpoint = Path(checkpoint)
+    try:
+        recorded = json.loads((checkpoint / COMPLETE_MARKER).read_text(encoding="utf-8")).get("torch_files")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise UserError(f"checkpoint {checkpoint} has no file hashes in its {COMPLETE_MARKER} marker (written by an "
+                        "older tuneloop, or edited), so its optimizer state cannot be trusted; start a new run "
+                        "without --resume.")
+    found = _torch_files(checkpoint)
+    for name in sorted(set(found) | set(recorded)):
+        if found.get(name) != recorded.get(name):
+            state = "is missing" if name not in found else ("was added" if name not in recorded else "was changed")
+            raise UserError(f"{checkpoint / name} {state} since the checkpoint was written, so tuneloop will not load "
+                            "it; delete that checkpoint folder (the run resumes from an earlier one) or start a new "
+                            "run without --resume.")
+    return checkpoint
 
 
 def is_complete(checkpoint: Path) -> bool:
@@ -302,15 +404,16 @@ def checkpoint_step(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def newest_complete_checkpoint(folder: Path) -> Path | None:
-    """The highest-step ``checkpoint-N`` in ``folder`` that has its COMPLETE marker (half-written ones are skipped)."""
+def newest_complete_checkpoint(folder: Path, verify: bool = True) -> Path | None:
+    """The highest-step ``checkpoint-N`` in ``folder`` that has its COMPLETE marker (half-written ones are skipped);
+    ``verify``: its torch files match the marker's hashes (:func:`verify_checkpoint`, UserError if not)."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
     found = [(checkpoint_step(p), p) for p in folder.iterdir() if p.is_dir() and checkpoint_step(p) is not None]
     for _step, p in sorted(found, reverse=True):
         if is_complete(p):
-            return p
+            return verify_checkpoint(p) if verify else p
     return None
 
 
@@ -326,13 +429,14 @@ class RunLock:
     """
 
     def __init__(self, home: Home, profile: str, name: str = "train") -> None:
+        self.home = home
         self.path = home.runs_dir(profile) / f".{check_name(name, 'lock name')}.lock"
         self.profile = profile
         self._fd: int | None = None
 
     def acquire(self, run_id: str | None = None, what: str = "engine finetune") -> "RunLock":
-        ensure_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        # No link is followed: update() truncates this file, so a planted link would clobber its target.
+        fd = self.home.open(self.path, os.O_RDWR | os.O_CREAT, make_dirs=True)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -1,4 +1,4 @@
-"""Fault-injection suite (issue 7): shared fixtures and the end-of-run summary.
+"""Fault-injection suite (issues 7 and 12): shared fixtures and the end-of-run summary.
 
 Every test here counts what it survived (kills, events checked, fuzz cases) into one Counter kept on
 the pytest config, and ``pytest_terminal_summary`` prints it after the run, so a reader of the CI log
@@ -32,6 +32,20 @@ _SUMMARY_ORDER = (
     "promotion crashes survived",
     "path-escape attempts refused",
     "network connection attempts (must be 0)",
+    # issue 12
+    "network connection attempts without HF_HUB_OFFLINE (must be 0)",
+    "commands run online under the socket guard",
+    "symlink attacks refused (target intact)",
+    "import kills survived (rows visible after kill: 0)",
+    "rows checked after re-import (no duplicates)",
+    "duplicate imports refused",
+    "hostile import inputs refused at once",
+    "rows imported in one streamed import",
+    "republishes checked against a concurrent reader",
+    "kills survived (SIGKILL while republishing)",
+    "signals in the finish phase honoured (exit 3)",
+    "tampered checkpoint files refused",
+    "bad inputs answered with one sentence",
 )
 
 

@@ -93,8 +93,8 @@ def test_run_dir_symlinked_outside_cannot_be_promoted(demo_home, tmp_path, fault
 
 
 def test_atomic_writes_replace_a_planted_symlink_instead_of_writing_through_it(demo_home, tmp_path):
-    """promoted.json swapped for a symlink to another file: promotion replaces the link, the target
-    file is untouched."""
+    """promoted.json swapped for a symlink to another file: reading and promoting refuse it (issue 12:
+    the link's target is never read as a pointer either), the target file is untouched."""
     home = demo_home
     make_adapter(home, "demo", "20260101-000000-sft")
     victim = tmp_path / "victim.txt"
@@ -107,9 +107,12 @@ def test_atomic_writes_replace_a_planted_symlink_instead_of_writing_through_it(d
     path.unlink()
     path.symlink_to(victim)
     victim.write_text('{"run_id": null, "history": []}')
-    adapters.set_promoted(home, "demo", "20260101-000000-sft")
+    with pytest.raises(UserError, match="symbolic link"):
+        adapters.set_promoted(home, "demo", "20260101-000000-sft")
     assert victim.read_text() == '{"run_id": null, "history": []}'
-    assert not path.is_symlink() and json.loads(path.read_text())["run_id"] == "20260101-000000-sft"
+    path.unlink()
+    adapters.set_promoted(home, "demo", "20260101-000000-sft")
+    assert json.loads(path.read_text())["run_id"] == "20260101-000000-sft"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 

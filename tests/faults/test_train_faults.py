@@ -205,3 +205,33 @@ def test_full_disk_while_switching_adapters(demo_home, small_tmpfs, fault_stats)
     assert adapters.promoted_file(home, "demo").read_bytes() == pointer
     assert [p.name for p in runs_dir.iterdir() if p.name.startswith(".promoted")] == []
     fault_stats["disk-full runs checked"] += 1
+
+
+@pytest.mark.slow
+def test_full_disk_at_many_fill_levels_gives_one_sentence(demo_home, small_tmpfs, fault_stats):
+    """Issue 12: at some fill levels the disk filled inside safetensors (SafetensorError traceback). At every
+    level the run either finishes or ends with exit 2 and one sentence; the promoted adapter stays usable."""
+    home = demo_home
+    record_edit(home)
+    runs_dir = small_tmpfs(home.runs_dir("demo"), "6m")
+    outcomes = []
+    for leave in (200 * 1024, 450 * 1024, 700 * 1024, 1100 * 1024, 1600 * 1024, 2300 * 1024):
+        filler = fill(runs_dir, leave)
+        proc = subprocess.run(engine_cmd("finetune", "--profile", "demo", "--method", "sft", "--max-steps", "2",
+                                         "--save-steps", "1", "--from", "base"), env=engine_env(home),
+                              capture_output=True, text=True, timeout=500)
+        filler.unlink()
+        assert "Traceback" not in proc.stderr, f"leave={leave}: {proc.stderr[-3000:]}"
+        if proc.returncode == 2:
+            errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+            assert len(errors) == 1 and "full" in errors[0], proc.stderr[-3000:]
+        else:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        outcomes.append(proc.returncode)
+        for run in [p for p in runs_dir.iterdir() if p.is_dir()]:  # keep the tmpfs for the next level
+            import shutil
+
+            if not (run / "report.json").exists():
+                shutil.rmtree(run)
+        fault_stats["disk-full runs checked"] += 1
+    assert 2 in outcomes, outcomes

@@ -7,7 +7,10 @@ declare it complete, cut its adapter weights file in half (what an interrupted w
 FLAG_FILE and hang before the COMPLETE marker.
 HANG_AT=publish: when the final adapter has been written into its temp folder, write FLAG_FILE and
 hang before the rename that publishes it.
-Either way the test SIGKILLs the run right there.
+HANG_AT=promoted: right after the new adapter was promoted, before report.json: FLAG_FILE, then hang.
+HANG_AT=evaluate: when the finish phase starts evaluating the new adapter: FLAG_FILE, then evaluate as
+usual but slowly (the test sends SIGTERM/SIGINT there, not SIGKILL).
+Otherwise the test SIGKILLs the run right there.
 """
 
 import os
@@ -50,8 +53,29 @@ elif HANG_AT == "publish":
         hang(out_dir)
 
     train_model.save_adapter = save_adapter
+elif HANG_AT == "promoted":
+    from engine import adapters
+
+    _set_promoted = adapters.set_promoted
+
+    def set_promoted(*args, **kwargs):
+        _set_promoted(*args, **kwargs)
+        hang("promoted")
+
+    adapters.set_promoted = set_promoted
+elif HANG_AT == "evaluate":
+    from engine.train import finish as finish_mod
+
+    _evaluate = finish_mod.evaluate
+
+    def evaluate(*args, **kwargs):
+        Path(FLAG_FILE).write_text("evaluate")
+        time.sleep(4)  # the signal arrives while the finish phase is busy
+        return _evaluate(*args, **kwargs)
+
+    finish_mod.evaluate = evaluate
 else:
-    raise SystemExit(f"HANG_AT={HANG_AT!r}: use checkpoint or publish")
+    raise SystemExit(f"HANG_AT={HANG_AT!r}: use checkpoint, publish, promoted or evaluate")
 
 from engine.cli import main  # noqa: E402
 
