@@ -60,14 +60,9 @@ def import_(
     from engine.feedback import FeedbackLog
     from engine.feedback.import_rows import import_file
 
-<<<<<<< HEAD
     h = home_of(home)
     profile = profile_of(profile, h).name
-    result = import_file(FeedbackLog(h, profile), file, format)
-=======
-    _check_profile(profile)
-    result = import_file(FeedbackLog(home_of(home), profile), file, format, again=again)
->>>>>>> faults
+    result = import_file(FeedbackLog(h, profile), file, format, again=again)
     msg = f"imported {result.rows} {result.format} row{'s' if result.rows != 1 else ''} from {file.name} into {profile}"
     if result.skipped:
         msg += f" ({result.skipped} skipped: chosen and rejected identical)"

@@ -14,7 +14,6 @@ over and over. Afterwards:
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
 

@@ -8,7 +8,6 @@ import uuid
 import pytest
 
 from engine.feedback import FeedbackLog
-from tests.engine_cli import run_engine
 
 SYSTEM = "You are a helpful assistant."
 

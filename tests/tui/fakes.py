@@ -8,7 +8,6 @@ within one piece and marks the record stopped, like the real runtime.
 from __future__ import annotations
 
 import threading
-import time
 
 
 class FakeStream:
