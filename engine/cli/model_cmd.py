@@ -1,8 +1,11 @@
-"""``engine demo-model`` (build the offline demo model) and ``engine generate`` (one reply, streamed)."""
+"""``engine demo-model`` (build the offline demo model) and ``engine generate`` (one reply, streamed; or
+greedy replies to a file of prompts, batched, with ``--prompts``)."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -30,22 +33,41 @@ def demo_model(
 
 
 def generate(
-    question: Annotated[str, typer.Argument(help="The user message to answer.")],
+    question: Annotated[Optional[str], typer.Argument(help="The user message to answer.")] = None,
     profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile name (default: the home's default profile).")] = None,
     adapter: Annotated[str, typer.Option("--adapter", help="A run id, 'base', or 'promoted' (the profile's promoted adapter).")] = "promoted",
     record: Annotated[bool, typer.Option("--record", help="Append the exchange to the profile's feedback log as a new conversation.")] = False,
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help="Reply length limit in tokens (default: the profile's).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Sampling seed (default: a fresh one, recorded).")] = None,
     sample: Annotated[Optional[bool], typer.Option("--sample/--greedy", help="Sample, or decode greedily (default: the profile's setting).")] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="A JSONL file of prompts (a string, or an object with 'prompt' or 'messages', per line): greedy replies, batched, one line each.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each reply as one JSON line (reply, finish_reason, tokens, adapter).")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts decoded together with --prompts.")] = 16,
     home: HomeOption = None,
 ) -> None:
-    """Print one reply to QUESTION, streamed as it is generated."""
+    """Print one reply to QUESTION, streamed as it is generated (or, with --prompts, one per prompt)."""
+    from engine.errors import UserError
     from engine.profiles import default_profile_name, load_profile
     from engine.runtime import GenerationParams, load_model
 
+    if (question is None) == (prompts is None):
+        raise UserError("give either a QUESTION or --prompts FILE.jsonl.")
+    if prompts is not None and record:
+        raise UserError("--record works with one QUESTION, not with --prompts.")
     h = home_of(home)
     prof = load_profile(profile or default_profile_name(h), h)
     params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample)
+    if prompts is not None or as_json:
+        from engine.runtime.batch import generate_batch, read_prompts
+
+        chats = read_prompts(prompts) if prompts is not None else [[{"role": "user", "content": question}]]
+        params = params.replace(do_sample=False) if sample is None else params  # --prompts: greedy unless told
+        lm = load_model(prof, h, adapter=adapter)
+        for chat, result in zip(chats, generate_batch(lm, chats, params, batch_size=batch_size)):
+            text = json.dumps({"prompt": chat[-1]["content"], **result}) if as_json else result["reply"]
+            sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return
     log = None
     if record:
         from engine.feedback import FeedbackLog
