@@ -49,3 +49,12 @@ def install_demo_model(home: Home, source) -> Home:
 def demo_home(home, demo_model_dir) -> Home:
     """The ``home`` fixture with the demo model already in home/models/demo (a private copy)."""
     return install_demo_model(home, demo_model_dir)
+
+
+def add_user_profile(home: Home, name: str, text: str = '[model]\nid = "builtin:demo"\ndevice = "cpu"\n') -> Home:
+    """A user profile ``name`` in ``home`` (the CLI refuses profile names it does not know)."""
+    from engine.home import ensure_dir
+
+    ensure_dir(home.profiles_dir)
+    (home.profiles_dir / f"{name}.toml").write_text(text)
+    return home

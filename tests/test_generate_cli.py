@@ -85,7 +85,7 @@ def test_generate_uses_the_promoted_adapter_unless_told_base(capsys, demo_home, 
         (("--adapter", "20990101-000000-sft"), "no finished adapter"),
         (("--profile", "no-such-profile"), "no profile named"),
         (("--profile", "qwen2.5-0.5b-instruct"), "--profile demo"),
-        (("--max-new-tokens", "0"), "max_new_tokens"),
+        (("--max-new-tokens", "0"), "--max-new-tokens 0 must be an integer >= 1"),
     ],
 )
 def test_generate_user_errors_exit_2_with_one_sentence(capsys, demo_home, argv, message):

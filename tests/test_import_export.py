@@ -17,6 +17,15 @@ from engine.feedback.import_rows import import_file
 GEN = {"system_prompt": "Be brief."}
 
 
+@pytest.fixture(autouse=True)
+def _profiles(home):
+    """The CLI refuses unknown profiles: alice and bob are user profiles of this home."""
+    from tests.conftest import add_user_profile
+
+    for name in ("alice", "bob"):
+        add_user_profile(home, name)
+
+
 def give_feedback(log: FeedbackLog) -> None:
     """Every kind of judgement, multi-turn, with and without a system prompt."""
     u = log.add_message("c1", None, "user", "Capital of France?")

@@ -84,3 +84,30 @@ def test_home_resolution_order(tmp_path, monkeypatch):
     monkeypatch.delenv("TUNELOOP_HOME")
     assert Home.resolve().root.name == "tuneloop"
     assert not (tmp_path / "env").exists()  # resolving creates nothing
+
+
+def test_every_setting_is_declared_once_with_type_range_and_doc():
+    """One schema (engine.settings): every key has a description, and GenerationParams derives from the
+    [generation] table's fields instead of repeating them."""
+    import dataclasses
+
+    from engine.runtime.params import GenerationParams
+    from engine.settings import TABLES, GenerationSettings, allowed
+
+    for table, cls in TABLES.items():
+        for f in dataclasses.fields(cls):
+            info = cls.__pydantic_fields__[f.name]
+            assert info.description, f"[{table}] {f.name} has no doc"
+            assert allowed(cls, f.name)
+    gen = {f.name: cls_default for f in dataclasses.fields(GenerationSettings)
+           for cls_default in [GenerationSettings.__pydantic_fields__[f.name].default]}
+    params = {f.name: GenerationParams.__pydantic_fields__[f.name].default for f in dataclasses.fields(GenerationParams)}
+    assert params == {k: v for k, v in gen.items() if k != "best_of"}
+    assert issubclass(GenerationParams, GenerationSettings.__mro__[1])
+
+
+@pytest.mark.parametrize("model_id", ["pkg:tuneloop_models/smollm2-135m.gguf", "/models/x.gguf", "HuggingFaceTB/SmolLM2"])
+def test_model_id_forms_are_accepted(home, model_id):
+    home.profiles_dir.mkdir(parents=True)
+    (home.profiles_dir / "m.toml").write_text(f'[model]\nid = "{model_id}"\n')
+    assert load_profile("m", home).model.id == model_id

@@ -179,7 +179,7 @@ def test_generation_params_from_profile_and_overrides(profile):
     assert (p.max_new_tokens, p.do_sample, p.seed) == (64, False, None)
     q = GenerationParams.from_profile(profile, max_new_tokens=5, do_sample=None, seed=3)
     assert (q.max_new_tokens, q.do_sample, q.seed) == (5, False, 3)  # None means "not overridden"
-    with pytest.raises(UserError, match="max_new_tokens"):
+    with pytest.raises(UserError, match="--max-new-tokens 0 must be an integer >= 1"):
         GenerationParams.from_profile(profile, max_new_tokens=0)
     with pytest.raises(TypeError):
         GenerationParams.from_profile(profile, nonsense=1)

@@ -1,18 +1,34 @@
-"""Options shared by engine commands."""
+"""Options shared by engine commands, and the one place a command turns ``--profile`` into a Profile."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from engine.home import Home
+from engine.profiles import DEFAULT_PROFILE
+
+if TYPE_CHECKING:
+    from engine.profiles import Profile
 
 HomeOption = Annotated[
     Optional[str], typer.Option("--home", help="Data directory (default: $TUNELOOP_HOME or the user data dir).")
 ]
-ProfileOption = Annotated[str, typer.Option("--profile", "-p", help="Profile name (see `engine profiles`).")]
+ProfileOption = Annotated[Optional[str], typer.Option(
+    "--profile", "-p",
+    help=f"Profile name, see `engine profiles` (default: default_profile in the home's config.toml, else "
+         f"{DEFAULT_PROFILE}).")]
 
 
 def home_of(home: str | None) -> Home:
     return Home.resolve(home)
+
+
+def profile_of(profile: str | None, home: Home) -> "Profile":
+    """The profile a command works on: ``--profile``, else the home's default. Every command goes through
+    here, so a mistyped name is refused the same way everywhere (no profile named 'dmeo' (available: ...),
+    exit 2) before anything is read or written under it."""
+    from engine.profiles import default_profile_name, load_profile
+
+    return load_profile(profile or default_profile_name(home), home)

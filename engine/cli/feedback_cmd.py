@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.common import HomeOption, ProfileOption, home_of
+from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of
 
 
 def register(app: typer.Typer) -> None:
@@ -21,16 +21,10 @@ def _warn(warnings: list[str]) -> None:
         typer.echo(f"warning: {w}", err=True)
 
 
-def _check_profile(profile: str) -> None:
-    from engine.home import check_name
-
-    check_name(profile, "profile name")
-
-
 def export(
-    profile: ProfileOption,
     format: Annotated[str, typer.Option("--format", "-f", help="sft, preference or unpaired.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write (TRL dataset format).")],
+    profile: ProfileOption = None,
     home: HomeOption = None,
 ) -> None:
     """Write the profile's feedback as TRL training rows (JSONL)."""
@@ -39,10 +33,11 @@ def export(
     from engine.feedback.export import export_rows
     from engine.feedback.rows import FORMATS
 
-    _check_profile(profile)
+    h = home_of(home)
+    profile = profile_of(profile, h).name
     if format not in FORMATS:
         raise UserError(f"unknown --format {format!r}: use sft, preference or unpaired.")
-    result = FeedbackLog(home_of(home), profile).read()
+    result = FeedbackLog(h, profile).read()
     state = replay(result)
     _warn(result.warnings() + state.warnings())
     n = export_rows(state, format, out, profile)
@@ -51,7 +46,7 @@ def export(
 
 def import_(
     file: Annotated[Path, typer.Argument(help="TRL-format JSONL: preference, sft (messages) or unpaired rows.")],
-    profile: ProfileOption,
+    profile: ProfileOption = None,
     format: Annotated[
         str, typer.Option("--format", "-f", help="auto (from the first row), preference, sft or unpaired.")
     ] = "auto",
@@ -61,8 +56,9 @@ def import_(
     from engine.feedback import FeedbackLog
     from engine.feedback.import_rows import import_file
 
-    _check_profile(profile)
-    result = import_file(FeedbackLog(home_of(home), profile), file, format)
+    h = home_of(home)
+    profile = profile_of(profile, h).name
+    result = import_file(FeedbackLog(h, profile), file, format)
     msg = f"imported {result.rows} {result.format} row{'s' if result.rows != 1 else ''} from {file.name} into {profile}"
     if result.skipped:
         msg += f" ({result.skipped} skipped: chosen and rejected identical)"
@@ -70,15 +66,15 @@ def import_(
 
 
 def stats(
-    profile: ProfileOption,
+    profile: ProfileOption = None,
     home: HomeOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
 ) -> None:
     """How much feedback the profile has, in total and since the last training run."""
     from engine.feedback.stats import COUNT_KEYS, ROW_KEYS, feedback_stats
 
-    _check_profile(profile)
-    s = feedback_stats(home_of(home), profile)
+    h = home_of(home)
+    s = feedback_stats(h, profile_of(profile, h).name)
     _warn(s["warnings"])
     if json_out:
         import json

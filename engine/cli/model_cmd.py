@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from engine.cli.common import HomeOption, home_of
+from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of
 
 
 def register(app: typer.Typer) -> None:
@@ -34,11 +34,13 @@ def demo_model(
 
 def generate(
     question: Annotated[Optional[str], typer.Argument(help="The user message to answer.")] = None,
-    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile name (default: the home's default profile).")] = None,
+    profile: ProfileOption = None,
     adapter: Annotated[str, typer.Option("--adapter", help="A run id, 'base', or 'promoted' (the profile's promoted adapter).")] = "promoted",
     record: Annotated[bool, typer.Option("--record", help="Append the exchange to the profile's feedback log as a new conversation.")] = False,
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help="Reply length limit in tokens (default: the profile's).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Sampling seed (default: a fresh one, recorded).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature, 0 = greedy (default: the profile's).")] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass, (0, 1] (default: the profile's).")] = None,
     sample: Annotated[Optional[bool], typer.Option("--sample/--greedy", help="Sample, or decode greedily (default: the profile's setting).")] = None,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="A JSONL file of prompts (a string, or an object with 'prompt' or 'messages', per line): greedy replies, batched, one line each.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print each reply as one JSON line (reply, finish_reason, tokens, adapter).")] = False,
@@ -47,7 +49,6 @@ def generate(
 ) -> None:
     """Print one reply to QUESTION, streamed as it is generated (or, with --prompts, one per prompt)."""
     from engine.errors import UserError
-    from engine.profiles import default_profile_name, load_profile
     from engine.runtime import GenerationParams, load_model
 
     if (question is None) == (prompts is None):
@@ -55,8 +56,9 @@ def generate(
     if prompts is not None and record:
         raise UserError("--record works with one QUESTION, not with --prompts.")
     h = home_of(home)
-    prof = load_profile(profile or default_profile_name(h), h)
-    params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample)
+    prof = profile_of(profile, h)
+    params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample,
+                                           temperature=temperature, top_p=top_p)
     if prompts is not None or as_json:
         from engine.runtime.batch import generate_batch, read_prompts
 

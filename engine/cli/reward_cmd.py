@@ -10,20 +10,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from engine.cli.common import HomeOption, home_of
-
-ProfileOrDefault = Annotated[Optional[str], typer.Option(
-    "--profile", "-p", help="Profile name (default: the home's default profile, see `engine profiles`).")]
+from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of
 
 
 def _profile_name(profile: str | None, home) -> str:
-    from engine.profiles import default_profile_name
-
-    return profile or default_profile_name(home)
+    return profile_of(profile, home).name
 
 
 def _reward(
-    profile: ProfileOrDefault = None,
+    profile: ProfileOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last unfinished reward run.")] = False,
     time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop after this long: 6h, 90m, 30s.")] = None,
     until: Annotated[Optional[str], typer.Option("--until", help="Stop at this local time of day, e.g. 07:00.")] = None,
@@ -48,7 +43,7 @@ def _reward(
 
 def _score(
     file: Annotated[Path, typer.Argument(help="A TRL preference file (.jsonl or .json list).")],
-    profile: ProfileOrDefault = None,
+    profile: ProfileOption = None,
     reward: Annotated[Optional[str], typer.Option("--reward", help="Reward run id (default: the newest).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print scores and metrics as JSON.")] = False,
     home: HomeOption = None,
@@ -75,7 +70,7 @@ def _score(
 
 
 def _eval(
-    profile: ProfileOrDefault = None,
+    profile: ProfileOption = None,
     adapter: Annotated[Optional[str], typer.Option("--adapter", help="Adapter run id (default: the newest finished).")] = None,
     against: Annotated[str, typer.Option("--against", help="base or promoted.")] = "base",
     n_prompts: Annotated[int, typer.Option("--n-prompts", help="How many held-out prompts to generate for.")] = 16,

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from engine.cli.common import HomeOption, ProfileOption, home_of
+from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 
 def finetune(
-    profile: ProfileOption,
+    profile: ProfileOption = None,
     home: HomeOption = None,
     method: Annotated[Optional[str], typer.Option(
         "--method", help="auto (decide from the data), sft, dpo or kto. Default: the profile's train.method.")] = None,
@@ -51,7 +51,8 @@ def finetune(
                      save_minutes=save_minutes)
     opts = FinetuneOptions(method=method, start_from=start_from, overrides=overrides, time_budget=time_budget,
                            until=until, resume=resume, tensorboard=tensorboard)
-    result = run(home_of(home), profile, opts)
+    h = home_of(home)
+    result = run(h, profile_of(profile, h).name, opts)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
@@ -61,7 +62,7 @@ def _fmt(v) -> str:
 
 
 def adapters_cmd(
-    profile: ProfileOption,
+    profile: ProfileOption = None,
     action: Annotated[Optional[str], typer.Argument(help="Nothing (list), 'use' or 'rollback'.")] = None,
     target: Annotated[Optional[str], typer.Argument(help="For 'use': a run id, or 'base'.")] = None,
     home: HomeOption = None,
@@ -73,7 +74,7 @@ def adapters_cmd(
     from engine.train import runs
 
     h = home_of(home)
-    check_name(profile, "profile name")
+    profile = profile_of(profile, h).name
     if action == "use":
         if not target:
             raise UserError("engine adapters use needs a run id or 'base' (see `engine adapters --profile P`).")

@@ -127,7 +127,10 @@ def new_reward_model(backbone: Backbone, tokenizer, profile: Profile, seed: int)
         return model
     from peft import LoraConfig, TaskType, get_peft_model
 
+    from engine.train.model import check_target_modules, lora_where
+
     lora = profile.lora
+    check_target_modules(model, lora.target_modules, lora_where(profile))
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
         target_modules=lora.target_modules, modules_to_save=head_names(model),

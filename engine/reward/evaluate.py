@@ -189,6 +189,7 @@ def evaluate_adapter(home: Home, profile_name: str, adapter: str | None = None, 
         raise UserError(f"--against must be base or promoted, not {against!r}.")
     if n_prompts < 1:
         raise UserError(f"--n-prompts must be at least 1, not {n_prompts}.")
+    params = GenerationParams.from_profile(profile, max_new_tokens=max_new_tokens)  # a bad flag fails first
     finished = pointer.run_ids(home, profile.name)
     if adapter is None:
         if not finished:
@@ -213,7 +214,6 @@ def evaluate_adapter(home: Home, profile_name: str, adapter: str | None = None, 
     lm.load_adapter(adapter, pointer.adapter_path(home, profile.name, adapter))
     if against_run is not None and against_run != adapter:
         lm.load_adapter(against_run, pointer.adapter_path(home, profile.name, against_run))
-    params = GenerationParams.from_profile(profile, max_new_tokens=max_new_tokens)
     win = reward_win_rate(lm, scorer, prompts, adapter, against_run, params, log=log)
     other = against_run or "base"
     lines = [

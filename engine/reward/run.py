@@ -38,6 +38,16 @@ class RewardRunResult:
     interrupted: bool = False
 
 
+def check_overrides(profile: Profile, opts: RewardRunOptions) -> None:
+    """Each flag obeys the rule of the setting it overrides ([reward], and [train] max_steps)."""
+    from engine.settings import TrainSettings, check_value, override
+
+    override(profile.reward, {"epochs": opts.epochs, "learning_rate": opts.learning_rate,
+                              "batch_size": opts.batch_size, "seed": opts.seed})
+    if opts.max_steps is not None:
+        check_value(TrainSettings, "max_steps", opts.max_steps, "--max-steps")
+
+
 def _settings(profile: Profile, opts: RewardRunOptions) -> dict:
     """What the model depends on; a resume refuses if any of it changed."""
     return {
@@ -65,6 +75,13 @@ def _new_run(home: Home, profile: Profile, opts: RewardRunOptions, log):
     convs = sorted({r.conversation_id for r in pref})
     seed = opts.seed if opts.seed is not None else profile.reward.seed
     split = train_data.split_conversations(convs, profile.reward.eval_fraction, seed)
+    if profile.reward.lora:  # LoRA target names the backbone lacks: refused before a run directory exists
+        from engine.reward.backbone import resolve_backbone
+        from engine.train.model import check_target_modules_early, lora_where
+
+        bb = resolve_backbone(profile, home)
+        check_target_modules_early(profile.lora.target_modules, str(bb.path), lora_where(profile), bb.revision,
+                                   bb.trust_remote_code, "AutoModelForSequenceClassification")
     rd = runs.RunDir.create(home, profile.name, REWARD_KIND)
     counts = train_data.write_split(rd.data, train_data.Rows(pref=pref), split)
     settings = _settings(profile, opts)
@@ -138,6 +155,7 @@ def run_reward(home: Home, profile_name: str, opts: RewardRunOptions | None = No
     if not runs.is_main_process():
         log = lambda _line: None  # noqa: E731  (rank 0 speaks for all)
     profile = load_profile(profile_name, home)
+    check_overrides(profile, opts)  # bad flags fail before any run directory exists
     deadline = runs.Deadline.from_options(opts.time_budget, opts.until)  # bad values fail before any work
     lock = runs.RunLock(home, profile.name, "train")
 

@@ -45,14 +45,20 @@ def check_local_model_dir(path: Path, shown: str) -> None:
         raise UserError(f"model folder {shown!r} has no *.safetensors weights.")
 
 
-def resolve_source(profile, home: Home) -> tuple[str, Path | None]:
-    """``(what to pass to from_pretrained, local folder or None for a hub id)``."""
+def resolve_source(profile, home: Home, progress: Progress | None = None) -> tuple[str, Path | None]:
+    """``(what to pass to from_pretrained, local folder or None for a hub id)``. A GGUF file (a path or
+    ``pkg:<package>/<file>.gguf``) is converted once into ``home/models/`` (engine.runtime.gguf)."""
     if profile.is_demo:
         from engine.demo import ensure_demo_model
 
         path = ensure_demo_model(home)
         return str(path), path
     mid = profile.model.id
+    from engine.runtime import gguf
+
+    if gguf.is_gguf_id(mid):
+        path = gguf.ensure_converted(mid, home, progress)
+        return str(path), path
     path = Path(mid).expanduser()
     if mid.startswith(("/", ".", "~")) or path.exists():
         check_local_model_dir(path, mid)
@@ -128,7 +134,7 @@ def load_model(profile, home: Home, progress: Progress | None = None, adapter: s
     report = progress or (lambda stage, fraction: None)
     home = Home.resolve(home) if not isinstance(home, Home) else home
     run_id, adapter_dir = resolve_adapter(home, profile.name, adapter)  # fail before loading gigabytes
-    source, local = resolve_source(profile, home)
+    source, local = resolve_source(profile, home, report)
     device = resolve_device(profile.model.device)
     dtype = resolve_dtype(profile.model.dtype, device)
     common = {"trust_remote_code": profile.model.trust_remote_code}

@@ -1,56 +1,37 @@
-"""Generation parameters: the profile's [generation] table plus per-call overrides."""
+"""Generation parameters: the profile's [generation] table plus per-call overrides (one schema: engine.settings)."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
-from engine.errors import UserError
+from engine.settings import SamplingSettings, override, settings_table
 
 # The params recorded with every reply (the seed is recorded beside them).
 RECORDED = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "do_sample")
 
 
-@dataclass(frozen=True)
-class GenerationParams:
-    max_new_tokens: int = 512
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 0
-    """0 disables top-k."""
-    repetition_penalty: float = 1.0
-    do_sample: bool = True
-    """False: greedy decoding (temperature, top_p and top_k are then ignored)."""
-    seed: int | None = None
-    """None draws a fresh seed per reply; the seed used is always recorded."""
+@settings_table
+class GenerationParams(SamplingSettings):
+    """The per-reply decoding knobs: ``engine.settings.SamplingSettings`` (types, ranges, defaults and docs
+    live there, shared with the profile's [generation] table) plus what ``model.generate`` needs."""
 
     @classmethod
     def from_profile(cls, profile, **overrides) -> "GenerationParams":
         """The profile's generation settings with ``overrides`` applied; None-valued overrides are
-        ignored, so CLI flags that were not given can be passed straight through."""
+        ignored, so CLI flags that were not given can be passed straight through. A bad value is a
+        UserError naming the flag (``--max-new-tokens 0 must be an integer >= 1 ...``)."""
         g = profile.generation
-        values = {f.name: getattr(g, f.name) for f in dataclasses.fields(cls)}
-        unknown = set(overrides) - set(values)
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = set(overrides) - set(names)
         if unknown:
             raise TypeError(f"unknown generation parameter(s): {', '.join(sorted(unknown))}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values).checked()
+        return override(cls(**{k: getattr(g, k) for k in names}), overrides)
 
     def replace(self, **changes) -> "GenerationParams":
-        return dataclasses.replace(self, **changes).checked()
+        return override(self, changes, name=lambda key: key)
 
     def checked(self) -> "GenerationParams":
-        """Raise a UserError for values generate() would reject with a traceback."""
-        if self.max_new_tokens < 1:
-            raise UserError(f"max_new_tokens must be at least 1, not {self.max_new_tokens}.")
-        if self.do_sample and self.temperature < 0:
-            raise UserError(f"temperature must be >= 0, not {self.temperature}.")
-        if not 0 < self.top_p <= 1:
-            raise UserError(f"top_p must be in (0, 1], not {self.top_p}.")
-        if self.top_k < 0:
-            raise UserError(f"top_k must be >= 0 (0 disables it), not {self.top_k}.")
-        if self.repetition_penalty <= 0:
-            raise UserError(f"repetition_penalty must be > 0, not {self.repetition_penalty}.")
+        """Kept for callers of the old API: the schema already checked every value on construction."""
         return self
 
     @property

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 Progress = Callable[[str, "float | None"], None]
 
 
-class _QuietBar:
+class QuietBar:
     """A silent stand-in for tqdm that reports ``done/total`` to ``report``."""
 
     def __init__(self, iterable=None, *args, total=None, report: Callable[[float], None] | None = None, **kwargs):
@@ -58,7 +58,7 @@ def routed_progress(report: Callable[[float], None] | None = None) -> Iterator[N
 
     def hook(_factory, args, kwargs):
         kwargs = {k: v for k, v in kwargs.items() if k in ("total",)}
-        return _QuietBar(*args[:1], report=report, **kwargs)
+        return QuietBar(*args[:1], report=report, **kwargs)
 
     previous = hf_logging.set_tqdm_hook(hook)
     try:

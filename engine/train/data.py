@@ -8,11 +8,13 @@ rows would leak), chosen by a seeded shuffle of the sorted conversation ids: det
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.errors import UserError
 from engine.home import ensure_dir, write_private
 from engine.train import runs
 
@@ -82,6 +84,8 @@ class Split:
     eval_conversations: list[str]
     eval_on_train: bool
     note: str
+    eval_keys: list[str] | None = None
+    """When set, exactly these rows (``row_key``) are held out, not every row of the held conversations."""
 
 
 def split_conversations(conversations: list[str], fraction: float, seed: int) -> Split:
@@ -97,14 +101,61 @@ def split_conversations(conversations: list[str], fraction: float, seed: int) ->
     return Split(held, False, f"{k} of {len(convs)} conversations held out for the gate (seed {seed}).")
 
 
+def row_key(kind: str, row) -> str:
+    """A row's identity: its kind and its exact TRL content (an edited reply is a new row)."""
+    text = json.dumps([kind, _data(row)], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def nothing_new(rows: Rows, seen: set[str], kinds: tuple[str, ...] = KINDS) -> bool:
+    return all(row_key(kind, r) in seen for kind in kinds for r in rows.of(kind))
+
+
+def split_new_feedback(rows: Rows, seen: set[str], fraction: float, seed: int,
+                       current: str | None = None, kinds: tuple[str, ...] = KINDS) -> Split:
+    """The gate's held-out slice, drawn only from rows the adapter in use never trained on.
+
+    ``seen`` holds the row keys the adapter in use (and the adapters it continued) trained on; the
+    rest of the rows of ``kinds`` (those this run's methods train on) is the new feedback. A seeded ``fraction`` of the new feedback's conversations is held out
+    (at least one); only their new rows are evaluation rows, so neither the adapter in use (by
+    construction) nor this run's candidate (by the split) has trained on any of them. After the gate,
+    the promoted adapter is trained again on everything (see engine.train.finetune), so no feedback
+    is ever kept out of the adapter in use.
+    """
+    who = f"adapter {current}" if current else "the base model"
+    new = [(kind, r) for kind in kinds for r in rows.of(kind) if row_key(kind, r) not in seen]
+    if not new:
+        raise UserError(f"there is no feedback that {who} has not already learned; give feedback in the chat "
+                        "first (or start over with `engine adapters use base`).")
+    convs = sorted({_conv(r) for _, r in new if _conv(r) is not None})
+    old_rows = sum(len(rows.of(kind)) for kind in kinds) - len(new)
+    if len(convs) < 2 and old_rows == 0:
+        return Split([], True, f"only {len(convs)} conversation of new feedback and nothing else: nothing to hold "
+                               "out, so the gate evaluates on the training rows (it cannot detect overfitting).")
+    order = convs[:]
+    random.Random(seed).shuffle(order)
+    k = 1 if len(convs) < 2 else min(len(convs) - 1, max(1, round(fraction * len(convs))))
+    held = sorted(order[:k])
+    keys = sorted(row_key(kind, r) for kind, r in new if _conv(r) in set(held))
+    return Split(held, False, f"{k} of {len(convs)} conversations with feedback new to {who} held out for the "
+                              f"gate (seed {seed}); the promoted adapter is then trained on them too.", keys)
+
+
 def write_split(data_dir: Path, rows: Rows, split: Split) -> dict[str, dict[str, int]]:
     """Write ``<kind>.train.jsonl`` / ``<kind>.eval.jsonl`` (TRL format only) and ``split.json``."""
     ensure_dir(data_dir)
     held = set(split.eval_conversations)
+    held_keys = set(split.eval_keys) if split.eval_keys is not None else None
+
+    def is_eval(kind, r) -> bool:
+        if held_keys is not None:
+            return row_key(kind, r) in held_keys
+        return _conv(r) in held
+
     counts: dict[str, dict[str, int]] = {}
     for kind in KINDS:
-        train = [_data(r) for r in rows.of(kind) if _conv(r) not in held]
-        evaluation = [_data(r) for r in rows.of(kind) if _conv(r) in held]
+        train = [_data(r) for r in rows.of(kind) if not is_eval(kind, r)]
+        evaluation = [_data(r) for r in rows.of(kind) if is_eval(kind, r)]
         for part, items in (("train", train), ("eval", evaluation)):
             write_private(data_dir / f"{kind}.{part}.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n"
                                                                    for x in items))
@@ -115,8 +166,12 @@ def write_split(data_dir: Path, rows: Rows, split: Split) -> dict[str, dict[str,
 
 
 def read_rows(data_dir: Path, kind: str, part: str) -> list[dict]:
-    """Frozen rows of one kind; ``part`` is ``train`` or ``eval`` (``eval`` falls back to ``train`` when the
-    run had a single conversation, as recorded in split.json)."""
+    """Frozen rows of one kind; ``part`` is ``train``, ``eval`` (falls back to ``train`` when the run had
+    nothing to hold out, as recorded in split.json) or ``all`` (train then eval: the refit)."""
+    if part == "all":
+        rows = read_rows(data_dir, kind, "train")
+        split = runs.read_json(Path(data_dir) / "split.json")
+        return rows if split.get("eval_on_train") else rows + read_rows(data_dir, kind, "eval")
     if part == "eval":
         split = runs.read_json(Path(data_dir) / "split.json")
         if split.get("eval_on_train"):
@@ -126,3 +181,29 @@ def read_rows(data_dir: Path, kind: str, part: str) -> list[dict]:
 
 def fingerprint(data_dir: Path) -> str:
     return runs.fingerprint_dir(data_dir, "*.jsonl")
+
+
+def adapter_rows(home, profile: str, run_id: str | None) -> set[str]:
+    """Keys of every row the adapter of ``run_id`` learned: its own rows (train, and eval too once it was
+    refit on everything) and, through ``parent_adapter``, those of the adapters it continued."""
+    seen: set[str] = set()
+    visited: set[str] = set()
+    while run_id and run_id not in visited:
+        visited.add(run_id)
+        rd = runs.RunDir(home, profile, run_id)
+        try:
+            manifest = rd.read_manifest()
+        except (OSError, ValueError, UserError):
+            break
+        report = runs.read_json(rd.report_json) if rd.finished else {}
+        part = "all" if report.get("adapter_rows") == "all" or manifest.get("eval_on_train") else "train"
+        from engine.train.plan import ROW_KIND
+
+        for kind in {ROW_KIND[m] for m in manifest.get("plan", []) if m in ROW_KIND}:
+            try:
+                for r in read_rows(rd.data, kind, part):
+                    seen.add(row_key(kind, r))
+            except (OSError, ValueError, UserError):
+                continue
+        run_id = manifest.get("parent_adapter")
+    return seen

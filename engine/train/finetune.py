@@ -74,6 +74,7 @@ def run(home: Home, profile_name: str, opts: FinetuneOptions) -> FinetuneResult:
     runs.init_distributed()
     _quiet_libraries()
     profile = load_profile(profile_name, home)
+    plan.effective_settings(profile, opts.overrides)  # a bad flag fails here, before the lock or a run dir
     deadline = runs.Deadline.from_options(opts.time_budget, opts.until)
     if opts.tensorboard:
         _check_tensorboard()
@@ -124,11 +125,28 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     snap = data.collect(home, profile.name)
     counts = snap.rows.counts()
     stages, why = plan.choose(method, counts, settings.min_rows)
+    current = adapters.promoted_run(home, profile.name)
+    kinds = tuple(dict.fromkeys(plan.ROW_KIND[m] for m in stages))
+    seen = data.adapter_rows(home, profile.name, current)
+    if opts.start_from == "base" and current is not None and data.nothing_new(snap.rows, seen, kinds):
+        # starting over on feedback the adapter in use has all learned: no row is unseen by it, so the
+        # fresh adapter is judged against the base model (which has seen nothing) instead
+        current, seen = None, set()
+    split = data.split_new_feedback(snap.rows, seen, settings.eval_fraction, settings.seed, current, kinds)
     lock.acquire()
     from engine.train.model import load_tokenizer, resolve_model_path
 
     model_path = resolve_model_path(profile, home)
-    load_tokenizer(profile, model_path)  # a missing model fails here, before a run dir exists
+    tokenizer = load_tokenizer(profile, model_path)  # a missing model fails here, before a run dir exists
+    if "sft" in stages:
+        from engine.train.chat_tokens import check_template
+
+        check_template(tokenizer, profile.model.id)  # a template we cannot mask fails here too
+    if parent_id is None:  # a fresh LoRA: its target modules must exist in the model
+        from engine.train.model import check_target_modules_early, lora_where
+
+        check_target_modules_early(profile.lora.target_modules, model_path, lora_where(profile),
+                                   profile.model.revision, profile.model.trust_remote_code)
     revision = profile.model.revision
     if revision is None and Path(model_path).is_dir():
         from engine.runtime.loading import local_revision
@@ -136,7 +154,6 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         revision = local_revision(Path(model_path))
     rd = runs.RunDir.create(home, profile.name, "-".join(stages))
     lock.update(rd.run_id)
-    split = data.split_conversations(snap.rows.conversations(), settings.eval_fraction, settings.seed)
     split_counts = data.write_split(rd.data, snap.rows, split)
     data_dir_files = {p.name: runs.sha256_file(p) for p in sorted(rd.data.glob("*.jsonl"))}
     manifest = {
@@ -155,7 +172,9 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "counts": counts,
         "rows": split_counts,
         "eval_conversations": split.eval_conversations,
+        "eval_rows": split.eval_keys,
         "eval_on_train": split.eval_on_train,
+        "gate_against": current,
         "split_note": split.note,
         "source_log": {"sha256": snap.log_sha256, "offsets": snap.log_offsets},
         "log_cutoff_ts": snap.log_cutoff_ts,
@@ -192,10 +211,9 @@ def _prepare_resume(home: Home, profile: Profile, opts: FinetuneOptions, lock: r
         raise UserError(f"profile {profile.name!r} changed since run {rd.run_id} started ({diff}); restore it or "
                         "start a new run without --resume.")
     for flag, value in opts.overrides.items():
-        if value is not None and manifest["settings"].get(plan._OVERRIDES[flag][0]) != value:
+        if value is not None and manifest["settings"].get(flag) != value:
             raise UserError(f"--{flag.replace('_', '-')} {value!r} differs from run {rd.run_id}'s "
-                            f"{manifest['settings'].get(plan._OVERRIDES[flag][0])!r}; drop the flag to resume or start "
-                            "a new run.")
+                            f"{manifest['settings'].get(flag)!r}; drop the flag to resume or start a new run.")
     if opts.method and opts.method != manifest["method"]:
         raise UserError(f"--method {opts.method} differs from run {rd.run_id}'s {manifest['method']}; drop the flag "
                         "to resume or start a new run.")
@@ -212,47 +230,85 @@ def _say(opts: FinetuneOptions, text: str) -> None:
         print(text, file=opts.stream or sys.stdout, flush=True)
 
 
-def _stage_dir(rd: runs.RunDir, index: int, method: str) -> Path:
-    return rd.root / "stages" / f"{index + 1}-{method}"
+def _stage_dir(rd: runs.RunDir, index: int, method: str, phase: str = "") -> Path:
+    return rd.root / "stages" / f"{phase}{index + 1}-{method}"
 
 
-def _train_and_finish(home, profile, rd, manifest, opts, deadline, stop) -> FinetuneResult:
-    settings = TrainSettings(**manifest["settings"])
+@dataclass
+class PhaseResult:
+    steps: int = 0
+    stopped: str | None = None
+    """None (ran to the end), ``budget`` or ``signal``."""
+    adapter: Path | None = None
+
+
+def _train_phase(home, profile, rd, manifest, settings, opts, deadline, stop, phase: str) -> PhaseResult:
+    """Train every stage of the plan once: ``phase`` "" is the candidate (training rows only), ``refit-``
+    the same recipe from the same parent on every row, held-out ones included."""
+    part = "all" if phase else "train"
     parent = Path(manifest["parent_adapter_path"]) if manifest.get("parent_adapter_path") else None
-    stopped = None
-    steps = 0
-    last_adapter = None
+    result = PhaseResult()
     for index, method in enumerate(manifest["plan"]):
-        sdir = _stage_dir(rd, index, method)
+        sdir = _stage_dir(rd, index, method, phase)
         if runs.is_complete(sdir):
             info = runs.read_json(sdir / runs.COMPLETE_MARKER)
-            steps += info.get("steps", 0)
-            stopped = info.get("stopped_by")
-            parent = last_adapter = sdir / "adapter"
-            if stopped:
+            result.steps += info.get("steps", 0)
+            result.stopped = info.get("stopped_by")
+            parent = result.adapter = sdir / "adapter"
+            if result.stopped:
                 break
             continue
         stage_steps, stopped_by = _train_stage(home, profile, rd, manifest, settings, index, method, parent, opts,
-                                               deadline, stop)
-        steps += stage_steps
+                                               deadline, stop, phase, part)
+        result.steps += stage_steps
+        result.stopped = stopped_by
         if stopped_by == "signal":
-            msg = (f"stopped by {stop.signal_name or 'a signal'} after step {stage_steps} of stage {method}; the "
-                   f"checkpoint is saved. Resume with: engine finetune --profile {profile.name} --resume")
-            _say(opts, msg)
-            return FinetuneResult(rd.run_id, runs.EXIT_INTERRUPTED, msg)
-        parent = last_adapter = sdir / "adapter"
-        stopped = stopped_by
+            return result
+        parent = result.adapter = sdir / "adapter"
         if stopped_by == "budget":
             break
-    from engine.train.finish import finish
+    return result
 
-    report = runs.on_main(finish, home, profile, rd, manifest, settings, last_adapter, steps,
-                          "time budget reached" if stopped == "budget" else None, opts)
+
+def _stopped_by_signal(opts, stop, profile, rd, steps, phase) -> FinetuneResult:
+    what = "the refit on all feedback" if phase else "training"
+    msg = (f"stopped by {stop.signal_name or 'a signal'} during {what} (step {steps}); the checkpoint is saved. "
+           f"Resume with: engine finetune --profile {profile.name} --resume")
+    _say(opts, msg)
+    return FinetuneResult(rd.run_id, runs.EXIT_INTERRUPTED, msg)
+
+
+def _train_and_finish(home, profile, rd, manifest, opts, deadline, stop) -> FinetuneResult:
+    """candidate -> gate on feedback neither adapter has seen -> refit on everything -> publish + report."""
+    from engine.train.finish import finish, gate_candidate
+
+    settings = TrainSettings(**manifest["settings"])
+    candidate = _train_phase(home, profile, rd, manifest, settings, opts, deadline, stop, "")
+    if candidate.stopped == "signal":
+        return _stopped_by_signal(opts, stop, profile, rd, candidate.steps, "")
+    budget_note = "time budget reached" if candidate.stopped == "budget" else None
+    verdict = runs.on_main(gate_candidate, home, profile, rd, manifest, settings, candidate.adapter)
+    runs.barrier()
+    final, steps, adapter_rows = candidate.adapter, candidate.steps, "train"
+    if manifest.get("eval_on_train"):
+        adapter_rows = "all"  # nothing was held out: the candidate already learned every row
+    elif verdict["promote"] and candidate.stopped is None:
+        refit = _train_phase(home, profile, rd, manifest, settings, opts, deadline, stop, "refit-")
+        if refit.stopped == "signal":
+            return _stopped_by_signal(opts, stop, profile, rd, refit.steps, "refit-")
+        if refit.stopped is None:
+            final, steps, adapter_rows = refit.adapter, steps + refit.steps, "all"
+        else:
+            budget_note = ("time budget reached during the refit on all feedback: the gated adapter (without the "
+                           "held-out rows) is promoted; the next run learns them")
+    report = runs.on_main(finish, home, profile, rd, manifest, settings, final, verdict, steps, budget_note,
+                          adapter_rows, opts)
     runs.barrier()
     return FinetuneResult(rd.run_id, 0, report["reason"], report)
 
 
-def _train_stage(home, profile, rd, manifest, settings, index, method, parent, opts, deadline, stop):
+def _train_stage(home, profile, rd, manifest, settings, index, method, parent, opts, deadline, stop,
+                 phase: str = "", part: str = "train"):
     """Train one method; returns (global steps, None | "signal" | "budget")."""
     import errno
 
@@ -263,7 +319,7 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     from engine.train.progress import ProgressCallback
 
     recipe = {"sft": sft, "dpo": dpo, "kto": kto}[method]
-    rows = data.read_rows(rd.data, plan.ROW_KIND[method], "train")
+    rows = data.read_rows(rd.data, plan.ROW_KIND[method], part)
     if not rows:
         raise UserError(f"run {rd.run_id} has no training rows for {method} in {rd.data}; start a new run.")
     device = model_mod.train_device(profile)
@@ -278,12 +334,12 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
 
     set_seed(settings.seed)  # a fresh LoRA's random init is part of what makes a run reproducible
     peft_model = model_mod.attach_adapter(base, profile, parent)
-    out_dir = rd.checkpoints / f"{index + 1}-{method}"
+    out_dir = rd.checkpoints / f"{phase}{index + 1}-{method}"
     tb_dir = rd.root / "tensorboard" if opts.tensorboard else None
     trainer_args.tensorboard_env(tb_dir)
     args = trainer_args.common_args(settings, out_dir, use_cpu, dtype, tb_dir)
-    run_cb = RunCallback(rd.metrics, method, stop, deadline, settings.save_minutes)
-    progress = ProgressCallback(method, deadline, stream=sys.stderr)
+    run_cb = RunCallback(rd.metrics, f"{phase}{method}", stop, deadline, settings.save_minutes)
+    progress = ProgressCallback(f"{phase}{method}", deadline, stream=sys.stderr)
     trainer = recipe.build(peft_model, tokenizer, rows, settings, args, [run_cb, progress])
     batching = getattr(trainer, "tuneloop_batching", "padded batches (TRL supports padding-free only for SFT)")
     trainer_args.strip_default_printer(trainer)
@@ -314,7 +370,7 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     global_step = trainer.state.global_step
     stopped_by = run_cb.stopped_by
     if stopped_by != "signal":
-        sdir = _stage_dir(rd, index, method)
+        sdir = _stage_dir(rd, index, method, phase)
 
         def save():
             with runs.publish_dir(sdir / "adapter") as tmp:

@@ -1,8 +1,12 @@
-"""The end of a finetune run (rank 0 only): publish the adapter, evaluate it against the one in use on the
-held-out slice, promote it if the gate says so, write report.json (last: it marks the run finished).
+"""The gate and the end of a finetune run (rank 0 only).
 
-Evaluation loads the base fresh and the new adapter from run_dir/adapter, so what is judged is exactly
-what ``engine adapters use`` and the chat will load.
+``gate_candidate``: the candidate adapter (trained without the held-out rows) against the adapter in use,
+on held-out rows that neither has trained on (engine.train.data.split_new_feedback); the verdict goes to
+gate.json. ``finish``: publish the final adapter (the refit on every row when the candidate passed, so
+no feedback given before the run is left out of the adapter in use), promote it if the verdict says so,
+write report.json (last: it marks the run finished).
+
+Evaluation loads the base fresh and each adapter from its folder, exactly as the chat will load them.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ def _eval_rows(rd: runs.RunDir, manifest: dict) -> tuple[gate.EvalRows, list[str
 
 
 def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettings, new_adapter: Path,
-             rows: gate.EvalRows) -> tuple[dict, str | None, str]:
-    """Metrics of the new adapter and of the current one (promoted adapter or base)."""
+             rows: gate.EvalRows, current: str | None) -> tuple[dict, str | None, str]:
+    """Metrics of the new adapter and of the current one (``current``: a run id, or None for the base)."""
     from peft import PeftModel
 
     from engine.train import model as model_mod
@@ -46,7 +50,6 @@ def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettin
     tokenizer = model_mod.load_tokenizer(profile, path)
     base = model_mod.load_base(profile, path, dtype).to(device)
     peft_model = PeftModel.from_pretrained(base, str(new_adapter), adapter_name="new")
-    current = adapters.promoted_run(home, profile.name)
     variants: dict[str, str | None] = {"new": "new", "current": None}
     label = "base model"
     if current is not None:
@@ -61,7 +64,8 @@ def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettin
     return result, current, label
 
 
-def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | None, rows: gate.EvalRows) -> dict:
+def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | None, rows: gate.EvalRows,
+                  candidate: Path) -> dict:
     """``train.gate_uses_reward``: the newest reward model's win rate of the new adapter's replies over the
     current one's on the held-out prompts (engine.reward.evaluate); skipped when there is no reward model."""
     import json
@@ -83,37 +87,58 @@ def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | 
     if not prompts:
         return {"skipped": "no held-out prompts"}
     lm = load_model(profile, home, adapter=None)
-    lm.load_adapter(rd.run_id, rd.adapter)
+    lm.load_adapter(rd.run_id, candidate)
     if current is not None:
         lm.load_adapter(current, adapters.adapter_path(home, profile.name, current))
     win = reward_win_rate(lm, scorer, prompts, rd.run_id, current, GenerationParams.from_profile(profile))
     return {"reward_run": scorer.run_id, **win.to_json()}
 
 
-def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
-           stage_adapter: Path | None, steps: int, stopped: str | None, opts) -> dict:
-    from engine.train.finetune import copy_adapter
-
-    out = getattr(opts, "stream", None) or sys.stdout
-    if stage_adapter is None:
+def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
+                   candidate: Path | None) -> dict:
+    """Evaluate the candidate against the adapter the run was prepared against, on rows neither trained on;
+    the verdict is kept in ``gate.json`` so a resumed run does not judge again."""
+    path = rd.root / "gate.json"
+    if path.is_file():
+        return runs.read_json(path)
+    if candidate is None:
         raise RuntimeError("no stage produced an adapter")
-    copy_adapter(stage_adapter, rd.adapter)
     rows, notes = _eval_rows(rd, manifest)
-    results, current, label = evaluate(home, profile, manifest, settings, rd.adapter, rows)
+    current = manifest["gate_against"] if "gate_against" in manifest else adapters.promoted_run(home, profile.name)
+    results, current, label = evaluate(home, profile, manifest, settings, candidate, rows, current)
     decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin)
     reward_check = None
     if settings.gate_uses_reward and decision.promote:
-        reward_check = _reward_check(home, profile, rd, current, rows)
+        reward_check = _reward_check(home, profile, rd, current, rows, candidate)
         if reward_check.get("win_rate") is not None and reward_check["win_rate"] < 0.5:
             decision = gate.Decision(False, f"the reward model prefers the current adapter's replies (win rate "
                                             f"{reward_check['win_rate']:.0%} < 50%): not promoted.", decision.checks)
         elif reward_check.get("win_rate") is not None:
             decision.reason = decision.reason.replace(
                 ": promoted.", f", and the reward model's win rate is {reward_check['win_rate']:.0%}: promoted.")
-    if decision.promote:
-        adapters.set_promoted(home, profile.name, rd.run_id, reason=decision.reason)
+    verdict = {"promote": decision.promote, "reason": decision.reason, "checks": decision.checks,
+               "eval": results, "current_run": current, "current_label": label, "reward": reward_check,
+               "notes": notes, "candidate": str(candidate)}
+    runs.write_json(path, verdict)
+    return verdict
+
+
+def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
+           final_adapter: Path | None, verdict: dict, steps: int, stopped: str | None, adapter_rows: str,
+           opts) -> dict:
+    """Publish the final adapter (the refit when the candidate passed), promote it per the verdict, report."""
+    from engine.train.finetune import copy_adapter
+
+    out = getattr(opts, "stream", None) or sys.stdout
+    if final_adapter is None:
+        raise RuntimeError("no stage produced an adapter")
+    copy_adapter(final_adapter, rd.adapter)
+    if verdict["promote"]:
+        adapters.set_promoted(home, profile.name, rd.run_id, reason=verdict["reason"])
     curve = report_mod.loss_curve(rd.metrics)
     png_note = report_mod.save_png(curve, rd.root / "loss.png") if curve else None
+    learned = ("every row, held-out ones included" if adapter_rows == "all"
+               else "the training rows only (the held-out rows are learned by the next run)")
     report = {
         "run_id": rd.run_id,
         "profile": profile.name,
@@ -121,16 +146,18 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "why": manifest.get("why"),
         "rows": manifest["rows"],
         "counts": manifest["counts"],
-        "split_note": " ".join([manifest.get("split_note", "")] + notes).strip(),
+        "split_note": " ".join([manifest.get("split_note", "")] + verdict.get("notes", [])).strip(),
         "steps": steps,
         "stopped": stopped,
         "parent_adapter": manifest.get("parent_adapter"),
-        "eval": results,
-        "current_run": current,
-        "current_label": label,
-        "gate": {"margin": settings.gate_margin, "checks": decision.checks, "reward": reward_check},
-        "promoted": decision.promote,
-        "reason": decision.reason,
+        "eval": verdict["eval"],
+        "current_run": verdict["current_run"],
+        "current_label": verdict["current_label"],
+        "gate": {"margin": settings.gate_margin, "checks": verdict["checks"], "reward": verdict["reward"]},
+        "promoted": verdict["promote"],
+        "reason": verdict["reason"],
+        "adapter_rows": adapter_rows,
+        "adapter_learned": learned,
         "loss_first": curve[0][2] if curve else None,
         "loss_last": curve[-1][2] if curve else None,
         "png_note": png_note,

@@ -86,6 +86,49 @@ def check_adapter_base(profile: Profile, adapter_dir: Path) -> None:
                         f"{profile.model.id!r}; train with --from base or switch adapters.")
 
 
+def check_target_modules(model, names: str | list[str], where: str = "lora.target_modules") -> None:
+    """Refuse LoRA target names the model lacks, in one sentence listing the linear layers it has (peft
+    would fail with a traceback when none match, or skip the missing ones silently)."""
+    import re
+
+    if names == "all-linear":
+        return
+    modules = [n for n, _ in model.named_modules() if n]
+    if isinstance(names, str):  # peft: a string other than all-linear is a regex over full module names
+        try:
+            found = any(re.fullmatch(names, n) for n in modules)
+        except re.error as exc:
+            raise UserError(f"{where} {names!r} is not a valid regular expression ({exc}).") from None
+        missing = [] if found else [names]
+    else:
+        missing = [t for t in names if not any(n == t or n.endswith("." + t) for n in modules)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                         if n and type(m).__name__ in ("Linear", "Conv1D")})
+        shown = ", ".join(linear[:12]) + (", ..." if len(linear) > 12 else "")
+        raise UserError(f"{where} names {', '.join(repr(m) for m in missing)}, which the model does not have "
+                        f"(its linear layers: {shown or 'none'}); use one of those or 'all-linear'.")
+
+
+def check_target_modules_early(names: str | list[str], path: str, where: str, revision: str | None = None,
+                               trust_remote_code: bool = False, auto_class: str = "AutoModelForCausalLM") -> None:
+    """check_target_modules on an empty (meta-device) model built from the config at ``path`` alone: no
+    weights are read, so it can run before a run directory exists. Skipped when the config cannot be
+    built that way (the check when the real model is loaded still runs)."""
+    if names == "all-linear":
+        return
+    try:
+        import torch
+        import transformers
+
+        config = transformers.AutoConfig.from_pretrained(path, revision=revision, trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            model = getattr(transformers, auto_class).from_config(config, trust_remote_code=trust_remote_code)
+    except Exception:  # noqa: BLE001 (an early check only; loading reports real problems itself)
+        return
+    check_target_modules(model, names, where)
+
+
 def lora_config(profile: Profile):
     from peft import LoraConfig
 
@@ -101,7 +144,13 @@ def attach_adapter(model, profile: Profile, parent: Path | None):
     if parent is not None:
         check_adapter_base(profile, parent)
         return PeftModel.from_pretrained(model, str(parent), is_trainable=True)
+    check_target_modules(model, profile.lora.target_modules, lora_where(profile))
     return get_peft_model(model, lora_config(profile))
+
+
+def lora_where(profile: Profile) -> str:
+    """How an error about [lora] target_modules names it: the profile file and the key."""
+    return f"{profile.path}: key 'lora.target_modules'" if profile.path else "lora.target_modules"
 
 
 def save_adapter(peft_model, profile: Profile, out_dir: Path) -> None:

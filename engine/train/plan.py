@@ -9,37 +9,25 @@ import dataclasses
 
 from engine.errors import UserError
 from engine.profiles import Profile, TrainSettings
+from engine.settings import override
 
 METHODS = ("auto", "sft", "dpo", "kto")
 ROW_KIND = {"sft": "sft", "dpo": "pref", "kto": "kto"}
 AUTO_MIN_PAIRS = 4
 """``auto`` runs DPO only with at least this many preference pairs (fewer pairs overfit; KTO uses ratings)."""
 
-# flag name -> (TrainSettings field, check, what it must be)
-_OVERRIDES = {
-    "epochs": ("epochs", lambda v: v > 0, "a positive number"),
-    "max_steps": ("max_steps", lambda v: v == -1 or v > 0, "a positive integer (or -1 for all epochs)"),
-    "learning_rate": ("learning_rate", lambda v: 0 < v < 1, "between 0 and 1"),
-    "batch_size": ("batch_size", lambda v: v >= 1, "at least 1"),
-    "grad_accum": ("grad_accum", lambda v: v >= 1, "at least 1"),
-    "max_length": ("max_length", lambda v: v >= 16, "at least 16"),
-    "seed": ("seed", lambda v: v >= 0, "zero or more"),
-    "save_steps": ("save_steps", lambda v: v >= 1, "at least 1"),
-    "save_minutes": ("save_minutes", lambda v: v >= 0, "zero or more"),
-}
+OVERRIDABLE = ("epochs", "max_steps", "learning_rate", "batch_size", "grad_accum", "max_length", "seed",
+               "save_steps", "save_minutes")
+"""[train] settings that `engine finetune` flags of the same name (``--learning-rate``...) override."""
 
 
 def effective_settings(profile: Profile, overrides: dict) -> TrainSettings:
-    """The profile's [train] with command-line flags applied (None means "not given")."""
-    changes = {}
-    for flag, value in overrides.items():
-        if value is None:
-            continue
-        field, ok, what = _OVERRIDES[flag]
-        if not ok(value):
-            raise UserError(f"--{flag.replace('_', '-')} {value!r} must be {what}.")
-        changes[field] = value
-    return dataclasses.replace(profile.train, **changes)
+    """The profile's [train] with command-line flags applied (None means "not given"); each flag is
+    checked by the rule of its setting (engine.settings), before any run directory exists."""
+    unknown = set(overrides) - set(OVERRIDABLE)
+    if unknown:
+        raise TypeError(f"not a finetune override: {', '.join(sorted(unknown))}")
+    return override(profile.train, overrides)
 
 
 def profile_settings(profile: Profile) -> dict:

@@ -69,6 +69,8 @@ def render(report: dict, curve: list[tuple[str, int, float]]) -> str:
                                       if isinstance(v, dict) and (v.get("train") or v.get("eval"))))
     if report.get("split_note"):
         lines.append("      " + report["split_note"])
+    if report.get("adapter_learned"):
+        lines.append("      the adapter learned " + report["adapter_learned"] + ".")
     if report.get("stopped"):
         lines.append(f"stopped early: {report['stopped']}")
     for stage in dict.fromkeys(s for s, _, _ in curve):

@@ -1,7 +1,8 @@
-"""SFT recipe: liked and edited replies, loss on the assistant's tokens only.
+"""SFT recipe: liked and edited replies, loss on the reply's tokens only.
 
-``assistant_only_loss`` needs ``{% generation %}`` markers in the chat template (the demo template has
-them). With ``train.padding_free`` (the default) each batch is one sequence of its rows laid end to end,
+Rows are tokenized here (engine.train.chat_tokens), not by TRL: that finds the reply's tokens for any
+chat template, where TRL's ``assistant_only_loss`` needs ``{% generation %}`` markers that real models'
+templates lack. Rows longer than ``max_length`` keep their end (the reply) and lose the oldest context. With ``train.padding_free`` (the default) each batch is one sequence of its rows laid end to end,
 with ``position_ids`` restarting at 0 for each row, instead of rows padded to the longest: on
 mixed-length data the padding is most of the compute saved. FlashAttention keeps the rows apart by
 itself; with sdpa/eager, transformers builds a block-diagonal mask from the restarting positions, but
@@ -66,11 +67,16 @@ def build(model, tokenizer, train_rows: list[dict], settings, args: dict, callba
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from engine.train.chat_tokens import tokenize_sft_row
+
+    model_id = getattr(tokenizer, "name_or_path", None) or "the model"
+    tokenized = [tokenize_sft_row(tokenizer, row["messages"], model_id) for row in train_rows]
     # TRL's own padding_free refuses a max_length without packing (it truncates only padded data), and
     # packing would change how many rows a step sees; so the dataset is prepared (tokenized, truncated) as
-    # for padded batches and only the collator changes.
-    config = SFTConfig(**args, assistant_only_loss=True, padding_free=False, packing=False)
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(train_rows),
+    # for padded batches and only the collator changes. Pre-tokenized rows with labels are used as they are.
+    config = SFTConfig(**args, assistant_only_loss=False, padding_free=False, packing=False,
+                       truncation_mode="keep_end")
+    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(tokenized),
                          processing_class=tokenizer, callbacks=callbacks)
     padding_free, why = padding_free_choice(trainer.model, settings.padding_free)
     if padding_free:

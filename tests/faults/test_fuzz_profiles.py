@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import UserError
-from engine.profiles import _TABLES, Profile, load_profile, parse_profile
+from engine.profiles import TABLES as _TABLES, Profile, load_profile, parse_profile
 from .faultlib import engine_cmd, engine_env
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -90,7 +90,7 @@ def value_for(table: str, key: str):
     types = {f.name: f.type for f in dataclasses.fields(_TABLES[table])}
     if key not in types:
         return _value
-    right = _VALID.get((table, key), _BY_TYPE[types[key]])
+    right = _VALID[(table, key)] if (table, key) in _VALID else _BY_TYPE[types[key]]
     return st.one_of(right, right, right, _value)
 
 

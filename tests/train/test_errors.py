@@ -47,7 +47,7 @@ def test_bad_flags_are_refused_before_anything_runs(log, demo_home):
     code, out = run_engine("finetune", "--profile", "demo", "--time-budget", "soon", "--home", str(demo_home.root))
     assert code == 2 and "write it like 6h, 90m, 30s" in out
     code, out = run_engine("finetune", "--profile", "demo", "--learning-rate", "3", "--home", str(demo_home.root))
-    assert code == 2 and "--learning-rate 3.0 must be between 0 and 1" in out
+    assert code == 2 and "--learning-rate 3.0 must be a finite number > 0 and < 1" in out
     code, out = run_engine("finetune", "--profile", "demo", "--method", "ppo", "--home", str(demo_home.root))
     assert code == 2 and "'ppo' is not one of" in out
     assert _no_runs(demo_home)

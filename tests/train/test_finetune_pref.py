@@ -121,7 +121,12 @@ def test_auto_with_enough_pairs_runs_sft_then_dpo_and_says_why(log, demo_home):
     assert "SFT on the replies, then DPO on the pairs" in manifest["why"]
     assert (run_dir / "stages" / "1-sft" / "COMPLETE").is_file() and (run_dir / "stages" / "2-dpo" / "COMPLETE").is_file()
     report = json.loads((run_dir / "report.json").read_text())
-    assert report["method"] == "sft+dpo" and report["steps"] == 4
+    # 2 + 2 steps for the candidate, the same again for the refit on every row once the gate passed
+    assert report["method"] == "sft+dpo" and report["steps"] == (8 if report["promoted"] else 4)
+    if report["promoted"]:
+        assert (run_dir / "stages" / "refit-1-sft" / "COMPLETE").is_file()
+        assert (run_dir / "stages" / "refit-2-dpo" / "COMPLETE").is_file() and report["adapter_rows"] == "all"
     assert {c["metric"] for c in report["gate"]["checks"]} == {"liked_logprob", "pref_accuracy", "dpo_loss"}
     stages = {json.loads(x)["stage"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()}
-    assert stages == {"sft", "dpo"} and "loss [sft]" in out and "loss [dpo]" in out
+    assert stages >= {"sft", "dpo"} and stages <= {"sft", "dpo", "refit-sft", "refit-dpo"}
+    assert "loss [sft]" in out and "loss [dpo]" in out

@@ -76,7 +76,9 @@ def test_sigkill_after_first_checkpoint_then_resume_matches_an_uninterrupted_run
     assert code == 0, out
     assert f"resuming run {run_dir.name}" in out and "resuming from checkpoint-" in out
     resumed = json.loads((run_dir / "report.json").read_text())
-    assert resumed["steps"] == 8 and (run_dir / "adapter" / "adapter_model.safetensors").is_file()
+    # 8 steps for the candidate, and 8 more for the refit on every row once the gate passed it
+    assert resumed["steps"] == (16 if resumed["promoted"] else 8)
+    assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     steps_logged = {json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()}
     assert set(range(1, 9)) <= steps_logged
     code, out = run_engine("finetune", "--profile", "demo", "--resume", "--home", str(demo_home.root))
@@ -87,7 +89,7 @@ def test_sigkill_after_first_checkpoint_then_resume_matches_an_uninterrupted_run
     assert code == 0, out
     other = sorted(p for p in demo_home.runs_dir("demo").iterdir() if p.is_dir() and p != run_dir)[-1]
     assert json.loads((other / "manifest.json").read_text())["data"] == manifest["data"]
-    assert json.loads((other / "report.json").read_text())["steps"] == 8
+    assert json.loads((other / "report.json").read_text())["steps"] == resumed["steps"]
 
     from safetensors.torch import load_file
 
@@ -144,7 +146,7 @@ def test_two_processes_data_parallel_get_one_run_and_a_promoted_adapter(log, dem
     assert manifest["world_size"] == 2
     assert proc.stdout.count("PROMOTED") == 1  # only rank 0 reports
     assert adapters.promoted_run(demo_home, "demo") == run_dir.name
-    assert json.loads((run_dir / "report.json").read_text())["steps"] == 6
+    assert json.loads((run_dir / "report.json").read_text())["steps"] == 12  # 6 candidate + 6 refit
     # checkpoints were saved by all ranks together and marked complete once
     assert sorted(p.parent.name for p in run_dir.glob("checkpoints/1-sft/*/COMPLETE")) == ["checkpoint-3",
                                                                                           "checkpoint-6"]

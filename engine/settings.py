@@ -1,0 +1,297 @@
+"""Every profile setting, declared once: its type, its allowed range and what it does.
+
+The tables of a profile file (``[model]``, ``[generation]``, ``[lora]``, ``[train]``, ``[reward]``) are
+pydantic dataclasses: strict types (TOML gives real ints, floats, bools and strings; nothing is coerced
+except an integer where a number is asked for), finite floats only, ranges from ``Field``, choices from
+``Literal``, unknown keys refused. They are still plain frozen dataclasses to the rest of the code
+(``dataclasses.asdict`` / ``replace`` / ``fields`` work, and ``replace`` validates again).
+
+Command-line overrides (``engine finetune --learning-rate``, ``engine generate --max-new-tokens``...)
+go through :func:`override`, so a flag obeys exactly the rule of the setting it overrides, and every
+refusal is one sentence that names the file or flag and the allowed range (:func:`allowed`).
+This module must not import torch or transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from typing import Any, Literal, TypeVar
+
+import annotated_types as at
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
+
+from engine.errors import UserError
+
+_STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
+
+
+def settings_table(cls):
+    """A frozen, validated settings dataclass (one per profile table)."""
+    return dataclass(frozen=True, config=_STRICT)(cls)
+
+
+SEED_MAX = 2**32 - 1
+"""numpy (used by ``transformers.set_seed``) takes seeds below 2**32."""
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
+NOT_BLANK = r"\S"
+
+Dtype = Literal["auto", "bf16", "fp16", "fp32", "bfloat16", "float16", "float32"]
+Method = Literal["auto", "sft", "dpo", "kto"]
+
+
+@settings_table
+class ModelSettings:
+    id: str = Field(pattern=NOT_BLANK)
+    """Hub id (``Qwen/Qwen2.5-0.5B-Instruct``), a local folder, a ``*.gguf`` file, ``pkg:<package>/<file>.gguf``,
+    or ``builtin:demo``."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) to pin."""
+    device: str = Field("auto", pattern=DEVICE_PATTERN, json_schema_extra={"allowed": "auto, cpu, cuda, cuda:N or mps"})
+    """``auto`` (cuda, then mps, then cpu), ``cuda``, ``cuda:1``, ``mps`` or ``cpu``."""
+    dtype: Dtype = "auto"
+    """``auto`` (bf16 on GPUs that support it, fp16 on other GPUs, fp32 on cpu), ``bf16``, ``fp16``, ``fp32``."""
+    trust_remote_code: bool = False
+    """Run Python code shipped with the model. Off unless you trust the model's authors."""
+    chat_template: str | None = None
+    """A Jinja chat template that replaces the tokenizer's own."""
+    fast_path: bool = False
+    """Static KV cache + torch.compile for decoding on CUDA (slower first reply, faster after)."""
+
+
+@settings_table
+class SamplingSettings:
+    """How one reply is decoded; ``engine.runtime.GenerationParams`` is this plus the methods generate uses."""
+
+    # Descriptions are given as arguments here (not docstrings) so the subclasses keep them.
+    max_new_tokens: int = Field(512, ge=1, le=1_000_000, description="Longest reply in tokens.")
+    temperature: float = Field(0.7, ge=0, le=100, description="Sampling temperature; 0 decodes greedily.")
+    top_p: float = Field(0.9, gt=0, le=1, description=(
+        "Nucleus sampling: keep the most likely tokens up to this probability mass (1 keeps all)."))
+    top_k: int = Field(0, ge=0, description="Keep only the k most likely tokens; 0 disables it.")
+    repetition_penalty: float = Field(1.0, gt=0, le=100, description="Above 1 discourages repeating tokens; 1 is off.")
+    do_sample: bool = Field(True, description="False means greedy decoding (temperature, top_p and top_k are then ignored).")
+    seed: int | None = Field(None, ge=0, le=SEED_MAX, description=(
+        "Fixed seed for sampling; None draws a fresh seed per reply (it is still recorded)."))
+
+
+@settings_table
+class GenerationSettings(SamplingSettings):
+    best_of: int = Field(1, ge=1, le=64)
+    """Sample this many replies and show the reward model's favourite first (needs a reward run)."""
+
+
+@settings_table
+class LoraSettings:
+    r: int = Field(16, ge=1, le=4096)
+    """LoRA rank: the size of the low-rank update."""
+    alpha: int = Field(32, ge=1)
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+    dropout: float = Field(0.05, ge=0, lt=1)
+    """Dropout on the LoRA input during training."""
+    target_modules: str | list[str] = Field("all-linear", json_schema_extra={
+        "allowed": "'all-linear', a regular expression, or a non-empty list of module names"})
+    """Which layers get LoRA: ``all-linear``, a regex matched against full module names, or a list of module
+    names (``["q_proj", "v_proj"]``); names the model lacks are refused before training."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _not_empty(cls, value):
+        names = [value] if isinstance(value, str) else value
+        if not names or not all(n.strip() for n in names):
+            raise ValueError("empty")
+        return value
+
+
+@settings_table
+class TrainSettings:
+    method: Method = "auto"
+    """``auto`` (decide from the data), ``sft``, ``dpo`` or ``kto``."""
+    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    """Peak learning rate of the optimizer."""
+    epochs: float = Field(3.0, gt=0, le=10_000)
+    """Passes over the training rows."""
+    max_steps: int = Field(-1, ge=-1, json_schema_extra={"allowed": "-1 (run all epochs) or an integer >= 1"})
+    """Stop after this many optimizer steps (-1: run ``epochs``)."""
+    batch_size: int = Field(4, ge=1, le=65_536)
+    """Rows per device per step."""
+    grad_accum: int = Field(1, ge=1, le=65_536)
+    """Steps whose gradients are added up before each optimizer update."""
+    max_length: int = Field(1024, ge=16, le=1_048_576)
+    """Tokens per row; longer rows are cut."""
+    beta: float = Field(0.1, gt=0, le=100)
+    """DPO/KTO temperature."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less GPU memory, slower."""
+    padding_free: bool = True
+    """Pack rows without padding where TRL supports it (faster on mixed lengths)."""
+    save_steps: int = Field(50, ge=1)
+    """Checkpoint every N optimizer steps."""
+    save_minutes: float = Field(30.0, ge=0, le=1_000_000)
+    """Also checkpoint every M minutes (0: only by steps)."""
+    eval_fraction: float = Field(0.1, ge=0, lt=1)
+    """Share of conversations held out for the promotion gate."""
+    seed: int = Field(0, ge=0, le=SEED_MAX)
+    """Seed for the split, the LoRA init and the data order."""
+    gate_margin: float = 0.0
+    """Promote only if the new adapter is not worse than the current one by more than this."""
+    min_rows: int = Field(4, ge=1)
+    """Refuse to train on fewer rows than this."""
+    gate_uses_reward: bool = False
+    """Also require a reward-model win rate of at least 50% when a reward model exists."""
+
+    @field_validator("max_steps")
+    @classmethod
+    def _not_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("zero steps")
+        return value
+
+
+@settings_table
+class RewardSettings:
+    backbone: str | None = Field(None, pattern=NOT_BLANK)
+    """Model for the reward head: None means the profile's own model; else a hub id or local path."""
+    lora: bool = True
+    """Train a LoRA adapter plus the score head (false: train the whole model)."""
+    learning_rate: float = Field(1e-4, gt=0, lt=1)
+    """Peak learning rate of the optimizer."""
+    epochs: float = Field(3.0, gt=0, le=10_000)
+    """Passes over the training pairs."""
+    batch_size: int = Field(8, ge=1, le=65_536)
+    """Pairs per device per step."""
+    max_length: int = Field(512, ge=16, le=1_048_576)
+    """Tokens per prompt + reply; longer ones are cut from the left."""
+    eval_fraction: float = Field(0.2, ge=0, lt=1)
+    """Share of conversations held out to measure the reward model."""
+    seed: int = Field(0, ge=0, le=SEED_MAX)
+    """Seed for the head init, the split and the data order."""
+
+
+TABLES: dict[str, type] = {
+    "model": ModelSettings,
+    "generation": GenerationSettings,
+    "lora": LoraSettings,
+    "train": TrainSettings,
+    "reward": RewardSettings,
+}
+TOP_LEVEL: dict[str, str] = {
+    "system_prompt": "The system prompt sent before every conversation.",
+    "description": "One line shown in profile lists.",
+}
+
+# ------------------------------------------------------------------------------------ describing a rule
+
+
+def _kind(annotation) -> str:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(annotation))
+    if args and typing.get_origin(annotation) is not list:  # X | None
+        return " or ".join(_kind(a) for a in args)
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return "an integer"
+    if annotation is float:
+        return "a finite number"
+    if annotation is str:
+        return "a string"
+    if typing.get_origin(annotation) is list:
+        return "a list of strings"
+    return str(annotation)
+
+
+def _num(x) -> str:
+    if isinstance(x, int) and abs(x) >= 100_000:
+        return f"{x:,}".replace(",", "_")
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def allowed(cls: type, name: str) -> str:
+    """What setting ``name`` of table ``cls`` accepts, in words: "a finite number > 0 and <= 1"."""
+    info = cls.__pydantic_fields__[name]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if "allowed" in extra:
+        return str(extra["allowed"])
+    bounds = []
+    for m in info.metadata:
+        for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(m, attr, None)
+            if isinstance(m, (at.Gt, at.Ge, at.Lt, at.Le, at.Interval)) and value is not None:
+                bounds.append(f"{op} {_num(value)}")
+    text = _kind(info.annotation)
+    if getattr(info, "metadata", None) and any(getattr(m, "pattern", None) == NOT_BLANK for m in info.metadata):
+        text = "a non-empty string"
+    return f"{text} {' and '.join(bounds)}" if bounds else text
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ------------------------------------------------------------------------------------ building a table
+
+
+def build_table(table: str, values: Any, where: str):
+    """The settings of ``[table]`` from a TOML table; a bad key or value is one UserError sentence that
+    starts with ``where`` (the file) and names the key and what it accepts."""
+    cls = TABLES[table]
+    if not isinstance(values, dict):
+        raise UserError(f"{where}: key '{table}' must be a table ([{table}]), not {type(values).__name__}.")
+    known = [f.name for f in dataclasses.fields(cls)]
+    for key in values:
+        if key not in known:
+            raise UserError(f"{where}: unknown key '{table}.{key}' (known keys in [{table}]: {', '.join(sorted(known))}).")
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        key = _failed_key(exc)
+        if key is None:
+            raise UserError(f"{where}: [{table}] is not valid ({exc.errors()[0]['msg']}).") from None
+        if key not in values:
+            raise UserError(f"{where}: missing key '{table}.{key}' (it must be {allowed(cls, key)}).") from None
+        raise UserError(f"{where}: key '{table}.{key}' must be {allowed(cls, key)}, not {_shown(values[key])}.") from None
+
+
+def _failed_key(exc: ValidationError) -> str | None:
+    for err in exc.errors():
+        if err["loc"] and isinstance(err["loc"][0], str):
+            return err["loc"][0]
+    return None
+
+
+T = TypeVar("T")
+
+
+def flag_name(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def override(settings: T, values: dict[str, Any], name=flag_name) -> T:
+    """``settings`` with ``values`` applied (None means "not given"), each checked by the rule of its
+    setting; a refusal is one sentence naming ``name(key)`` (the command-line flag) and what it accepts."""
+    cls = type(settings)
+    changes = {k: v for k, v in values.items() if v is not None}
+    for key, value in changes.items():
+        check_value(cls, key, value, name(key))
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def check_value(cls: type, key: str, value: Any, label: str) -> Any:
+    """Check one value against setting ``key`` of ``cls`` (e.g. a flag with no table of its own)."""
+    if key not in cls.__pydantic_fields__:
+        raise TypeError(f"{cls.__name__} has no setting {key!r}")
+    defaults = {k: "x" if info.is_required() else info.get_default(call_default_factory=True)
+                for k, info in cls.__pydantic_fields__.items()}  # "x": a stand-in for model.id
+    try:
+        cls(**{**defaults, key: value})
+    except ValidationError:
+        raise UserError(f"{label} {_shown(value)} must be {allowed(cls, key)}.") from None
+    return value
+
