@@ -38,6 +38,7 @@ from bench.learning_data import CONTROLS, FACTS, STYLE_HELD_OUT, reward_pairs, s
 
 BENCH = "learning"
 PROFILE = "smollm2-135m-instruct"
+"""The profile every case uses (``--profile demo`` only checks the bench's own plumbing in a minute)."""
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MAX_NEW_TOKENS = 64
 """Enough for every check (facts and knowledge answer in the first sentence, code in the first lines)
@@ -239,8 +240,14 @@ def case_reward(rows: list[Row], notes: list[str]) -> None:
 
 
 def main(argv=None) -> list[Row]:
-    args = parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}"))
+    def extra(parser):
+        parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
+        parser.add_argument("--profile", default=PROFILE, help="(plumbing checks only) another built-in profile")
+
+    global PROFILE, MODELS_CACHE
+    args = parse_args(__doc__.splitlines()[0], argv, extra=extra)
+    if args.profile != PROFILE:
+        PROFILE, MODELS_CACHE = args.profile, MODELS_CACHE.with_name(f"{MODELS_CACHE.name}-{args.profile}")
     rows: list[Row] = []
     notes: list[str] = []
     runners = {"corrections": case_corrections, "style": case_style, "reward": case_reward}
