@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["common", "decode", "long_reply", "ui_latency", "startup", "train_throughput", "feedback_log",
-           "gpu", "run_all", "fake_generator", "tui_harness"]
+           "gpu", "run_all", "fake_generator", "tui_harness", "learning", "learning_data", "learning_recipe_probe"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -69,3 +69,18 @@ def test_module_list_matches_run_all():
     run_all = importlib.import_module("bench.run_all")
     for name in run_all.BENCHES:
         assert (ROOT / "bench" / f"{name}.py").is_file()
+
+
+def test_learning_data_has_the_sizes_and_checkers_the_issue_asks_for():
+    from bench import learning_data as d
+
+    assert len(d.FACTS) == 20 and len(d.CONTROLS) == 30 and len(d.STYLE_TRAIN) == 40 and len(d.STYLE_HELD_OUT) == 30
+    assert all(f.ok(f.answer) and not f.ok(f.question) and not f.ok(f.paraphrase) for f in d.FACTS)
+    taught = {f.question for f in d.FACTS} | {q for q, _ in d.STYLE_TRAIN}
+    assert not taught & ({f.paraphrase for f in d.FACTS} | set(d.STYLE_HELD_OUT) | {c.prompt for c in d.CONTROLS})
+    assert all(d.style_ok(a) and not d.style_ok(d.rejected_reply(a, i)) for i, (_, a) in enumerate(d.STYLE_TRAIN))
+    assert not d.style_ok("Great question! Paris.") and not d.style_ok("One. Two. Three.")
+    train, held = d.reward_pairs()
+    assert len(held) >= 100 and len(train) >= 100
+    assert not {str(r["prompt"]) for r in train} & {str(r["prompt"]) for r in held}
+    assert d.CONTROLS[0].ok("The capital of France is Paris.") and not d.CONTROLS[0].ok("It is Marquessa.")

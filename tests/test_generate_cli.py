@@ -104,3 +104,29 @@ def test_generate_default_profile_comes_from_config(capsys, demo_home):
     code, out, err = run(capsys, "generate", "--home", demo_home.root, "--record", "--max-new-tokens", "4", "Hi")
     assert code == 0 and out.strip(), err
     assert (demo_home.root / "feedback" / "mine").is_dir() and not (demo_home.root / "feedback" / "demo").exists()
+
+
+def test_generate_prompts_file_gives_each_prompt_its_one_at_a_time_greedy_reply(capsys, demo_home, tmp_path):
+    import json
+
+    questions = ["What is 12 times 7?", "Hi", "Tell me a long story about a dragon and a castle."]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps(questions[0]) + "\n" + json.dumps({"prompt": questions[1]}) + "\n\n"
+                       + json.dumps({"messages": [{"role": "user", "content": questions[2]}]}) + "\n")
+    code, out, err = run(capsys, "generate", "--profile", "demo", "--home", demo_home.root, "--adapter", "base",
+                         "--prompts", str(prompts), "--json", "--batch-size", "2", "--max-new-tokens", "12")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["prompt"] for line in lines] == questions  # in order, padded batches of different lengths
+    for question, line in zip(questions, lines):
+        assert line["reply"] == greedy_reply(demo_home, question, 12)
+        assert line["finish_reason"] in ("stop", "length") and line["adapter"] is None
+
+
+def test_generate_needs_a_question_or_a_prompt_file(capsys, demo_home, tmp_path):
+    code, _, err = run(capsys, "generate", "--profile", "demo", "--home", demo_home.root)
+    assert code == 2 and "--prompts" in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": 3}\n')
+    code, _, err = run(capsys, "generate", "--profile", "demo", "--home", demo_home.root, "--prompts", str(bad))
+    assert code == 2 and "bad.jsonl:1" in err

@@ -1,8 +1,11 @@
-"""``engine demo-model`` (build the offline demo model) and ``engine generate`` (one reply, streamed)."""
+"""``engine demo-model`` (build the offline demo model) and ``engine generate`` (one reply, streamed; or
+greedy replies to a file of prompts, batched, with ``--prompts``)."""
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -30,7 +33,7 @@ def demo_model(
 
 
 def generate(
-    question: Annotated[str, typer.Argument(help="The user message to answer.")],
+    question: Annotated[Optional[str], typer.Argument(help="The user message to answer.")] = None,
     profile: ProfileOption = None,
     adapter: Annotated[str, typer.Option("--adapter", help="A run id, 'base', or 'promoted' (the profile's promoted adapter).")] = "promoted",
     record: Annotated[bool, typer.Option("--record", help="Append the exchange to the profile's feedback log as a new conversation.")] = False,
@@ -39,23 +42,40 @@ def generate(
     temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature, 0 = greedy (default: the profile's).")] = None,
     top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass, (0, 1] (default: the profile's).")] = None,
     sample: Annotated[Optional[bool], typer.Option("--sample/--greedy", help="Sample, or decode greedily (default: the profile's setting).")] = None,
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="A JSONL file of prompts (a string, or an object with 'prompt' or 'messages', per line): greedy replies, batched, one line each.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each reply as one JSON line (reply, finish_reason, tokens, adapter).")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts decoded together with --prompts.")] = 16,
     home: HomeOption = None,
 ) -> None:
-    """Print one reply to QUESTION, streamed as it is generated."""
+    """Print one reply to QUESTION, streamed as it is generated (or, with --prompts, one per prompt)."""
+    from engine.errors import UserError
     from engine.runtime import GenerationParams, load_model
 
-    from engine.errors import UserError
-
+    if (question is None) == (prompts is None):
+        raise UserError("give either a QUESTION or --prompts FILE.jsonl.")
+    if prompts is not None and record:
+        raise UserError("--record works with one QUESTION, not with --prompts.")
     try:  # bytes that are not UTF-8 reach us as lone surrogates (Python's surrogateescape)
-        question.encode("utf-8")
+        (question or "").encode("utf-8")
     except UnicodeEncodeError as exc:
-        raw = question[exc.start].encode("utf-8", "surrogateescape")
+        raw = (question or "")[exc.start].encode("utf-8", "surrogateescape")
         raise UserError(f"the question is not valid UTF-8 (byte {raw!r} at character {exc.start + 1}); pass it as "
                         "UTF-8 text.") from None
     h = home_of(home)
     prof = profile_of(profile, h)
     params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample,
-                                          temperature=temperature, top_p=top_p)
+                                           temperature=temperature, top_p=top_p)
+    if prompts is not None or as_json:
+        from engine.runtime.batch import generate_batch, read_prompts
+
+        chats = read_prompts(prompts) if prompts is not None else [[{"role": "user", "content": question}]]
+        params = params.replace(do_sample=False) if sample is None else params  # --prompts: greedy unless told
+        lm = load_model(prof, h, adapter=adapter)
+        for chat, result in zip(chats, generate_batch(lm, chats, params, batch_size=batch_size)):
+            text = json.dumps({"prompt": chat[-1]["content"], **result}) if as_json else result["reply"]
+            sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return
     log = None
     if record:
         from engine.feedback import FeedbackLog

