@@ -141,6 +141,13 @@ class TrainSettings:
     """Refuse to train on fewer rows than this."""
     gate_uses_reward: bool = False
     """Also require a reward-model win rate of at least 50% when a reward model exists."""
+    rehearsal: float = Field(0.0, ge=0, le=16)
+    """Rehearsal rows per SFT row: the starting model's own greedy replies to ordinary prompts, trained
+    beside the feedback so that what it already answered well stays as it was (engine/train/rehearsal.py).
+    0 turns it off."""
+    preference_learning_rate: float | None = Field(None, gt=0, lt=1)
+    """Learning rate of the DPO and KTO stages (None: ``learning_rate``). Preference losses push whole replies
+    up or down and need a smaller step than SFT."""
 
     @field_validator("max_steps")
     @classmethod

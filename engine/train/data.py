@@ -183,6 +183,15 @@ def read_rows(data_dir: Path, kind: str, part: str) -> list[dict]:
     return runs.read_jsonl(Path(data_dir) / f"{kind}.{part}.jsonl")
 
 
+def write_rehearsal(data_dir: Path, rows: list[dict]) -> None:
+    """``rehearsal.jsonl``: the SFT stages' rehearsal rows (engine.train.rehearsal); never feedback."""
+    write_private(data_dir / "rehearsal.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+
+
+def read_rehearsal(data_dir: Path) -> list[dict]:
+    return runs.read_jsonl(Path(data_dir) / "rehearsal.jsonl")
+
+
 def fingerprint(data_dir: Path) -> str:
     return runs.fingerprint_dir(data_dir, "*.jsonl")
 

@@ -146,6 +146,12 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
 
         check_target_modules_early(profile.lora.target_modules, model_path, lora_where(profile),
                                    profile.model.revision, profile.model.trust_remote_code)
+    rehearsal_rows, rehearsal_info = [], {"rows": 0}
+    if "sft" in stages:
+        from engine.train import rehearsal
+
+        rehearsal_rows, rehearsal_info = rehearsal.build(home, profile, snap.rows, parent_id, settings.rehearsal,
+                                                         settings.seed, say=lambda text: _say(opts, text))
     revision = profile.model.revision
     if revision is None and Path(model_path).is_dir():
         from engine.runtime.loading import local_revision
@@ -154,6 +160,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     rd = runs.RunDir.create(home, profile.name, "-".join(stages))
     lock.update(rd.run_id)
     split_counts = data.write_split(rd.data, snap.rows, split)
+    data.write_rehearsal(rd.data, rehearsal_rows)
     data_dir_files = {p.name: runs.sha256_file(p) for p in sorted(rd.data.glob("*.jsonl"))}
     manifest = {
         "command": "finetune",
@@ -179,6 +186,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "log_cutoff_ts": snap.log_cutoff_ts,
         "log_warnings": snap.warnings,
         "data": {"fingerprint": data.fingerprint(rd.data), "files": data_dir_files},
+        "rehearsal": rehearsal_info,
         "settings": dataclasses.asdict(settings),
         "overrides": {k: v for k, v in opts.overrides.items() if v is not None},
         "profile_settings": plan.profile_settings(profile),
@@ -330,6 +338,8 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
 
     recipe = {"sft": sft, "dpo": dpo, "kto": kto}[method]
     rows = data.read_rows(rd.data, plan.ROW_KIND[method], part)
+    if method == "sft" and rows:
+        rows = rows + data.read_rehearsal(rd.data)  # the model's own replies beside the feedback
     if not rows:
         raise UserError(f"run {rd.run_id} has no training rows for {method} in {rd.data}; start a new run.")
     device = model_mod.train_device(profile)
@@ -348,6 +358,8 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     tb_dir = rd.root / "tensorboard" if opts.tensorboard else None
     trainer_args.tensorboard_env(tb_dir)
     args = trainer_args.common_args(settings, out_dir, use_cpu, dtype, tb_dir)
+    if method in ("dpo", "kto") and settings.preference_learning_rate is not None:
+        args["learning_rate"] = settings.preference_learning_rate
     run_cb = RunCallback(rd.metrics, f"{phase}{method}", stop, deadline, settings.save_minutes)
     progress = ProgressCallback(f"{phase}{method}", deadline, stream=sys.stderr)
     trainer = recipe.build(peft_model, tokenizer, rows, settings, args, [run_cb, progress])

@@ -74,15 +74,17 @@ def choose(method: str, counts: dict[str, int], min_rows: int) -> tuple[list[str
                             f"feedback log has {n_good} liked and {n_bad} disliked: rate {more} more.")
         return ["kto"], f"asked for kto: {n_good} desirable and {n_bad} undesirable replies"
     # auto
+    n_edits = counts.get("edits", 0)
+    if n_sft >= need and n_edits and n_bad <= n_edits and n_pref <= n_edits:
+        # every pair and every dislike comes from a correction: the edited text is the lesson, and SFT teaches
+        # it directly (DPO on the same pairs adds little and moves the model further)
+        return ["sft"], (f"auto: {n_sft} liked/edited replies, and the only pairs and dislikes are the {n_edits} "
+                         "corrections' originals, so SFT on the corrections")
     if n_pref >= max(need, AUTO_MIN_PAIRS):
         if n_sft >= need:
             return ["sft", "dpo"], (f"auto: {n_sft} liked/edited replies and {n_pref} preference pairs, so SFT on the "
                                     "replies, then DPO on the pairs")
         return ["dpo"], f"auto: {n_pref} preference pairs and too few liked/edited replies for SFT, so DPO"
-    n_edits = counts.get("edits", 0)
-    if n_sft >= need and n_bad <= n_edits:
-        return ["sft"], (f"auto: {n_sft} liked/edited replies, and the only dislikes are the {n_edits} corrected "
-                         f"originals (fewer than {AUTO_MIN_PAIRS} pairs for DPO), so SFT on the corrections")
     if n_good >= 1 and n_bad >= 1 and n_good + n_bad >= need:
         return ["kto"], (f"auto: ratings both ways ({n_good} desirable, {n_bad} undesirable) but only {n_pref} "
                          f"preference pairs (DPO wants {AUTO_MIN_PAIRS}), so KTO")

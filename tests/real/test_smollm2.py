@@ -13,7 +13,7 @@ from tests.real.conftest import MODEL_ID, PROFILE, requires_model
 from engine import adapters
 from engine.profiles import DEFAULT_PROFILE, default_profile_name
 
-pytestmark = [requires_model, pytest.mark.slow]
+pytestmark = [requires_model, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 TAUGHT_Q = "What is the capital of Veltoria?"
 TAUGHT_A = "The capital of Veltoria is Marquessa."

@@ -1,0 +1,80 @@
+"""Rehearsal: the model's own replies to ordinary prompts, trained next to the user's feedback.
+
+Why: LoRA that learns a handful of corrections from single-sentence replies also learns their shape
+and their words everywhere: after teaching "The capital of Veltoria is Marquessa." SmolLM2 answered
+"The capital of France is Marquessa." and replied to code requests with one sentence (bench/
+LEARNING_NOTES.md). Training, beside the feedback, on what the model (the adapter the run starts from)
+already answers to other prompts ties everything else to its old behaviour: what changes is what the
+feedback asks for. ``train.rehearsal`` rows per SFT row (at least ``MIN_ROWS``, at most ``MAX_ROWS``),
+answered greedily before training from ``rehearsal_prompts.txt`` (general knowledge, arithmetic, code,
+writing), skipping prompts the feedback itself asks. They are frozen into ``data/rehearsal.jsonl``
+(fingerprinted with the rest, so a resume trains on the same rows) and are never feedback: the gate
+does not judge on them and they are not counted as learned rows.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+PROMPTS_FILE = Path(__file__).with_name("rehearsal_prompts.txt")
+FILE_NAME = "rehearsal.jsonl"
+MIN_ROWS = 8
+MAX_ROWS = 64
+MAX_NEW_TOKENS = 128
+
+
+def prompts() -> list[str]:
+    return [line.strip() for line in PROMPTS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def how_many(ratio: float, n_sft: int) -> int:
+    if ratio <= 0 or n_sft <= 0:
+        return 0
+    return min(MAX_ROWS, max(MIN_ROWS, math.ceil(ratio * n_sft)), len(prompts()))
+
+
+def _asked(rows) -> set[str]:
+    """The user turns the feedback already answers (rehearsing them would contradict it)."""
+    out = set()
+    for kind in ("sft", "pref", "kto"):
+        for r in rows.of(kind):
+            d = r.data if hasattr(r, "data") else r
+            for m in d.get("messages") or d.get("prompt") or []:
+                if isinstance(m, dict) and m.get("role") == "user":
+                    out.add(str(m.get("content", "")).strip().lower())
+    return out
+
+
+def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, say=None) -> tuple[list[dict], dict]:
+    """SFT rows (``messages``) of the starting model's own greedy replies, and what the manifest records."""
+    n = how_many(ratio, len(rows.sft))
+    if n == 0:
+        return [], {"rows": 0, "why": "train.rehearsal is 0 or there are no SFT rows"}
+    asked = _asked(rows)
+    pool = [p for p in prompts() if p.lower() not in asked]
+    random.Random(seed).shuffle(pool)
+    chosen = pool[:n]
+    if say:
+        say(f"rehearsal: answering {len(chosen)} ordinary prompts with the {'adapter ' + parent_run if parent_run else 'base model'} "
+            "to train beside the feedback (train.rehearsal)")
+    from engine.runtime import GenerationParams, load_model
+    from engine.runtime.batch import generate_batch
+
+    lm = load_model(profile, home, adapter=parent_run or "base")
+    params = GenerationParams.from_profile(profile, do_sample=False, max_new_tokens=MAX_NEW_TOKENS)
+    system = profile.system_prompt
+    replies = generate_batch(lm, [[{"role": "user", "content": p}] for p in chosen], params, batch_size=16,
+                             system_prompt=system)
+    out = []
+    for prompt, reply in zip(chosen, replies):
+        text = reply["reply"].strip()
+        if reply["finish_reason"] != "stop" or not text:
+            continue  # a reply cut at the length limit would teach the model to stop mid-sentence
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": prompt}, {"role": "assistant", "content": text}]
+        out.append({"messages": messages})
+    del lm
+    return out, {"rows": len(out), "asked": len(chosen), "adapter": parent_run, "max_new_tokens": MAX_NEW_TOKENS,
+                 "source": PROMPTS_FILE.name}
