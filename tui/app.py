@@ -164,7 +164,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         entries = []
         for m in path:
             sibs = [s.id for s in session.siblings(m.id)]
-            entries.append(Shown.of(m, sibs.index(m.id), len(sibs), m.id in self.show_original))
+            entries.append(Shown.of(m, sibs, m.id in self.show_original))
         await self.chat.sync(entries)
         self.query_one(Sidebar).show(session.conversations(), session.conversation_id)
         conv = session.conversation
@@ -173,9 +173,9 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
     # ---- composer / sidebar ----------------------------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:
         if self.busy:
+            self.composer.give_back(event.text)
             self.notify("Wait for the current reply to finish (Esc stops it).", severity="warning")
             return
-        self.composer.clear()
         user = self.session.add_user(event.text)
         # Start the reply before drawing the message: the model works while the screen catches up.
         await self.enqueue(ReplyJob(user.id, best_of=self.profile.generation.best_of))

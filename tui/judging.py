@@ -72,11 +72,9 @@ class JudgingMixin:
         else:
             self.show_original ^= {msg.id}
 
-    async def judge_prev(self, msg) -> None:
-        self.chat.selected_id = self.session.step_sibling(msg.id, -1)
-
-    async def judge_next(self, msg) -> None:
-        self.chat.selected_id = self.session.step_sibling(msg.id, 1)
+    async def judge_show(self, msg) -> None:
+        """Left/right: the chat already selected sibling ``msg``; show it (and the path under it)."""
+        self.session.show(msg.id)
 
     async def judge_pick(self, msg) -> None:
         if not self._reply_only(msg):

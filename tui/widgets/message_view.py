@@ -24,11 +24,14 @@ class Shown:
     role: str
     text: str
     header: str
+    siblings: tuple[str, ...] = ()
+    """Ids of this message and its siblings in order (left/right browse them without a round trip)."""
 
     @classmethod
-    def of(cls, message, index: int, count: int, show_original: bool = False) -> "Shown":
+    def of(cls, message, siblings: list[str], show_original: bool = False) -> "Shown":
+        index, count = siblings.index(message.id), len(siblings)
         return cls(message.id, message.role, body_text(message, show_original),
-                   header_text(message, index, count, show_original))
+                   header_text(message, index, count, show_original), tuple(siblings))
 
 
 def body_text(message, show_original: bool = False) -> str:
