@@ -29,13 +29,17 @@ def events(home, profile: str = "demo", type_: str | None = None) -> list[dict]:
 
 
 def screen_text(app) -> str:
-    """Everything the chat column shows: each message's header line and its Markdown source."""
+    """Everything the chat column shows: each message's header line and its body (Markdown source for
+    a reply, the text as typed for a user message, and the "… more characters" line of a long one)."""
     from textual.widgets import Markdown, Static
 
     parts = []
     for view in app.chat.views():
         parts.append(str(view.query_one(".header", Static).render()))
-        parts.append(view.query_one(Markdown).source)
+        if view.stream_key is not None or not hasattr(view, "body_source"):
+            parts.append(view.query_one(Markdown).source)
+        else:
+            parts.append(view.body_source)
     return "\n".join(parts)
 
 
@@ -79,3 +83,8 @@ def burst(pilot, *keys: str) -> None:
         event = events.Key(key, char)
         event.set_sender(app)
         app._driver.send_message(event)
+
+
+def screen_lines(app) -> str:
+    """The whole terminal as the person sees it now (every line, as plain text)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
