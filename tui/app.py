@@ -7,6 +7,8 @@ to inject a fake generator.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -20,7 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.adapters import promoted_run, run_ids
 from engine.errors import UserError
-from engine.home import Home
+from engine.home import Home, ensure_dir
 from engine.profiles import Profile, load_profile, profile_names
 from tui.config import UiConfig, load_ui_config
 from tui.generator import GeneratorFactory, load_real_model
@@ -65,6 +67,24 @@ def binding_sections() -> list[tuple[str, list[Binding]]]:
             ("Reason screen", ReasonScreen.BINDINGS), ("Compare screen", CompareScreen.BINDINGS)]
 
 
+def home_write_problem(home: Home) -> str | None:
+    """One sentence if the home folder cannot be written (then nothing can be saved), else None."""
+    try:
+        ensure_dir(home.root)
+        writable = os.access(home.root, os.W_OK)
+        reason = "permission denied"
+    except OSError as exc:
+        writable, reason = False, exc.strerror or str(exc)
+    if writable:
+        return None
+    return (f"The home folder {home.root} cannot be written ({reason}): nothing you send or judge can be "
+            "saved. Start with --home DIR (or set TUNELOOP_HOME) to a folder you can write.")
+
+
+class SaveOutcome:
+    ok = True
+
+
 class TuneloopApp(RepliesMixin, JudgingMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "tuneloop"
@@ -78,6 +98,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.generator_factory = generator_factory
         self.ui = ui
         self.session = ChatSession(home, profile.name)
+        self.home_problem = home_write_problem(home)
         self.show_original: set[str] = set()
         self.init_replies()
         if ui.keys:
@@ -135,12 +156,31 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         status.model = self.profile.model.id
         status.device = ""
         status.tokens_per_s = None
-        status.adapter = promoted_run(self.home, self.profile.name) or "base"
+        try:
+            status.adapter = promoted_run(self.home, self.profile.name) or "base"
+        except UserError as exc:  # a corrupt promoted.json: the loader reports it too
+            status.adapter = "base"
+            self.notify(str(exc), severity="warning", timeout=10)
+        lines = []
+        if self.home_problem:
+            lines.append(f"⚠ {escape(self.home_problem)}")
+        if self.profile.model.trust_remote_code:
+            lines.append(f"⚠ profile {escape(self.profile.name)} has trust_remote_code = true: the model runs "
+                         "Python code shipped with it.")
         warning = self.query_one("#warning", Static)
-        trusted = self.profile.model.trust_remote_code
-        warning.display = trusted
-        warning.update(f"⚠ profile {escape(self.profile.name)} has trust_remote_code = true: the model runs "
-                       "Python code shipped with it." if trusted else "")
+        warning.display = bool(lines)
+        warning.update("\n".join(lines))
+
+    @contextmanager
+    def saving(self):
+        """Around a write to the log: a write that fails (NotSaved, one sentence naming the file) becomes
+        an error notice and ``outcome.ok`` False; the app goes on."""
+        outcome = SaveOutcome()
+        try:
+            yield outcome
+        except UserError as exc:
+            outcome.ok = False
+            self.notify(str(exc), title="Not saved", severity="error", timeout=15)
 
     def warn_log_problems(self) -> None:
         state = self.session.state
@@ -176,7 +216,11 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
             self.composer.give_back(event.text)
             self.notify("Wait for the current reply to finish (Esc stops it).", severity="warning")
             return
-        user = self.session.add_user(event.text)
+        with self.saving() as saved:
+            user = self.session.add_user(event.text)
+        if not saved.ok:
+            self.composer.give_back(event.text)  # nothing typed is lost
+            return
         # Start the reply before drawing the message: the model works while the screen catches up.
         await self.enqueue(ReplyJob(user.id, best_of=self.profile.generation.best_of))
         await self.refresh_chat()
@@ -221,7 +265,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
 
         async def done(title: str | None) -> None:
             if title:
-                self.session.rename(title)
+                with self.saving():
+                    self.session.rename(title)
                 await self.refresh_chat()
 
         self.push_screen(PromptScreen("New title for this conversation:", conv.title or ""), done)
@@ -312,7 +357,10 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         exc = event.worker.error
         text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         group = event.worker.group
-        if group == "model":
+        if group == "model" and self.home_problem and isinstance(exc, (OSError, UserError)):
+            self.status.load_state = "home folder not writable"
+            self.show_error(f"The home folder {self.home.root} cannot be written", f"{self.home_problem}\n\n({text})")
+        elif group == "model":
             self.status.load_state = "model failed to load"
             self.show_error(f"The model of profile {self.profile.name!r} could not be loaded", text,
                             offer_demo=self.profile.name != "demo")

@@ -245,8 +245,12 @@ class RepliesMixin:
         if job is None or job.key != message.key:
             return
         record = {"profile": self.profile.name, **message.record}
-        msg = self.session.add_reply(job.parent_id, message.text, record, show=job.target == "chat")
+        with self.saving() as saved:
+            msg = self.session.add_reply(job.parent_id, message.text, record, show=job.target == "chat")
         self.current = None
+        if not saved.ok:
+            await self._reply_not_saved(job)
+            return
         if record.get("tokens_per_s") is not None:
             self.status.tokens_per_s = float(record["tokens_per_s"])
         if job.target == "chat":
@@ -262,9 +266,10 @@ class RepliesMixin:
         if job is None or job.key != message.key:
             return
         ids = []
-        for text, record in message.candidates:
-            msg = self.session.add_reply(job.parent_id, text, {"profile": self.profile.name, **record}, show=False)
-            ids.append(msg.id)
+        with self.saving():
+            for text, record in message.candidates:
+                msg = self.session.add_reply(job.parent_id, text, {"profile": self.profile.name, **record}, show=False)
+                ids.append(msg.id)
         self.current = None
         await self.chat.end_streams()
         if ids:
@@ -273,6 +278,17 @@ class RepliesMixin:
             best = message.candidates[0][1]
             if best.get("tokens_per_s") is not None:
                 self.status.tokens_per_s = float(best["tokens_per_s"])
+        await self._reply_done()
+
+    async def _reply_not_saved(self, job: ReplyJob) -> None:
+        """The reply could not be written (the notice says why): it is not shown as a stored message;
+        a compare whose reply is missing cannot be judged, so its screen closes."""
+        if job.target == "chat":
+            await self.chat.end_streams()
+        else:
+            self.queue = [j for j in self.queue if j.screen is not job.screen]
+            if job.screen is not None and job.screen.is_current:
+                job.screen.dismiss(None)
         await self._reply_done()
 
     async def _reply_done(self) -> None:
