@@ -27,11 +27,12 @@ from engine.profiles import Profile, load_profile, profile_names
 from tui.config import UiConfig, load_ui_config
 from tui.generator import GeneratorFactory, load_real_model
 from tui.judging import JudgingMixin
+from tui.promotion import POLL_SECONDS, PromotionWatch
 from tui.replies import RepliesMixin, ReplyJob
 from tui.screens.choose import ChooseScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
-from tui.screens.loop import LoopScreen
+from tui.screens.loop import IN_USE_UNKNOWN, LoopScreen, gate_verdict
 from tui.screens.prompt import PromptScreen
 from tui.session import ChatSession
 from tui.widgets.chat_view import CHAT_BINDINGS, ChatView
@@ -52,6 +53,10 @@ APP_BINDINGS = [
     Binding("f3", "loop", "Loop", id="app.loop", tooltip="Feedback counts and adapters"),
     Binding("f4", "choose_adapter", "Adapter", id="app.adapter", tooltip="Switch adapter (base, promoted, runs)"),
     Binding("f5", "choose_profile", "Profile", id="app.profile", tooltip="Switch profile (reloads the model)"),
+    # priority: the composer (a TextArea) takes F6 for "select line" otherwise; check_action lets F6
+    # through to it whenever no promotion is on offer
+    Binding("f6", "use_promoted", "Use new adapter", id="app.use_promoted", priority=True,
+            tooltip="Reply with the adapter just promoted by engine finetune (offered when it happens)"),
     Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="app.sidebar", show=False, tooltip="Show/hide conversations"),
 ]
 
@@ -99,6 +104,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.ui = ui
         self.session = ChatSession(home, profile.name)
         self.home_problem = home_write_problem(home)
+        self.promotion_watch = PromotionWatch(home, profile.name)
         self.show_original: set[str] = set()
         self.init_replies()
         if ui.keys:
@@ -146,6 +152,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         # After the first frame: the loader imports torch, which holds the GIL for long stretches
         # and would otherwise delay the first paint by most of a second.
         self.call_after_refresh(self._load_after_first_frame)
+        self.set_interval(POLL_SECONDS, self.poll_promoted)
 
     def _load_after_first_frame(self) -> None:
         self.set_timer(0.05, self.start_loading)
@@ -238,6 +245,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "stop":  # Esc only stops a reply on the main screen; elsewhere it closes things
             return self.active_stream is not None and len(self.screen_stack) == 1
+        if action == "use_promoted":  # in the footer only while a promotion is on offer
+            return self.offer_pending and len(self.screen_stack) == 1
         return True
 
     def action_select(self, delta: int) -> None:
@@ -271,8 +280,19 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
 
         self.push_screen(PromptScreen("New title for this conversation:", conv.title or ""), done)
 
+    @property
+    def adapter_in_use(self):
+        """The run id the model replies with (None: base model); before it has loaded, what it will load."""
+        return self.lm.adapter if self.lm is not None else IN_USE_UNKNOWN
+
     def action_loop(self) -> None:
-        self.push_screen(LoopScreen(self.home, self.profile.name))
+        self.push_screen(LoopScreen(self.home, self.profile.name, self.adapter_in_use))
+
+    def action_use_promoted(self) -> None:
+        if self.offer_pending and self.lm is not None and not self.busy:
+            self.switch_adapter(self.promoted_offer)
+        elif self.busy:
+            self.notify("Wait for the current reply to finish.", severity="warning")
 
     def action_toggle_sidebar(self) -> None:
         sidebar = self.query_one("#sidebar")
@@ -288,16 +308,26 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         if self.busy:
             self.notify("Wait for the current reply to finish.", severity="warning")
             return
-        promoted = promoted_run(self.home, self.profile.name)
-        items = [("__base__", "base model (no adapter)")]
-        for run in reversed(run_ids(self.home, self.profile.name)):
-            items.append((run, run + ("  (promoted)" if run == promoted else "")))
+        profile, in_use = self.profile.name, self.lm.adapter
+        try:
+            pointer = promoted_run(self.home, profile)
+        except UserError:
+            pointer = in_use
+        notes = {None: ""}
+        if pointer != in_use:
+            notes[pointer] = "  ★ newly promoted"
+        notes[in_use] = "  ● in use"
+        items = [("__base__", "base model (no adapter)" + notes.get(None, ""))]
+        for run in reversed(run_ids(self.home, profile)):
+            items.append((run, f"{run}  ({gate_verdict(self.home, profile, run)}){notes.get(run, '')}"))
 
         def done(choice: str | None) -> None:
             if choice is not None:
                 self.switch_adapter(None if choice == "__base__" else choice)
 
-        self.push_screen(ChooseScreen("Reply with which adapter?", items, self.lm.adapter or "__base__"), done)
+        title = ("Reply with which adapter? (the choice is kept for the next start: it becomes the profile's "
+                 "promoted adapter, like `engine adapters use`)")
+        self.push_screen(ChooseScreen(title, items, in_use or "__base__"), done)
 
     def action_choose_profile(self) -> None:
         items = [(name, name) for name in profile_names(self.home)]
@@ -323,6 +353,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         await self.chat.end_streams()
         self.profile = profile
         self.session = ChatSession(self.home, profile.name)
+        self.promotion_watch = PromotionWatch(self.home, profile.name)
+        self.offer_pending = False
         self.warn_log_problems()
         self.lm = None
         self.show_original.clear()

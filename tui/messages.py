@@ -77,6 +77,18 @@ class Notice(Message):
 
 @dataclass
 class AdapterActive(Message):
-    """The generator now uses adapter ``run_id`` (None: the base model)."""
+    """The generator now uses adapter ``run_id`` (None: the base model); ``kept``: True when the
+    profile's promoted.json points at it too (it lasts past a restart), else why it could not be saved."""
 
     run_id: str | None
+    kept: bool | str = True
+
+
+@dataclass
+class PromotedChanged(Message):
+    """``runs/<profile>/promoted.json`` changed on disk: it now points at ``run_id`` (None: base model);
+    ``error`` when it cannot be read."""
+
+    profile: str
+    run_id: str | None
+    error: str | None = None

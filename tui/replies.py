@@ -17,14 +17,14 @@ from typing import Any
 from textual import work
 from textual.worker import get_current_worker
 
-from engine.adapters import adapter_path, promoted_run
+from engine.adapters import adapter_path, promoted_run, set_promoted
 from engine.errors import UserError
 from engine.profiles import Profile
 from tui.best_of import no_reward_notice, run_best_of
 from tui.generator import build_params
 from tui.widgets.message_view import Shown
-from tui.messages import (AdapterActive, BestOfFinished, ModelProgress, ModelReady, Notice, ReplyFinished,
-                          ReplyProgress)
+from tui.messages import (AdapterActive, BestOfFinished, ModelProgress, ModelReady, Notice, PromotedChanged,
+                          ReplyFinished, ReplyProgress)
 
 PROGRESS_EVERY = 0.033
 """Seconds between progress messages of a fast reply (the first piece is posted at once): the screen
@@ -64,6 +64,8 @@ class RepliesMixin:
         self.current: ReplyJob | None = None
         self.active_stream = None
         self.loaded_adapters: set[str] = set()
+        self.promoted_offer: str | None = None  # promoted.json changed to this run (None: base) while the app ran
+        self.offer_pending = False
         self.best_of_warned: set[str] = set()  # profiles told once that best-of needs a reward model
         self._status_at = 0.0  # when the status bar's live tokens/s last changed
 
@@ -326,13 +328,56 @@ class RepliesMixin:
     # ---- adapters --------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="adapter")
     def switch_adapter(self, run_id: str | None) -> None:
-        lm = self.lm
+        """Reply with ``run_id`` (None: the base model) from now on, and point the profile's promoted.json
+        at it (the same as ``engine adapters use``), so the choice lasts past a restart."""
+        lm, profile = self.lm, self.profile.name
         if run_id is not None and run_id not in self.loaded_adapters:
-            lm.load_adapter(run_id, adapter_path(self.home, self.profile.name, run_id))
+            lm.load_adapter(run_id, adapter_path(self.home, profile, run_id))
             self.loaded_adapters.add(run_id)
         lm.use_adapter(run_id)
-        self.post_message(AdapterActive(run_id))
+        kept = None
+        try:
+            if promoted_run(self.home, profile) != run_id:
+                set_promoted(self.home, profile, run_id, reason="chosen in tuneloop (F4)")
+            kept = True
+        except (OSError, UserError) as exc:
+            kept = str(getattr(exc, "strerror", None) or exc)
+        self.post_message(AdapterActive(run_id, kept))
 
     def on_adapter_active(self, message: AdapterActive) -> None:
         self.status.adapter = message.run_id or "base"
-        self.notify(f"now replying with {message.run_id or 'the base model'}")
+        self.offer_pending = False
+        self.refresh_bindings()
+        what = message.run_id or "the base model"
+        if message.kept is True:
+            self.notify(f"now replying with {what}; kept for the next start too (runs/{self.profile.name}/promoted.json)")
+        else:
+            self.notify(f"now replying with {what} in this session only: the choice could not be saved ({message.kept})",
+                        severity="warning", timeout=10)
+
+    def poll_promoted(self) -> None:
+        """Timer: one stat of promoted.json; read it in a worker only when it changed."""
+        if self.promotion_watch.changed():
+            self.read_promoted(self.profile.name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="watch")
+    def read_promoted(self, profile: str) -> None:
+        try:
+            self.post_message(PromotedChanged(profile, promoted_run(self.home, profile)))
+        except UserError as exc:
+            self.post_message(PromotedChanged(profile, None, str(exc)))
+
+    def on_promoted_changed(self, message: PromotedChanged) -> None:
+        if message.profile != self.profile.name or self.lm is None:
+            return  # another profile's, or the loader is about to read it anyway
+        if message.error:
+            self.notify(message.error, severity="warning", timeout=10)
+            return
+        self.promoted_offer = message.run_id
+        self.offer_pending = message.run_id != self.lm.adapter  # else: our own F4 choice
+        if self.offer_pending:
+            new = message.run_id or "the base model"
+            self.notify(f"profile {self.profile.name} now has {new} promoted (you are replying with "
+                        f"{self.lm.adapter or 'the base model'}): press F6 to switch to it, F4 to choose.",
+                        title="New adapter", timeout=30)
+        self.refresh_bindings()
