@@ -72,6 +72,9 @@ def binding_sections() -> list[tuple[str, list[Binding]]]:
             ("Reason screen", ReasonScreen.BINDINGS), ("Compare screen", CompareScreen.BINDINGS)]
 
 
+NARROW_BELOW = 70
+
+
 def home_write_problem(home: Home) -> str | None:
     """One sentence if the home folder cannot be written (then nothing can be saved), else None."""
     try:
@@ -94,6 +97,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "tuneloop"
     BINDINGS = APP_BINDINGS
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
+    """Below NARROW_BELOW columns the sidebar starts hidden (ctrl+b still shows it): the chat keeps the width."""
 
     def __init__(self, home: Home, profile: Profile, generator_factory: GeneratorFactory,
                  ui: UiConfig) -> None:
@@ -126,7 +131,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
                 yield ChatView(id="chat")
                 yield Composer(id="composer", placeholder="Message — Enter sends, ctrl+j newline, F1 keys")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)  # the judging keys fit in 80 columns
 
     @property
     def chat(self) -> ChatView:
@@ -141,7 +146,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         return self.query_one("#status", StatusBar)
 
     async def on_mount(self) -> None:
-        self.query_one("#sidebar").display = self.ui.sidebar
+        if not self.ui.sidebar:  # (shown: left to the CSS, which hides it on a narrow screen)
+            self.query_one("#sidebar").display = False
         for warning in self.ui.warnings:
             self.notify(warning, severity="warning", timeout=10)
         self.warn_log_problems()
@@ -299,7 +305,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         sidebar.display = not sidebar.display
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(binding_sections(), self.ui.keys))
+        self.push_screen(HelpScreen(binding_sections(), self.ui.keys, self.home.config_path))
 
     def action_choose_adapter(self) -> None:
         if self.lm is None:

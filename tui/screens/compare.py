@@ -33,7 +33,7 @@ class CompareScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     CompareScreen { align: center middle; }
     CompareScreen > Vertical { width: 100%; height: 100%; background: $surface; }
-    CompareScreen .hint { height: 1; padding: 0 1; color: $text-muted; }
+    CompareScreen .hint { height: auto; padding: 0 1; color: $text-muted; }
     CompareScreen Horizontal { height: 1fr; }
     CompareScreen VerticalScroll { width: 1fr; border: round $foreground 30%; padding: 0 1; }
     CompareScreen VerticalScroll.-chosen { border: round $success; }

@@ -38,7 +38,7 @@ CHAT_BINDINGS = [
     Binding("p", "act('pick')", "Pick", id="chat.pick", tooltip="Pick this reply as the best of its siblings"),
     Binding("a", "act('compare')", "A/B", id="chat.compare", tooltip="Blind A/B: two new replies side by side"),
     Binding("c", "act('copy')", "Copy", id="chat.copy", tooltip="Copy the message to the clipboard"),
-    Binding("escape,i", "act('compose')", "Write", id="chat.compose", tooltip="Back to the composer"),
+    Binding("escape,i", "act('compose')", "Write", id="chat.compose", show=False, tooltip="Back to the composer"),
 ]
 
 
