@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from rich.markup import escape
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -27,6 +28,7 @@ from engine.profiles import Profile, load_profile, profile_names
 from tui.config import UiConfig, load_ui_config
 from tui.generator import GeneratorFactory, load_real_model
 from tui.judging import JudgingMixin
+from tui.messages import ProfileList
 from tui.promotion import POLL_SECONDS, PromotionWatch
 from tui.replies import RepliesMixin, ReplyJob
 from tui.screens.choose import ChooseScreen
@@ -336,13 +338,33 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.push_screen(ChooseScreen(title, items, in_use or "__base__"), done)
 
     def action_choose_profile(self) -> None:
-        items = [(name, name) for name in profile_names(self.home)]
+        self.list_profiles(self.profile.name)
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="profiles")
+    def list_profiles(self, current: str) -> None:
+        """F5's items: each profile with its model, whether that is on disk, and the one in use."""
+        from engine.runtime.availability import profile_availability
+
+        items = []
+        for name in profile_names(self.home):
+            try:
+                profile = load_profile(name, self.home)
+            except UserError:
+                items.append((name, f"{name}  (cannot be read: F5 then Enter says why)"))
+                continue
+            avail = profile_availability(profile)
+            where = "on disk" if avail.on_disk else "not on disk: downloads when chosen"
+            mark = "● " if name == current else "  "
+            items.append((name, f"{mark}{name}  {profile.model.id}  ({where})"))
+        self.post_message(ProfileList(items))
+
+    def on_profile_list(self, message: ProfileList) -> None:
         async def done(choice: str | None) -> None:
             if choice is not None:
                 await self.switch_profile(choice)
 
-        self.push_screen(ChooseScreen("Switch to which profile?", items, self.profile.name), done)
+        title = f"Switch to which profile? (● is in use: {self.profile.name})"
+        self.push_screen(ChooseScreen(title, message.items, self.profile.name), done)
 
     async def switch_profile(self, name: str) -> None:
         try:

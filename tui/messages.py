@@ -92,3 +92,19 @@ class PromotedChanged(Message):
     profile: str
     run_id: str | None
     error: str | None = None
+
+
+@dataclass
+class ModelNotOnDisk(Message):
+    """The model of ``profile`` is not on this machine: the loader will try the hub (or cannot: offline)."""
+
+    profile: str
+    model_id: str
+    offline: bool
+
+
+@dataclass
+class ProfileList(Message):
+    """The F5 list, computed in a worker (whether each model is on disk takes file-system looks)."""
+
+    items: list[tuple[str, str]]

@@ -23,8 +23,8 @@ from engine.profiles import Profile
 from tui.best_of import no_reward_notice, run_best_of
 from tui.generator import build_params
 from tui.widgets.message_view import Shown
-from tui.messages import (AdapterActive, BestOfFinished, ModelProgress, ModelReady, Notice, PromotedChanged,
-                          ReplyFinished, ReplyProgress)
+from tui.messages import (AdapterActive, BestOfFinished, ModelNotOnDisk, ModelProgress, ModelReady, Notice,
+                          PromotedChanged, ReplyFinished, ReplyProgress)
 
 PROGRESS_EVERY = 0.033
 """Seconds between progress messages of a fast reply (the first piece is posted at once): the screen
@@ -64,6 +64,7 @@ class RepliesMixin:
         self.current: ReplyJob | None = None
         self.active_stream = None
         self.loaded_adapters: set[str] = set()
+        self.load_note = ""  # "downloading" while the model comes from the hub
         self.promoted_offer: str | None = None  # promoted.json changed to this run (None: base) while the app ran
         self.offer_pending = False
         self.best_of_warned: set[str] = set()  # profiles told once that best-of needs a reward model
@@ -76,12 +77,18 @@ class RepliesMixin:
     # ---- loading ---------------------------------------------------------------------------------
     def start_loading(self) -> None:
         self.status.load_state = "loading model…"
+        self.load_note = ""
         self.load_generator(self.profile)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="model")
     def load_generator(self, profile: Profile) -> None:
         def progress(stage: str, fraction: float | None = None) -> None:
             self.post_message(ModelProgress(stage, fraction))
+
+        from engine.runtime.availability import hub_offline, profile_availability
+
+        if not profile_availability(profile).on_disk:  # said before the loader goes quiet on the network
+            self.post_message(ModelNotOnDisk(profile.name, profile.model.id, hub_offline()))
 
         lm = self._load_in_daemon_thread(profile, progress)
         if lm is None:
@@ -123,7 +130,23 @@ class RepliesMixin:
 
     def on_model_progress(self, message: ModelProgress) -> None:
         pct = f" {message.fraction * 100:.0f}%" if message.fraction is not None else ""
-        self.status.load_state = f"loading: {message.stage}{pct}"
+        self.status.load_state = f"{self.load_note or 'loading'}: {message.stage}{pct}"
+
+    def on_model_not_on_disk(self, message: ModelNotOnDisk) -> None:
+        if message.profile != self.profile.name:
+            return
+        if message.offline:
+            self.load_note = "not on disk, HF_HUB_OFFLINE=1"
+            self.status.load_state = "not on disk: cannot download (HF_HUB_OFFLINE=1)"
+            self.notify(f"{message.model_id} (profile {message.profile}) is not on disk and HF_HUB_OFFLINE=1 "
+                        "forbids downloading it: unset HF_HUB_OFFLINE to download it once, or pick another "
+                        "profile (F5).", title="Model not available offline", severity="error", timeout=20)
+        else:
+            self.load_note = "downloading"
+            self.status.load_state = "not on disk: downloading from the model hub…"
+            self.notify(f"{message.model_id} (profile {message.profile}) is not on disk: downloading it from the "
+                        "model hub (once; this can take minutes for a large model).", title="Downloading",
+                        timeout=20)
 
     async def on_model_ready(self, message: ModelReady) -> None:
         if message.profile != self.profile.name:
