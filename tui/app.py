@@ -343,8 +343,10 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
     @work(thread=True, exclusive=True, exit_on_error=False, group="profiles")
     def list_profiles(self, current: str) -> None:
         """F5's items: each profile with its model, whether that is on disk, and the one in use."""
-        from engine.runtime.availability import profile_availability
+        from engine.runtime.availability import hub_offline, profile_availability
 
+        missing = "not on disk, and HF_HUB_OFFLINE=1: cannot download" if hub_offline() else \
+            "not on disk: downloads when chosen"
         items = []
         for name in profile_names(self.home):
             try:
@@ -353,7 +355,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
                 items.append((name, f"{name}  (cannot be read: F5 then Enter says why)"))
                 continue
             avail = profile_availability(profile)
-            where = "on disk" if avail.on_disk else "not on disk: downloads when chosen"
+            where = "on disk" if avail.on_disk else missing
             mark = "● " if name == current else "  "
             items.append((name, f"{mark}{name}  {profile.model.id}  ({where})"))
         self.post_message(ProfileList(items))
