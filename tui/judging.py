@@ -147,6 +147,7 @@ class JudgingMixin:
         with self.saving() as saved:
             self.session.choose_among(ids[event.slot], [ids[s] for s in SLOTS], "compare", sources)
         if not saved.ok:
+            screen.chosen = None  # not saved: the person may pick again
             return
         self.chat.selected_id = ids[event.slot]
         screen.reveal(event.slot)

@@ -95,3 +95,21 @@ async def test_four_lefts_in_one_burst_move_four_siblings(home):
         (rating,) = events(home, type_="rating")
         assert app.session.message(rating["message_id"]).content == "reply 3"
         assert "‹3/6› 👍" in screen_text(app)
+
+
+async def test_two_picks_in_one_burst_on_the_ab_screen_write_one_choice(home):
+    from tui.screens.compare import CompareScreen
+
+    app = create_app(home, "demo", factory(FakeGenerator(["one", "A", "B"])))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        await send(pilot, "q")
+        await wait_idle(pilot, app)
+        await pilot.press("ctrl+up", "a")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.ready, what="compare")
+        screen = app.screen
+        burst(pilot, "1", "2")
+        await wait_for(pilot, lambda: screen.chosen is not None and events(home, type_="choice"), what="the pick")
+        await pilot.pause(0.3)
+        (choice,) = events(home, type_="choice")
+        assert choice["chosen_id"] == screen.message_ids["A"]

@@ -85,6 +85,9 @@ class CompareScreen(ModalScreen[None]):
         return True
 
     def action_pick(self, slot: str) -> None:
+        if self.chosen is not None:
+            return  # a second pick in the same burst, before the app revealed the first
+        self.chosen = slot  # at key time: the next key of a burst sees it
         self.post_message(self.Picked(self, slot))
 
     def reveal(self, slot: str) -> None:
