@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import time
 
+from textual.widgets import Markdown
+
 from engine.feedback import FeedbackLog
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import events, screen_lines, screen_text, send, wait_idle
 from tui.app import create_app
+from tui.widgets.message_view import BODY_LIMIT
 
 CODE = "look at this:\ndef f(x):\n    return x * 2\n\n# not a heading\n*not emphasis*"
 
@@ -63,9 +66,14 @@ async def test_a_5_mb_reply_opens_and_closes_quickly_and_says_what_is_not_shown(
         await app.refresh_chat()
         await pilot.pause()
         opened = time.perf_counter() - start
-        # before: ctrl+n 4 s and opening 8 s (a 200 kB reply already took 11 s to open here)
-        assert new_conversation < 1.5 and opened < 1.5, (new_conversation, opened)
+        # before: ctrl+n 4 s and opening 8 s on the reporter's machine (a 200 kB reply took 11 s to open
+        # on the 2-core dev machine, a 5 MB one minutes); now about 1 s here: a loose bound, the work is
+        # bounded by construction (checked next)
+        assert new_conversation < 4 and opened < 4, (new_conversation, opened)
         text = screen_text(app)
         assert "more characters not shown" in text and "Lorem ipsum" in text
+        reply = app.chat.views()[-1]
+        assert not reply.query(Markdown), "a long reply is one leaf, not a Markdown widget tree"
+        assert len(reply.body_source) < BODY_LIMIT + 200
         await pilot.press("ctrl+up", "c")
         assert app.clipboard == big  # the whole reply, not what is drawn

@@ -72,7 +72,7 @@ def header_text(message, index: int, count: int, show_original: bool = False) ->
     return " ".join(parts)
 
 
-BODY_LIMIT = 20_000
+BODY_LIMIT = 40_000
 """Characters of one message drawn on screen; the rest is one line saying how much is not shown
 (``c`` copies all of it, ``e`` edits all of it). Building Textual's Markdown costs about 50 µs per
 character on the 2-core dev machine (a 200 kB reply took 11 s to open, a 5 MB one minutes)."""
