@@ -55,6 +55,7 @@ async def test_newline_key_in_a_burst_lands_where_it_was_typed(home):
         await wait_idle(pilot, app)
         burst(pilot, "text:ab", "ctrl+j", "text:cd", "enter")
         await wait_for(pilot, lambda: len(events(home, type_="message")) == 2, what="the reply")
+        await wait_idle(pilot, app)  # the reply's handler has finished before the app closes
         assert _user_texts(home) == ["ab\ncd"]
 
 
