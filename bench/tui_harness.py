@@ -89,10 +89,16 @@ async def wait_reply(clock: MessageClock, before: int, timeout: float) -> float:
 
 
 def shown_tokens(app, last_token) -> int:
-    """The most fake tokens any Markdown widget on screen holds."""
+    """The most fake tokens any Markdown widget on screen holds (or a finished long reply, which is
+    drawn as one Rich-rendered leaf: its MessageView's ``body_source``)."""
     from textual.widgets import Markdown
+
+    from tui.widgets.message_view import MessageView
 
     best = 0
     for md in app.screen.query(Markdown):
         best = max(best, last_token(md.source))
+    for view in app.screen.query(MessageView):
+        if view.stream_key is None and not view.query(Markdown):
+            best = max(best, last_token(view.body_source))
     return best

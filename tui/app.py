@@ -7,10 +7,13 @@ to inject a fake generator.
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
 from rich.markup import escape
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -20,16 +23,18 @@ from textual.worker import Worker, WorkerState
 
 from engine.adapters import promoted_run, run_ids
 from engine.errors import UserError
-from engine.home import Home
+from engine.home import Home, ensure_dir
 from engine.profiles import Profile, load_profile, profile_names
 from tui.config import UiConfig, load_ui_config
 from tui.generator import GeneratorFactory, load_real_model
 from tui.judging import JudgingMixin
+from tui.messages import ProfileList
+from tui.promotion import POLL_SECONDS, PromotionWatch
 from tui.replies import RepliesMixin, ReplyJob
 from tui.screens.choose import ChooseScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
-from tui.screens.loop import LoopScreen
+from tui.screens.loop import IN_USE_UNKNOWN, LoopScreen, gate_verdict
 from tui.screens.prompt import PromptScreen
 from tui.session import ChatSession
 from tui.widgets.chat_view import CHAT_BINDINGS, ChatView
@@ -50,6 +55,10 @@ APP_BINDINGS = [
     Binding("f3", "loop", "Loop", id="app.loop", tooltip="Feedback counts and adapters"),
     Binding("f4", "choose_adapter", "Adapter", id="app.adapter", tooltip="Switch adapter (base, promoted, runs)"),
     Binding("f5", "choose_profile", "Profile", id="app.profile", tooltip="Switch profile (reloads the model)"),
+    # priority: the composer (a TextArea) takes F6 for "select line" otherwise; check_action lets F6
+    # through to it whenever no promotion is on offer
+    Binding("f6", "use_promoted", "Use new adapter", id="app.use_promoted", priority=True,
+            tooltip="Reply with the adapter just promoted by engine finetune (offered when it happens)"),
     Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="app.sidebar", show=False, tooltip="Show/hide conversations"),
 ]
 
@@ -65,10 +74,33 @@ def binding_sections() -> list[tuple[str, list[Binding]]]:
             ("Reason screen", ReasonScreen.BINDINGS), ("Compare screen", CompareScreen.BINDINGS)]
 
 
+NARROW_BELOW = 70
+
+
+def home_write_problem(home: Home) -> str | None:
+    """One sentence if the home folder cannot be written (then nothing can be saved), else None."""
+    try:
+        ensure_dir(home.root)
+        writable = os.access(home.root, os.W_OK)
+        reason = "permission denied"
+    except OSError as exc:
+        writable, reason = False, exc.strerror or str(exc)
+    if writable:
+        return None
+    return (f"The home folder {home.root} cannot be written ({reason}): nothing you send or judge can be "
+            "saved. Start with --home DIR (or set TUNELOOP_HOME) to a folder you can write.")
+
+
+class SaveOutcome:
+    ok = True
+
+
 class TuneloopApp(RepliesMixin, JudgingMixin, App):
     CSS_PATH = "app.tcss"
     TITLE = "tuneloop"
     BINDINGS = APP_BINDINGS
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
+    """Below NARROW_BELOW columns the sidebar starts hidden (ctrl+b still shows it): the chat keeps the width."""
 
     def __init__(self, home: Home, profile: Profile, generator_factory: GeneratorFactory,
                  ui: UiConfig) -> None:
@@ -78,6 +110,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.generator_factory = generator_factory
         self.ui = ui
         self.session = ChatSession(home, profile.name)
+        self.home_problem = home_write_problem(home)
+        self.promotion_watch = PromotionWatch(home, profile.name)
         self.show_original: set[str] = set()
         self.init_replies()
         if ui.keys:
@@ -99,7 +133,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
                 yield ChatView(id="chat")
                 yield Composer(id="composer", placeholder="Message — Enter sends, ctrl+j newline, F1 keys")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)  # the judging keys fit in 80 columns
 
     @property
     def chat(self) -> ChatView:
@@ -114,7 +148,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         return self.query_one("#status", StatusBar)
 
     async def on_mount(self) -> None:
-        self.query_one("#sidebar").display = self.ui.sidebar
+        if not self.ui.sidebar:  # (shown: left to the CSS, which hides it on a narrow screen)
+            self.query_one("#sidebar").display = False
         for warning in self.ui.warnings:
             self.notify(warning, severity="warning", timeout=10)
         self.warn_log_problems()
@@ -125,6 +160,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         # After the first frame: the loader imports torch, which holds the GIL for long stretches
         # and would otherwise delay the first paint by most of a second.
         self.call_after_refresh(self._load_after_first_frame)
+        self.set_interval(POLL_SECONDS, self.poll_promoted)
 
     def _load_after_first_frame(self) -> None:
         self.set_timer(0.05, self.start_loading)
@@ -135,12 +171,31 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         status.model = self.profile.model.id
         status.device = ""
         status.tokens_per_s = None
-        status.adapter = promoted_run(self.home, self.profile.name) or "base"
+        try:
+            status.adapter = promoted_run(self.home, self.profile.name) or "base"
+        except UserError as exc:  # a corrupt promoted.json: the loader reports it too
+            status.adapter = "base"
+            self.notify(str(exc), severity="warning", timeout=10)
+        lines = []
+        if self.home_problem:
+            lines.append(f"⚠ {escape(self.home_problem)}")
+        if self.profile.model.trust_remote_code:
+            lines.append(f"⚠ profile {escape(self.profile.name)} has trust_remote_code = true: the model runs "
+                         "Python code shipped with it.")
         warning = self.query_one("#warning", Static)
-        trusted = self.profile.model.trust_remote_code
-        warning.display = trusted
-        warning.update(f"⚠ profile {escape(self.profile.name)} has trust_remote_code = true: the model runs "
-                       "Python code shipped with it." if trusted else "")
+        warning.display = bool(lines)
+        warning.update("\n".join(lines))
+
+    @contextmanager
+    def saving(self):
+        """Around a write to the log: a write that fails (NotSaved, one sentence naming the file) becomes
+        an error notice and ``outcome.ok`` False; the app goes on."""
+        outcome = SaveOutcome()
+        try:
+            yield outcome
+        except UserError as exc:
+            outcome.ok = False
+            self.notify(str(exc), title="Not saved", severity="error", timeout=15)
 
     def warn_log_problems(self) -> None:
         state = self.session.state
@@ -164,7 +219,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         entries = []
         for m in path:
             sibs = [s.id for s in session.siblings(m.id)]
-            entries.append(Shown.of(m, sibs.index(m.id), len(sibs), m.id in self.show_original))
+            entries.append(Shown.of(m, sibs, m.id in self.show_original))
         await self.chat.sync(entries)
         self.query_one(Sidebar).show(session.conversations(), session.conversation_id)
         conv = session.conversation
@@ -173,10 +228,14 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
     # ---- composer / sidebar ----------------------------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:
         if self.busy:
+            self.composer.give_back(event.text)
             self.notify("Wait for the current reply to finish (Esc stops it).", severity="warning")
             return
-        self.composer.clear()
-        user = self.session.add_user(event.text)
+        with self.saving() as saved:
+            user = self.session.add_user(event.text)
+        if not saved.ok:
+            self.composer.give_back(event.text)  # nothing typed is lost
+            return
         # Start the reply before drawing the message: the model works while the screen catches up.
         await self.enqueue(ReplyJob(user.id, best_of=self.profile.generation.best_of))
         await self.refresh_chat()
@@ -194,6 +253,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "stop":  # Esc only stops a reply on the main screen; elsewhere it closes things
             return self.active_stream is not None and len(self.screen_stack) == 1
+        if action == "use_promoted":  # in the footer only while a promotion is on offer
+            return self.offer_pending and len(self.screen_stack) == 1
         return True
 
     def action_select(self, delta: int) -> None:
@@ -221,20 +282,32 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
 
         async def done(title: str | None) -> None:
             if title:
-                self.session.rename(title)
+                with self.saving():
+                    self.session.rename(title)
                 await self.refresh_chat()
 
         self.push_screen(PromptScreen("New title for this conversation:", conv.title or ""), done)
 
+    @property
+    def adapter_in_use(self):
+        """The run id the model replies with (None: base model); before it has loaded, what it will load."""
+        return self.lm.adapter if self.lm is not None else IN_USE_UNKNOWN
+
     def action_loop(self) -> None:
-        self.push_screen(LoopScreen(self.home, self.profile.name))
+        self.push_screen(LoopScreen(self.home, self.profile.name, self.adapter_in_use))
+
+    def action_use_promoted(self) -> None:
+        if self.offer_pending and self.lm is not None and not self.busy:
+            self.switch_adapter(self.promoted_offer)
+        elif self.busy:
+            self.notify("Wait for the current reply to finish.", severity="warning")
 
     def action_toggle_sidebar(self) -> None:
         sidebar = self.query_one("#sidebar")
         sidebar.display = not sidebar.display
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(binding_sections(), self.ui.keys))
+        self.push_screen(HelpScreen(binding_sections(), self.ui.keys, self.home.config_path))
 
     def action_choose_adapter(self) -> None:
         if self.lm is None:
@@ -243,25 +316,57 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         if self.busy:
             self.notify("Wait for the current reply to finish.", severity="warning")
             return
-        promoted = promoted_run(self.home, self.profile.name)
-        items = [("__base__", "base model (no adapter)")]
-        for run in reversed(run_ids(self.home, self.profile.name)):
-            items.append((run, run + ("  (promoted)" if run == promoted else "")))
+        profile, in_use = self.profile.name, self.lm.adapter
+        try:
+            pointer = promoted_run(self.home, profile)
+        except UserError:
+            pointer = in_use
+        notes = {None: ""}
+        if pointer != in_use:
+            notes[pointer] = "  ★ newly promoted"
+        notes[in_use] = "  ● in use"
+        items = [("__base__", "base model (no adapter)" + notes.get(None, ""))]
+        for run in reversed(run_ids(self.home, profile)):
+            items.append((run, f"{run}  ({gate_verdict(self.home, profile, run)}){notes.get(run, '')}"))
 
         def done(choice: str | None) -> None:
             if choice is not None:
                 self.switch_adapter(None if choice == "__base__" else choice)
 
-        self.push_screen(ChooseScreen("Reply with which adapter?", items, self.lm.adapter or "__base__"), done)
+        title = ("Reply with which adapter? (the choice is kept for the next start: it becomes the profile's "
+                 "promoted adapter, like `engine adapters use`)")
+        self.push_screen(ChooseScreen(title, items, in_use or "__base__"), done)
 
     def action_choose_profile(self) -> None:
-        items = [(name, name) for name in profile_names(self.home)]
+        self.list_profiles(self.profile.name)
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="profiles")
+    def list_profiles(self, current: str) -> None:
+        """F5's items: each profile with its model, whether that is on disk, and the one in use."""
+        from engine.runtime.availability import hub_offline, profile_availability
+
+        missing = "not on disk, and HF_HUB_OFFLINE=1: cannot download" if hub_offline() else \
+            "not on disk: downloads when chosen"
+        items = []
+        for name in profile_names(self.home):
+            try:
+                profile = load_profile(name, self.home)
+            except UserError:
+                items.append((name, f"{name}  (cannot be read: F5 then Enter says why)"))
+                continue
+            avail = profile_availability(profile)
+            where = "on disk" if avail.on_disk else missing
+            mark = "● " if name == current else "  "
+            items.append((name, f"{mark}{name}  {profile.model.id}  ({where})"))
+        self.post_message(ProfileList(items))
+
+    def on_profile_list(self, message: ProfileList) -> None:
         async def done(choice: str | None) -> None:
             if choice is not None:
                 await self.switch_profile(choice)
 
-        self.push_screen(ChooseScreen("Switch to which profile?", items, self.profile.name), done)
+        title = f"Switch to which profile? (● is in use: {self.profile.name})"
+        self.push_screen(ChooseScreen(title, message.items, self.profile.name), done)
 
     async def switch_profile(self, name: str) -> None:
         try:
@@ -278,6 +383,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         await self.chat.end_streams()
         self.profile = profile
         self.session = ChatSession(self.home, profile.name)
+        self.promotion_watch = PromotionWatch(self.home, profile.name)
+        self.offer_pending = False
         self.warn_log_problems()
         self.lm = None
         self.show_original.clear()
@@ -312,7 +419,10 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         exc = event.worker.error
         text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         group = event.worker.group
-        if group == "model":
+        if group == "model" and self.home_problem and isinstance(exc, (OSError, UserError)):
+            self.status.load_state = "home folder not writable"
+            self.show_error(f"The home folder {self.home.root} cannot be written", f"{self.home_problem}\n\n({text})")
+        elif group == "model":
             self.status.load_state = "model failed to load"
             self.show_error(f"The model of profile {self.profile.name!r} could not be loaded", text,
                             offer_demo=self.profile.name != "demo")

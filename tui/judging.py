@@ -26,7 +26,8 @@ class JudgingMixin:
             return
         msg = self.session.message(mid)
         handler = getattr(self, f"judge_{action}")
-        await handler(msg)
+        with self.saving():
+            await handler(msg)
         await self.refresh_chat()
 
     def _reply_only(self, msg) -> bool:
@@ -49,7 +50,8 @@ class JudgingMixin:
 
         async def save(reason: Reason | None) -> None:
             if reason is not None:
-                self.session.rate(msg.id, reason.value, reason.tags, reason.comment)
+                with self.saving():
+                    self.session.rate(msg.id, reason.value, reason.tags, reason.comment)
                 await self.refresh_chat()
 
         self.push_screen(ReasonScreen(msg.rating, list(msg.tags), msg.comment), save)
@@ -60,7 +62,11 @@ class JudgingMixin:
 
         async def save(text: str | None) -> None:
             if text is not None:
-                self.session.edit(msg.id, text)
+                with self.saving() as saved:
+                    self.session.edit(msg.id, text)
+                if not saved.ok:
+                    self.copy_to_clipboard(text)  # the corrected text is not lost
+                    self.notify("Your corrected text is on the clipboard.", severity="warning")
                 self.show_original.discard(msg.id)
                 await self.refresh_chat()
 
@@ -72,11 +78,9 @@ class JudgingMixin:
         else:
             self.show_original ^= {msg.id}
 
-    async def judge_prev(self, msg) -> None:
-        self.chat.selected_id = self.session.step_sibling(msg.id, -1)
-
-    async def judge_next(self, msg) -> None:
-        self.chat.selected_id = self.session.step_sibling(msg.id, 1)
+    async def judge_show(self, msg) -> None:
+        """Left/right: the chat already selected sibling ``msg``; show it (and the path under it)."""
+        self.session.show(msg.id)
 
     async def judge_pick(self, msg) -> None:
         if not self._reply_only(msg):
@@ -140,7 +144,11 @@ class JudgingMixin:
         screen = event.screen
         ids = screen.message_ids
         sources = {ids[s]: screen.sources[s] for s in SLOTS}
-        self.session.choose_among(ids[event.slot], [ids[s] for s in SLOTS], "compare", sources)
+        with self.saving() as saved:
+            self.session.choose_among(ids[event.slot], [ids[s] for s in SLOTS], "compare", sources)
+        if not saved.ok:
+            screen.chosen = None  # not saved: the person may pick again
+            return
         self.chat.selected_id = ids[event.slot]
         screen.reveal(event.slot)
         await self.refresh_chat()

@@ -77,6 +77,34 @@ class Notice(Message):
 
 @dataclass
 class AdapterActive(Message):
-    """The generator now uses adapter ``run_id`` (None: the base model)."""
+    """The generator now uses adapter ``run_id`` (None: the base model); ``kept``: True when the
+    profile's promoted.json points at it too (it lasts past a restart), else why it could not be saved."""
 
     run_id: str | None
+    kept: bool | str = True
+
+
+@dataclass
+class PromotedChanged(Message):
+    """``runs/<profile>/promoted.json`` changed on disk: it now points at ``run_id`` (None: base model);
+    ``error`` when it cannot be read."""
+
+    profile: str
+    run_id: str | None
+    error: str | None = None
+
+
+@dataclass
+class ModelNotOnDisk(Message):
+    """The model of ``profile`` is not on this machine: the loader will try the hub (or cannot: offline)."""
+
+    profile: str
+    model_id: str
+    offline: bool
+
+
+@dataclass
+class ProfileList(Message):
+    """The F5 list, computed in a worker (whether each model is on disk takes file-system looks)."""
+
+    items: list[tuple[str, str]]

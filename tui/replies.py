@@ -17,14 +17,14 @@ from typing import Any
 from textual import work
 from textual.worker import get_current_worker
 
-from engine.adapters import adapter_path, promoted_run
+from engine.adapters import adapter_path, promoted_run, set_promoted
 from engine.errors import UserError
 from engine.profiles import Profile
 from tui.best_of import no_reward_notice, run_best_of
 from tui.generator import build_params
 from tui.widgets.message_view import Shown
-from tui.messages import (AdapterActive, BestOfFinished, ModelProgress, ModelReady, Notice, ReplyFinished,
-                          ReplyProgress)
+from tui.messages import (AdapterActive, BestOfFinished, ModelNotOnDisk, ModelProgress, ModelReady, Notice,
+                          PromotedChanged, ReplyFinished, ReplyProgress)
 
 PROGRESS_EVERY = 0.033
 """Seconds between progress messages of a fast reply (the first piece is posted at once): the screen
@@ -64,6 +64,9 @@ class RepliesMixin:
         self.current: ReplyJob | None = None
         self.active_stream = None
         self.loaded_adapters: set[str] = set()
+        self.load_note = ""  # "downloading" while the model comes from the hub
+        self.promoted_offer: str | None = None  # promoted.json changed to this run (None: base) while the app ran
+        self.offer_pending = False
         self.best_of_warned: set[str] = set()  # profiles told once that best-of needs a reward model
         self._status_at = 0.0  # when the status bar's live tokens/s last changed
 
@@ -74,12 +77,18 @@ class RepliesMixin:
     # ---- loading ---------------------------------------------------------------------------------
     def start_loading(self) -> None:
         self.status.load_state = "loading model…"
+        self.load_note = ""
         self.load_generator(self.profile)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="model")
     def load_generator(self, profile: Profile) -> None:
         def progress(stage: str, fraction: float | None = None) -> None:
             self.post_message(ModelProgress(stage, fraction))
+
+        from engine.runtime.availability import hub_offline, profile_availability
+
+        if not profile_availability(profile).on_disk:  # said before the loader goes quiet on the network
+            self.post_message(ModelNotOnDisk(profile.name, profile.model.id, hub_offline()))
 
         lm = self._load_in_daemon_thread(profile, progress)
         if lm is None:
@@ -121,7 +130,23 @@ class RepliesMixin:
 
     def on_model_progress(self, message: ModelProgress) -> None:
         pct = f" {message.fraction * 100:.0f}%" if message.fraction is not None else ""
-        self.status.load_state = f"loading: {message.stage}{pct}"
+        self.status.load_state = f"{self.load_note or 'loading'}: {message.stage}{pct}"
+
+    def on_model_not_on_disk(self, message: ModelNotOnDisk) -> None:
+        if message.profile != self.profile.name:
+            return
+        if message.offline:
+            self.load_note = "not on disk, HF_HUB_OFFLINE=1"
+            self.status.load_state = "not on disk: cannot download (HF_HUB_OFFLINE=1)"
+            self.notify(f"{message.model_id} (profile {message.profile}) is not on disk and HF_HUB_OFFLINE=1 "
+                        "forbids downloading it: unset HF_HUB_OFFLINE to download it once, or pick another "
+                        "profile (F5).", title="Model not available offline", severity="error", timeout=20)
+        else:
+            self.load_note = "downloading"
+            self.status.load_state = "not on disk: downloading from the model hub…"
+            self.notify(f"{message.model_id} (profile {message.profile}) is not on disk: downloading it from the "
+                        "model hub (once; this can take minutes for a large model).", title="Downloading",
+                        timeout=20)
 
     async def on_model_ready(self, message: ModelReady) -> None:
         if message.profile != self.profile.name:
@@ -245,8 +270,12 @@ class RepliesMixin:
         if job is None or job.key != message.key:
             return
         record = {"profile": self.profile.name, **message.record}
-        msg = self.session.add_reply(job.parent_id, message.text, record, show=job.target == "chat")
+        with self.saving() as saved:
+            msg = self.session.add_reply(job.parent_id, message.text, record, show=job.target == "chat")
         self.current = None
+        if not saved.ok:
+            await self._reply_not_saved(job)
+            return
         if record.get("tokens_per_s") is not None:
             self.status.tokens_per_s = float(record["tokens_per_s"])
         if job.target == "chat":
@@ -262,9 +291,10 @@ class RepliesMixin:
         if job is None or job.key != message.key:
             return
         ids = []
-        for text, record in message.candidates:
-            msg = self.session.add_reply(job.parent_id, text, {"profile": self.profile.name, **record}, show=False)
-            ids.append(msg.id)
+        with self.saving():
+            for text, record in message.candidates:
+                msg = self.session.add_reply(job.parent_id, text, {"profile": self.profile.name, **record}, show=False)
+                ids.append(msg.id)
         self.current = None
         await self.chat.end_streams()
         if ids:
@@ -273,6 +303,17 @@ class RepliesMixin:
             best = message.candidates[0][1]
             if best.get("tokens_per_s") is not None:
                 self.status.tokens_per_s = float(best["tokens_per_s"])
+        await self._reply_done()
+
+    async def _reply_not_saved(self, job: ReplyJob) -> None:
+        """The reply could not be written (the notice says why): it is not shown as a stored message;
+        a compare whose reply is missing cannot be judged, so its screen closes."""
+        if job.target == "chat":
+            await self.chat.end_streams()
+        else:
+            self.queue = [j for j in self.queue if j.screen is not job.screen]
+            if job.screen is not None and job.screen.is_current:
+                job.screen.dismiss(None)
         await self._reply_done()
 
     async def _reply_done(self) -> None:
@@ -310,13 +351,56 @@ class RepliesMixin:
     # ---- adapters --------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="adapter")
     def switch_adapter(self, run_id: str | None) -> None:
-        lm = self.lm
+        """Reply with ``run_id`` (None: the base model) from now on, and point the profile's promoted.json
+        at it (the same as ``engine adapters use``), so the choice lasts past a restart."""
+        lm, profile = self.lm, self.profile.name
         if run_id is not None and run_id not in self.loaded_adapters:
-            lm.load_adapter(run_id, adapter_path(self.home, self.profile.name, run_id))
+            lm.load_adapter(run_id, adapter_path(self.home, profile, run_id))
             self.loaded_adapters.add(run_id)
         lm.use_adapter(run_id)
-        self.post_message(AdapterActive(run_id))
+        kept = None
+        try:
+            if promoted_run(self.home, profile) != run_id:
+                set_promoted(self.home, profile, run_id, reason="chosen in tuneloop (F4)")
+            kept = True
+        except (OSError, UserError) as exc:
+            kept = str(getattr(exc, "strerror", None) or exc)
+        self.post_message(AdapterActive(run_id, kept))
 
     def on_adapter_active(self, message: AdapterActive) -> None:
         self.status.adapter = message.run_id or "base"
-        self.notify(f"now replying with {message.run_id or 'the base model'}")
+        self.offer_pending = False
+        self.refresh_bindings()
+        what = message.run_id or "the base model"
+        if message.kept is True:
+            self.notify(f"now replying with {what}; kept for the next start too (runs/{self.profile.name}/promoted.json)")
+        else:
+            self.notify(f"now replying with {what} in this session only: the choice could not be saved ({message.kept})",
+                        severity="warning", timeout=10)
+
+    def poll_promoted(self) -> None:
+        """Timer: one stat of promoted.json; read it in a worker only when it changed."""
+        if self.promotion_watch.changed():
+            self.read_promoted(self.profile.name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="watch")
+    def read_promoted(self, profile: str) -> None:
+        try:
+            self.post_message(PromotedChanged(profile, promoted_run(self.home, profile)))
+        except UserError as exc:
+            self.post_message(PromotedChanged(profile, None, str(exc)))
+
+    def on_promoted_changed(self, message: PromotedChanged) -> None:
+        if message.profile != self.profile.name or self.lm is None:
+            return  # another profile's, or the loader is about to read it anyway
+        if message.error:
+            self.notify(message.error, severity="warning", timeout=10)
+            return
+        self.promoted_offer = message.run_id
+        self.offer_pending = message.run_id != self.lm.adapter  # else: our own F4 choice
+        if self.offer_pending:
+            new = message.run_id or "the base model"
+            self.notify(f"profile {self.profile.name} now has {new} promoted (you are replying with "
+                        f"{self.lm.adapter or 'the base model'}): press F6 to switch to it, F4 to choose.",
+                        title="New adapter", timeout=30)
+        self.refresh_bindings()

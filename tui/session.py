@@ -16,8 +16,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from engine.errors import UserError
 from engine.feedback import Conversation, FeedbackLog, Message
 from engine.home import Home
+
+
+class NotSaved(UserError):
+    """An event could not be appended to the log: nothing of it was applied to the session's state."""
 
 
 class ChatSession:
@@ -133,16 +138,26 @@ class ChatSession:
         return new
 
     # ---- writing (each one event, appended at once) ------------------------------------------------
+    def _save(self, append, *args, **kwargs) -> dict:
+        """Append one event; a log that cannot be written raises NotSaved naming the file (the event is
+        then not applied, so the screen never shows it as saved; the log's earlier lines are untouched)."""
+        try:
+            return append(*args, **kwargs)
+        except (OSError, UserError) as exc:
+            reason = str(exc) if isinstance(exc, UserError) else \
+                f"cannot write the feedback log {self.log.path}: {exc.strerror or exc}."
+            raise NotSaved(f"Not saved: {reason} Everything saved before is untouched.") from None
+
     def add_user(self, text: str):
         path = self.path()
         parent = path[-1].id if path else None
-        ev = self.log.add_message(self.conversation_id, parent, "user", text)
+        ev = self._save(self.log.add_message, self.conversation_id, parent, "user", text)
         self._apply(ev)
         return self.message(ev["id"])
 
     def add_reply(self, parent_id: str, text: str, record: dict[str, Any], show: bool = True):
         conv_id = self.message(parent_id).conversation_id
-        ev = self.log.add_message(conv_id, parent_id, "assistant", text, generation=record)
+        ev = self._save(self.log.add_message, conv_id, parent_id, "assistant", text, generation=record)
         self._apply(ev)
         if show:
             self.show(ev["id"])
@@ -152,14 +167,14 @@ class ChatSession:
         """Thumbs up/down; pressing the same thumb again clears it (value 0). Returns the new value."""
         msg = self.message(message_id)
         new = 0 if msg.rating == value else value
-        self._apply(self.log.rate(message_id, new))
+        self._apply(self._save(self.log.rate, message_id, new))
         return new
 
     def rate(self, message_id: str, value: int, tags=(), comment: str | None = None) -> None:
-        self._apply(self.log.rate(message_id, value, tags=list(tags), comment=comment))
+        self._apply(self._save(self.log.rate, message_id, value, tags=list(tags), comment=comment))
 
     def edit(self, message_id: str, content: str) -> None:
-        self._apply(self.log.edit(message_id, content))
+        self._apply(self._save(self.log.edit, message_id, content))
 
     def pick(self, message_id: str, kind: str | None = None, sources: dict[str, str] | None = None) -> None:
         """A ``choice`` among all assistant siblings. ``kind`` None: ``best_of`` when any of them came from
@@ -168,15 +183,15 @@ class ChatSession:
         candidates = [s.id for s in sibs]
         if kind is None:
             kind = "best_of" if any(_best_of_size(s) > 1 for s in sibs) else "regenerate"
-        self._apply(self.log.choose(message_id, candidates, kind, sources=sources))
+        self._apply(self._save(self.log.choose, message_id, candidates, kind, sources=sources))
         self.show(message_id)
 
     def choose_among(self, chosen_id: str, candidates: list[str], kind: str, sources: dict[str, str]) -> None:
-        self._apply(self.log.choose(chosen_id, candidates, kind, sources=sources))
+        self._apply(self._save(self.log.choose, chosen_id, candidates, kind, sources=sources))
         self.show(chosen_id)
 
     def rename(self, title: str) -> None:
-        self._apply(self.log.rename(self.conversation_id, title))
+        self._apply(self._save(self.log.rename, self.conversation_id, title))
 
 
 def _best_of_size(message) -> int:

@@ -29,13 +29,17 @@ def events(home, profile: str = "demo", type_: str | None = None) -> list[dict]:
 
 
 def screen_text(app) -> str:
-    """Everything the chat column shows: each message's header line and its Markdown source."""
+    """Everything the chat column shows: each message's header line and its body (Markdown source for
+    a reply, the text as typed for a user message, and the "… more characters" line of a long one)."""
     from textual.widgets import Markdown, Static
 
     parts = []
     for view in app.chat.views():
         parts.append(str(view.query_one(".header", Static).render()))
-        parts.append(view.query_one(Markdown).source)
+        if view.stream_key is not None or not hasattr(view, "body_source"):
+            parts.append(view.query_one(Markdown).source)
+        else:
+            parts.append(view.body_source)
     return "\n".join(parts)
 
 
@@ -52,3 +56,35 @@ def plain(widget) -> str:
 
     width, height = widget.size
     return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, width, height)))
+
+
+def burst(pilot, *keys: str) -> None:
+    """Queue ``keys`` with the driver all at once, as a terminal delivers a fast typist's or
+    ``tmux send-keys``' input: every key event is posted before the app handles the first one
+    (``pilot.press`` waits for the app to go idle after each key, which hides ordering bugs).
+    A key longer than one character is a key name ("enter", "ctrl+n"); ``"text:abc"`` types a, b, c."""
+    import unicodedata
+
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+    app = pilot.app
+    names: list[str] = []
+    for key in keys:
+        names.extend(key[5:] if key.startswith("text:") else [key])
+    for key in names:
+        if len(key) == 1 and not key.isalnum():
+            key = _character_to_key(key)
+        original = REPLACED_KEYS.get(key, key)
+        try:
+            char = unicodedata.lookup(_get_unicode_name_from_key(original))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+def screen_lines(app) -> str:
+    """The whole terminal as the person sees it now (every line, as plain text)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

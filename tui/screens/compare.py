@@ -33,7 +33,7 @@ class CompareScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     CompareScreen { align: center middle; }
     CompareScreen > Vertical { width: 100%; height: 100%; background: $surface; }
-    CompareScreen .hint { height: 1; padding: 0 1; color: $text-muted; }
+    CompareScreen .hint { height: auto; padding: 0 1; color: $text-muted; }
     CompareScreen Horizontal { height: 1fr; }
     CompareScreen VerticalScroll { width: 1fr; border: round $foreground 30%; padding: 0 1; }
     CompareScreen VerticalScroll.-chosen { border: round $success; }
@@ -85,6 +85,9 @@ class CompareScreen(ModalScreen[None]):
         return True
 
     def action_pick(self, slot: str) -> None:
+        if self.chosen is not None:
+            return  # a second pick in the same burst, before the app revealed the first
+        self.chosen = slot  # at key time: the next key of a burst sees it
         self.post_message(self.Picked(self, slot))
 
     def reveal(self, slot: str) -> None:

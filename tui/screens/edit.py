@@ -37,5 +37,12 @@ class EditScreen(ModalScreen[str | None]):
         self.query_one("#editor", TextArea).focus()
 
     def action_save(self) -> None:
+        # A priority binding runs before keys typed just before it reach the editor: read the text
+        # after them (in the editor's own queue), so a fast "...text ctrl+s" saves every character.
+        self.query_one("#editor", TextArea).call_later(self._save_typed)
+
+    def _save_typed(self) -> None:
+        if not self.is_current:  # already saved or closed (ctrl+s twice in a burst)
+            return
         text = self.query_one("#editor", TextArea).text
         self.dismiss(text if text.strip() and text != self.original else None)

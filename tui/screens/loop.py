@@ -70,17 +70,40 @@ def eval_table(ev) -> Table | Text:
     return Text(f"    eval: {ev if ev is not None else '-'}")
 
 
-def adapters_view(home: Home, profile: str) -> Group:
-    """One block per run: id, method, promoted or not (● marks the adapter in use), eval numbers."""
+def gate_verdict(home: Home, profile: str, run_id: str) -> str:
+    """What the finetune gate said about a run, from its report.json: the words F3 and F4 show."""
+    path = home.run_dir(profile, run_id) / "report.json"
+    if not path.is_file():
+        return "no report yet"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return "report unreadable"
+    return "passed the gate" if report.get("promoted") else "refused by the gate"
+
+
+IN_USE_UNKNOWN = object()
+
+
+def adapters_view(home: Home, profile: str, in_use=IN_USE_UNKNOWN) -> Group:
+    """One block per run: id, method, promoted or not by the gate, eval numbers; ● marks the adapter
+    the app replies with (``in_use``: a run id, None for the base model; by default the profile's
+    promoted.json pointer, which is what the app loads at start)."""
     root = home.runs_dir(profile)
-    if not root.is_dir():
-        return Group(Text(f"no training runs yet (run `engine finetune --profile {profile}`)"))
     parts: list = []
     try:
-        current = promoted_run(home, profile)
+        pointer = promoted_run(home, profile)
     except UserError as exc:
-        current = None
+        pointer = None
         parts.append(Text(str(exc), style="red"))
+    current = pointer if in_use is IN_USE_UNKNOWN else in_use
+    parts.append(Text.assemble("replying with: ", (current or "the base model (no adapter)", "bold green")))
+    if pointer != current:
+        parts.append(Text(f"promoted.json points at {pointer or 'the base model'} (used at the next start; "
+                          "F6 or F4 switches now)", style="yellow"))
+    if not root.is_dir():
+        parts.append(Text(f"no training runs yet (run `engine finetune --profile {profile}`)"))
+        return Group(*parts)
     for run in sorted(p for p in root.iterdir() if p.is_dir()):
         in_use = Text(" ● in use", style="green") if run.name == current else Text("")
         report_path = run / "report.json"
@@ -109,15 +132,16 @@ class LoopScreen(ModalScreen[None]):
     LoopScreen > VerticalScroll { width: 80%; height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
     """
 
-    def __init__(self, home: Home, profile: str) -> None:
+    def __init__(self, home: Home, profile: str, in_use=IN_USE_UNKNOWN) -> None:
         super().__init__()
         self.home = home
         self.profile = profile
+        self.in_use = in_use
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(f"[b]Feedback for {escape(self.profile)}[/b]")
             yield Static(stats_table(self.home, self.profile), id="stats")
             yield Static("\n[b]Adapters[/b]")
-            yield Static(adapters_view(self.home, self.profile), id="adapters")
+            yield Static(adapters_view(self.home, self.profile, self.in_use), id="adapters")
             yield Static("\n[dim]Esc closes[/dim]")

@@ -53,9 +53,16 @@ class ReasonScreen(ModalScreen[Reason | None]):
         self.query_one("#tags").focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.action_save()
+        self._save_typed()
 
     def action_save(self) -> None:
+        # ctrl+s is a priority binding: it runs before keys typed just before it reach the focused
+        # field, so read the fields after them (in that field's queue).
+        (self.app.focused or self).call_later(self._save_typed)
+
+    def _save_typed(self) -> None:
+        if not self.is_current:  # already saved or closed (ctrl+s twice in a burst)
+            return
         up = self.query_one("#up", RadioButton).value
         tags = list(self.query_one("#tags", SelectionList).selected)
         comment = self.query_one("#comment", Input).value.strip() or None

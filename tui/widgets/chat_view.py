@@ -4,6 +4,11 @@ Judging keys act on the selected message. They live here (not on the app) so the
 them exactly when the message list has focus; ctrl+up/ctrl+down on the app move the selection and
 focus this list from the composer. Each key posts :class:`ChatView.Act` up to the app, which writes
 the event; the app then pushes the replayed state back down with :meth:`sync`.
+
+The selection is state of this widget, changed at once by the key that moves it (up/down, and
+left/right among siblings, whose ids come down with each entry): keys in one burst are handled
+before any Act reaches the app, so each key must see the selection the keys before it left. Every
+Act carries the message it was pressed on.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ CHAT_BINDINGS = [
     Binding("p", "act('pick')", "Pick", id="chat.pick", tooltip="Pick this reply as the best of its siblings"),
     Binding("a", "act('compare')", "A/B", id="chat.compare", tooltip="Blind A/B: two new replies side by side"),
     Binding("c", "act('copy')", "Copy", id="chat.copy", tooltip="Copy the message to the clipboard"),
-    Binding("escape,i", "act('compose')", "Write", id="chat.compose", tooltip="Back to the composer"),
+    Binding("escape,i", "act('compose')", "Write", id="chat.compose", show=False, tooltip="Back to the composer"),
 ]
 
 
@@ -57,6 +62,7 @@ class ChatView(VerticalScroll, can_focus=True):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.selected_id: str | None = None
+        self._siblings: dict[str, tuple[str, ...]] = {}  # message id -> it and its siblings, in order
         self._pin_end = False  # keep the newest text in view as blocks render and replies stream
 
     # ---- state from the app --------------------------------------------------------------------
@@ -80,7 +86,9 @@ class ChatView(VerticalScroll, can_focus=True):
             else:
                 await self.mount_all(new)
         ids = [e.message_id for e in entries]
-        if self.selected_id not in ids:
+        self._siblings = {sib: e.siblings for e in entries for sib in e.siblings}
+        if self.selected_id not in ids and self.selected_id not in self._siblings:
+            # (a sibling of a shown message stays selected: left/right chose it, the app shows it next)
             assistants = [e.message_id for e in entries if e.role == "assistant"]
             self.selected_id = assistants[-1] if assistants else (ids[-1] if ids else None)
         self._mark_selected()
@@ -119,24 +127,40 @@ class ChatView(VerticalScroll, can_focus=True):
         return None
 
     # ---- selection -----------------------------------------------------------------------------
+    def _holds(self, view: MessageView, message_id: str | None) -> bool:
+        """``view`` shows ``message_id``, or the sibling in its place until the app shows that one."""
+        return message_id is not None and (view.message_id == message_id or message_id in view.shown.siblings)
+
     def _mark_selected(self) -> None:
         for view in self.views():
-            view.set_class(view.message_id is not None and view.message_id == self.selected_id, "-selected")
+            view.set_class(self._holds(view, self.selected_id), "-selected")
 
     def select(self, message_id: str | None) -> None:
         self._pin_end = False
         self.selected_id = message_id
         self._mark_selected()
         for view in self.views():
-            if view.message_id == message_id:
+            if self._holds(view, message_id):
                 self.scroll_to_widget(view, animate=False)
 
     def action_move(self, delta: int) -> None:
-        ids = [v.message_id for v in self.views() if v.message_id is not None]
-        if not ids:
+        views = [v for v in self.views() if v.message_id is not None]
+        if not views:
             return
-        i = ids.index(self.selected_id) if self.selected_id in ids else len(ids)
-        self.select(ids[max(0, min(len(ids) - 1, i + delta))])
+        at = [i for i, v in enumerate(views) if self._holds(v, self.selected_id)]
+        i = at[0] if at else len(views)
+        self.select(views[max(0, min(len(views) - 1, i + delta))].message_id)
 
     def action_act(self, action: str) -> None:
+        if action in ("prev", "next") and self.selected_id is not None:
+            self.step_sibling(-1 if action == "prev" else 1)
+            return
         self.post_message(self.Act(action, self.selected_id))
+
+    def step_sibling(self, delta: int) -> None:
+        """Select the previous/next sibling (wrapping) now; the app is asked to show it (Act "show")."""
+        sibs = self._siblings.get(self.selected_id or "", ())
+        if len(sibs) < 2:
+            return
+        self.selected_id = sibs[(sibs.index(self.selected_id) + delta) % len(sibs)]
+        self.post_message(self.Act("show", self.selected_id))

@@ -1,5 +1,12 @@
 """The multi-line message box: Enter sends, ctrl+j (or shift+enter where the terminal reports it)
-inserts a newline. Both keys are remappable through their binding ids."""
+inserts a newline. Both keys are remappable through their binding ids.
+
+Both are priority bindings (the TextArea would otherwise take Enter as a newline), so their actions
+run when the *app* reads the key, while characters typed just before it may still wait in this
+widget's queue (a burst: a fast typist on a busy CPU, ``tmux send-keys``, a paste without bracketed
+paste). The actions therefore queue their work behind those characters (``call_later``) instead of
+reading ``self.text`` at once: Enter sends exactly what was typed before it.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +36,21 @@ class Composer(TextArea):
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
 
     def action_send(self) -> None:
+        self.call_later(self._send_typed)
+
+    def _send_typed(self) -> None:
+        """Runs in key order: the text is what was typed before Enter; what follows it stays."""
         text = self.text.strip()
         if text:
-            self.post_message(self.Submitted(text))  # the app clears the box once it accepts it
+            self.clear()
+            self.post_message(self.Submitted(text))
+
+    def give_back(self, text: str) -> None:
+        """The app could not take ``text`` (busy, or the log is not writable): put it back in front of
+        anything typed since, so nothing the person wrote is lost."""
+        rest = self.text
+        self.text = text + ("\n" + rest if rest.strip() else "")
+        self.move_cursor(self.document.end)
 
     def action_newline(self) -> None:
-        self.insert("\n")
+        self.call_later(self.insert, "\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Markdown, Static
@@ -24,11 +25,14 @@ class Shown:
     role: str
     text: str
     header: str
+    siblings: tuple[str, ...] = ()
+    """Ids of this message and its siblings in order (left/right browse them without a round trip)."""
 
     @classmethod
-    def of(cls, message, index: int, count: int, show_original: bool = False) -> "Shown":
+    def of(cls, message, siblings: list[str], show_original: bool = False) -> "Shown":
+        index, count = siblings.index(message.id), len(siblings)
         return cls(message.id, message.role, body_text(message, show_original),
-                   header_text(message, index, count, show_original))
+                   header_text(message, index, count, show_original), tuple(siblings))
 
 
 def body_text(message, show_original: bool = False) -> str:
@@ -59,11 +63,36 @@ def header_text(message, index: int, count: int, show_original: bool = False) ->
         parts.append("★ picked")
     if gen.get("stopped"):
         parts.append("⏹ stopped")
+    if message.role == "assistant" and not body_text(message, show_original).strip():
+        parts.append("[dim](empty reply)[/dim]")
     if gen.get("reward_score") is not None:
         parts.append(f"score {float(gen['reward_score']):.2f}")
     if message.role == "assistant" and gen.get("adapter"):
         parts.append(f"[dim]{escape(str(gen['adapter']))}[/dim]")
     return " ".join(parts)
+
+
+BODY_LIMIT = 40_000
+"""Characters of one message drawn on screen; the rest is one line saying how much is not shown
+(``c`` copies all of it, ``e`` edits all of it). Building Textual's Markdown costs about 50 µs per
+character on the 2-core dev machine (a 200 kB reply took 11 s to open, a 5 MB one minutes)."""
+RICH_ABOVE = 8_000
+"""A finished reply longer than this is drawn as one leaf widget (Rich's Markdown) instead of a
+Textual Markdown tree of one widget per block: the same look, a fraction of the cost."""
+
+
+def clip(text: str, limit: int = BODY_LIMIT) -> tuple[str, int]:
+    """``(the part drawn, how many characters are not)``: cut at a line break near ``limit``."""
+    if len(text) <= limit:
+        return text, 0
+    cut = text.rfind("\n", 0, limit)
+    if cut < limit // 2:
+        cut = limit
+    return text[:cut], len(text) - cut
+
+
+def more_note(hidden: int) -> str:
+    return f"[dim]… {hidden:,} more characters not shown (c copies the whole message, e edits it)[/dim]"
 
 
 FREEZE_CHARS = 2000
@@ -177,6 +206,8 @@ class MessageView(Vertical):
     MessageView > Markdown > MarkdownBlock.-last { margin-bottom: 0; }
     MessageView MarkdownFence { margin: 0 0 1 0; }
     MessageView > .frozen { height: auto; margin: 0 0 1 0; }
+    MessageView > .body { height: auto; }
+    MessageView > .more { height: auto; }
     """
     # Not ``MarkdownBlock:last-child``: an order pseudo-class makes Textual restyle every block of
     # the message each time a block is mounted (quadratic while a reply streams). The last block is
@@ -194,15 +225,49 @@ class MessageView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(self.shown.header, classes="header")
-        yield Markdown(self.shown.text)
+        yield from self._body()
+
+    def _kind(self) -> str:
+        """How the body is drawn: ``plain`` (what the person typed: line breaks and indentation kept,
+        no Markdown), ``markdown`` (a reply), ``rich`` (a long reply: one leaf widget)."""
+        if self.shown.role != "assistant":
+            return "plain"
+        if self.stream_key is None and len(self.shown.text) > RICH_ABOVE:
+            return "rich"
+        return "markdown"
+
+    def _body(self):
+        text, hidden = clip(self.shown.text)
+        kind = self._kind()
+        if kind == "plain":
+            yield Static(Text(text), classes="body")
+        elif kind == "rich":
+            from rich.markdown import Markdown as RichMarkdown
+
+            yield Static(RichMarkdown(text), classes="body")
+        else:
+            yield Markdown(text)
+        if hidden:
+            yield Static(more_note(hidden), classes="more")
+
+    @property
+    def body_source(self) -> str:
+        """The text the body draws (Markdown source for a reply) plus the "… more" line if any."""
+        text, hidden = clip(self.shown.text)
+        return text + ("\n" + Text.from_markup(more_note(hidden)).plain if hidden else "")
 
     async def show(self, shown: Shown) -> None:
         """Update the header and, only if the text changed, the body (Markdown re-parses are costly)."""
-        old, self.shown = self.shown, shown
+        old, old_kind, self.shown = self.shown, self._kind(), shown
         if shown.header != old.header:
             self.query_one(".header", Static).update(shown.header)
-        if shown.text != old.text:
+        if shown.text == old.text:
+            return
+        if old_kind == self._kind() == "markdown" and len(shown.text) <= BODY_LIMIT and len(old.text) <= BODY_LIMIT:
             await self.query_one(Markdown).update(shown.text)
+            return
+        await self.remove_children([w for w in self.children if not w.has_class("header")])
+        await self.mount_all(list(self._body()))
 
     def on_markdown_table_of_contents_updated(self, event: Markdown.TableOfContentsUpdated) -> None:
         """Posted by Markdown after each full update: its blocks exist now. (While a reply streams,
