@@ -332,13 +332,15 @@ class RepliesMixin:
 
     async def action_quit(self) -> None:
         """Quit; a reply being generated is stopped first so its partial text is saved."""
-        if self.active_stream is None:
+        if self.active_stream is None and self.current is None:
             self.exit()
             return
+        # A reply is generating, or has just ended and waits to be saved: let it be saved, then exit.
         self.quitting = True
         if self.current is not None:
             self.current.stop_requested = True  # a best-of job starts no further candidate
-        self.active_stream.cancel()
+        if self.active_stream is not None:
+            self.active_stream.cancel()
         self.set_timer(3.0, self.exit)  # in case the runtime does not end the stream
 
     def action_stop(self) -> None:

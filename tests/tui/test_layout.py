@@ -53,3 +53,21 @@ async def test_a_40x12_terminal_hides_the_sidebar_and_shows_the_whole_ab_prompt(
         await pilot.press("escape", "ctrl+b")  # the person can still show it
         await pilot.pause()
         assert app.query_one("#sidebar").display
+
+
+async def test_a_40_column_status_bar_still_says_the_model_is_loading(home):
+    import threading
+
+    release = threading.Event()
+
+    def slow(profile, home_, progress):
+        progress("weights", 0.5)
+        release.wait(20)
+        return FakeGenerator()
+
+    app = create_app(home, "demo", slow)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await wait_for(pilot, lambda: "weights 50%" in screen_lines(app).splitlines()[-2], timeout=5,
+                       what="the loading state on the status line")
+        release.set()
+        await wait_idle(pilot, app)

@@ -21,12 +21,12 @@ class StatusBar(Static):
     tokens_per_s: reactive[float | None] = reactive(None)
 
     def render(self) -> str:
-        parts = [f"[b]{escape(self.profile)}[/b]", escape(self.model) or "-",
-                 f"adapter: {escape(self.adapter)}"]
+        parts = [f"[b]{escape(self.profile)}[/b]"]
+        if self.load_state:  # right after the profile: still visible on a narrow terminal
+            parts.append(f"[yellow]{escape(self.load_state)}[/yellow]")
+        parts += [escape(self.model) or "-", f"adapter: {escape(self.adapter)}"]
         if self.device:
             parts.append(escape(self.device))
-        if self.load_state:
-            parts.append(f"[yellow]{escape(self.load_state)}[/yellow]")
         if self.tokens_per_s is not None:
             parts.append(f"{self.tokens_per_s:.1f} tok/s")
         return " │ ".join(parts)
