@@ -6,6 +6,7 @@ the umask, because the feedback log is the user's private data.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -32,12 +33,26 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def unwritable(exc: OSError, path: Path) -> UserError | OSError:
+    """The error to raise when creating or writing ``path`` failed: one sentence naming the folder
+    (a full disk stays an OSError: the CLI's disk-full sentence covers it)."""
+    if exc.errno in _DISK_FULL:
+        return exc
+    reason = exc.strerror or type(exc).__name__
+    return UserError(f"cannot write in {path} ({reason.lower()}); the tuneloop home must be a folder you can "
+                     "write to: choose another with --home or $TUNELOOP_HOME, or fix its permissions.")
+
+
 def ensure_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 and return it."""
+    """Create ``path`` (and parents) with mode 0700 and return it; a folder that cannot be created is a
+    UserError naming it (an unwritable --home, a file where a folder should be)."""
     path = Path(path)
     missing = []
     p = path
-    while not p.exists():
+    while not p.exists() and not p.is_symlink():
         missing.append(p)
         p = p.parent
     for d in reversed(missing):
@@ -45,7 +60,14 @@ def ensure_dir(path: Path) -> Path:
             d.mkdir(mode=DIR_MODE)
         except FileExistsError:
             pass
-        os.chmod(d, DIR_MODE)
+        except OSError as exc:
+            raise unwritable(exc, d) from None
+        try:
+            os.chmod(d, DIR_MODE)
+        except OSError as exc:
+            raise unwritable(exc, d) from None
+    if not path.is_dir():  # it exists, but as a file (or a link to one)
+        raise unwritable(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), path)
     return path
 
 
@@ -55,7 +77,10 @@ def write_private(path: Path, data: bytes | str) -> Path:
     ensure_dir(path.parent)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise unwritable(exc, path.parent) from None
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
