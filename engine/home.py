@@ -42,12 +42,26 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def unwritable(exc: OSError, path: Path) -> UserError | OSError:
+    """The error to raise when creating or writing ``path`` failed: one sentence naming the folder
+    (a full disk stays an OSError: the CLI's disk-full sentence covers it)."""
+    if exc.errno in _DISK_FULL:
+        return exc
+    reason = exc.strerror or type(exc).__name__
+    return UserError(f"cannot write in {path} ({reason.lower()}); the tuneloop home must be a folder you can "
+                     "write to: choose another with --home or $TUNELOOP_HOME, or fix its permissions.")
+
+
 def ensure_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 and return it."""
+    """Create ``path`` (and parents) with mode 0700 and return it; a folder that cannot be created is a
+    UserError naming it (an unwritable --home, a file where a folder should be)."""
     path = Path(path)
     missing = []
     p = path
-    while not p.exists():
+    while not p.exists() and not p.is_symlink():
         missing.append(p)
         p = p.parent
     for d in reversed(missing):
@@ -55,7 +69,14 @@ def ensure_dir(path: Path) -> Path:
             d.mkdir(mode=DIR_MODE)
         except FileExistsError:
             pass
-        os.chmod(d, DIR_MODE)
+        except OSError as exc:
+            raise unwritable(exc, d) from None
+        try:
+            os.chmod(d, DIR_MODE)
+        except OSError as exc:
+            raise unwritable(exc, d) from None
+    if not path.is_dir():  # it exists, but as a file (or a link to one)
+        raise unwritable(OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), path)
     return path
 
 
@@ -171,14 +192,23 @@ def write_private(path: Path, data: bytes | str, base: "Home | Path | None" = No
     root = _base_root(base)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if root is None:
-        ensure_dir(path.parent)
-        dfd = open_dir(path.parent)
-    else:
-        dfd = open_dir(root, _parts(root, path)[:-1], create=True)
+    try:
+        if root is None:
+            ensure_dir(path.parent)
+            dfd = open_dir(path.parent)
+        else:
+            dfd = open_dir(root, _parts(root, path)[:-1], create=True)
+    except UserError:
+        raise
+    except OSError as exc:
+        raise unwritable(exc, path.parent) from None
     tmp = f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE, dir_fd=dfd)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE,
+                         dir_fd=dfd)
+        except OSError as exc:
+            raise unwritable(exc, path.parent) from None
         try:
             os.fchmod(fd, FILE_MODE)
             with os.fdopen(fd, "wb") as f:

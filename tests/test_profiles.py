@@ -111,3 +111,12 @@ def test_model_id_forms_are_accepted(home, model_id):
     home.profiles_dir.mkdir(parents=True)
     (home.profiles_dir / "m.toml").write_text(f'[model]\nid = "{model_id}"\n')
     assert load_profile("m", home).model.id == model_id
+
+
+def test_cli_profiles_prints_model_ids_as_written(home):
+    home.profiles_dir.mkdir(parents=True)
+    (home.profiles_dir / "odd.toml").write_text('[model]\nid = "/models/[bold]mine"\n')
+    env = {**os.environ, "TUNELOOP_HOME": str(home.root), "COLUMNS": "200"}
+    out = subprocess.run([sys.executable, "-m", "engine", "profiles"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "/models/[bold]mine" in out.stdout

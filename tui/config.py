@@ -19,6 +19,8 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 
+from rich.markup import escape
+
 from engine.errors import UserError
 from engine.home import Home
 
@@ -48,7 +50,8 @@ def load_ui_config(home: Home, known_ids: set[str] | None = None) -> UiConfig:
         raise UserError(f"{path}: [keys] must map binding ids to key strings, e.g. \"chat.like\" = \"plus\".")
     for binding_id, key in keys.items():
         if known_ids is not None and binding_id not in known_ids:
-            cfg.warnings.append(f"{path}: unknown binding id {binding_id!r} in [keys] (see the help screen, F1).")
+            # shown with App.notify, which reads Textual markup: escaped so "[keys]" is not eaten as a tag
+            cfg.warnings.append(escape(f"{path}: unknown binding id {binding_id!r} in [keys] (see the help screen, F1)."))
             continue
         cfg.keys[binding_id] = key
     ui = data.get("ui", {})

@@ -16,6 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: "[reward] epochs" and "[keys]" name TOML tables and must print as written.
+    rich_markup_mode=None,
 )
 
 # Command modules; each defines register(app). Listed once so adding a group touches one line.

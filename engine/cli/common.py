@@ -21,6 +21,16 @@ ProfileOption = Annotated[Optional[str], typer.Option(
          f"{DEFAULT_PROFILE}, or {FALLBACK_PROFILE} when its model package is not installed).")]
 
 
+def setting_help(table: str, key: str) -> str:
+    """Help for a flag that overrides setting ``[table] key``, from the settings schema (engine.settings):
+    what it does, what it accepts, and that the profile's value is the default."""
+    from engine.settings import TABLES, allowed
+
+    cls = TABLES[table]
+    doc = " ".join((cls.__pydantic_fields__[key].description or "").split()).replace("``", "")
+    return f"{doc} Default: the profile's [{table}] {key}; {allowed(cls, key)}."
+
+
 def home_of(home: str | None) -> Home:
     return Home.resolve(home)
 

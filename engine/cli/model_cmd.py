@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of
+from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of, setting_help
 
 
 def register(app: typer.Typer) -> None:
@@ -37,10 +37,10 @@ def generate(
     profile: ProfileOption = None,
     adapter: Annotated[str, typer.Option("--adapter", help="A run id, 'base', or 'promoted' (the profile's promoted adapter).")] = "promoted",
     record: Annotated[bool, typer.Option("--record", help="Append the exchange to the profile's feedback log as a new conversation.")] = False,
-    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help="Reply length limit in tokens (default: the profile's).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Sampling seed (default: a fresh one, recorded).")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature, 0 = greedy (default: the profile's).")] = None,
-    top_p: Annotated[Optional[float], typer.Option("--top-p", help="Nucleus sampling mass, (0, 1] (default: the profile's).")] = None,
+    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help=setting_help("generation", "max_new_tokens"))] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help=setting_help("generation", "seed"))] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help=setting_help("generation", "temperature"))] = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", help=setting_help("generation", "top_p"))] = None,
     sample: Annotated[Optional[bool], typer.Option("--sample/--greedy", help="Sample, or decode greedily (default: the profile's setting).")] = None,
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="A JSONL file of prompts (a string, or an object with 'prompt' or 'messages', per line): greedy replies, batched, one line each.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print each reply as one JSON line (reply, finish_reason, tokens, adapter).")] = False,

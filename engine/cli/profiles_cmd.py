@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
 def profiles(home: HomeOption = None) -> None:
     """List built-in and user profiles with their model and active adapter."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from engine.adapters import promoted_run
@@ -31,7 +32,8 @@ def profiles(home: HomeOption = None) -> None:
             adapter = promoted_run(h, p.name) or "base"
         except UserError as exc:
             adapter = f"? ({exc})"
-        table.add_row(p.name, p.source, p.model.id, adapter, p.model.device)
+        # cells are Rich markup: a model id or an error like "[reward] ..." must print as written
+        table.add_row(*(escape(c) for c in (p.name, p.source, p.model.id, adapter, p.model.device)))
     Console().print(table)
     for e in errors:
         typer.echo(f"error: {e}", err=True)

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of
+from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of, setting_help
 
 
 def _profile_name(profile: str | None, home) -> str:
@@ -20,13 +20,15 @@ def _profile_name(profile: str | None, home) -> str:
 def _reward(
     profile: ProfileOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the last unfinished reward run.")] = False,
-    time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop after this long: 6h, 90m, 30s.")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Stop at this local time of day, e.g. 07:00.")] = None,
-    epochs: Annotated[Optional[float], typer.Option("--epochs", help="Override [reward] epochs.")] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option("--learning-rate", help="Override [reward] learning_rate.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Override [reward] batch_size.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Override [reward] seed (head init, split, order).")] = None,
+    time_budget: Annotated[Optional[str], typer.Option("--time-budget", help=(
+        "The whole command (loading, training, evaluation, calibration) ends within this long: 6h, 90m, 30s; "
+        "evaluation is sized to fit and the report says what was cut."))] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="End by this local time of day, e.g. 07:00 (like --time-budget).")] = None,
+    epochs: Annotated[Optional[float], typer.Option("--epochs", help=setting_help("reward", "epochs"))] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps (-1: all epochs).")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option("--learning-rate", help=setting_help("reward", "learning_rate"))] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=setting_help("reward", "batch_size"))] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help=setting_help("reward", "seed"))] = None,
     home: HomeOption = None,
 ) -> None:
     """Train a Bradley-Terry reward model on the profile's preference pairs (picks, edits, ratings)."""
@@ -75,7 +77,7 @@ def _eval(
     against: Annotated[str, typer.Option("--against", help="base or promoted.")] = "base",
     n_prompts: Annotated[int, typer.Option("--n-prompts", help="How many held-out prompts to generate for.")] = 16,
     reward: Annotated[Optional[str], typer.Option("--reward", help="Reward run id (default: the newest).")] = None,
-    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help="Reply length cap.")] = None,
+    max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", help=setting_help("generation", "max_new_tokens"))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     home: HomeOption = None,
 ) -> None:

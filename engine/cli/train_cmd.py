@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of
+from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of, setting_help
 
 
 def register(app: typer.Typer) -> None:
@@ -22,15 +22,17 @@ def finetune(
         "--method", help="auto (decide from the data), sft, dpo or kto. Default: the profile's train.method.")] = None,
     start_from: Annotated[str, typer.Option(
         "--from", help="promoted: keep training the adapter in use; base: start a fresh LoRA.")] = "promoted",
-    epochs: Annotated[Optional[float], typer.Option("--epochs", help="Passes over the data.")] = None,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps.")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option("--learning-rate", "--lr")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size")] = None,
-    grad_accum: Annotated[Optional[int], typer.Option("--grad-accum")] = None,
-    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Tokens per row (longer rows are cut).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
-    save_steps: Annotated[Optional[int], typer.Option("--save-steps", help="Checkpoint every N steps.")] = None,
-    save_minutes: Annotated[Optional[float], typer.Option("--save-minutes", help="Checkpoint every M minutes.")] = None,
+    epochs: Annotated[Optional[float], typer.Option("--epochs", help=setting_help("train", "epochs"))] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help=setting_help("train", "max_steps"))] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(
+        "--learning-rate", "--lr", help=setting_help("train", "learning_rate"))] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=setting_help("train", "batch_size"))] = None,
+    grad_accum: Annotated[Optional[int], typer.Option("--grad-accum", help=setting_help("train", "grad_accum"))] = None,
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help=setting_help("train", "max_length"))] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help=setting_help("train", "seed"))] = None,
+    save_steps: Annotated[Optional[int], typer.Option("--save-steps", help=setting_help("train", "save_steps"))] = None,
+    save_minutes: Annotated[Optional[float], typer.Option(
+        "--save-minutes", help=setting_help("train", "save_minutes"))] = None,
     time_budget: Annotated[Optional[str], typer.Option(
         "--time-budget", help="Stop training after this long (6h, 90m, 30s) and finish with what was learned.")] = None,
     until: Annotated[Optional[str], typer.Option(

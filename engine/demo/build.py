@@ -182,7 +182,12 @@ def ensure_demo_model(home: Home, force: bool = False) -> Path:
     if is_built(target) and not force:
         return target
     ensure_dir(target.parent)
-    fd = os.open(target.parent / ".demo.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fd = os.open(target.parent / ".demo.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        from engine.home import unwritable
+
+        raise unwritable(exc, target.parent) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if force or not is_built(target):

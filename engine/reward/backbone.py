@@ -8,15 +8,14 @@ the fresh score head trained in full and saved with the adapter (``modules_to_sa
 
 from __future__ import annotations
 
-import contextlib
 import json
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import DEMO_MODEL, Profile
+from engine.quiet import quiet_loading
 
 
 @dataclass(frozen=True)
@@ -172,21 +171,6 @@ def write_backbone(run_dir: Path, backbone: Backbone) -> None:
     from engine.reward import BACKBONE_FILE
 
     write_private(run_dir / BACKBONE_FILE, json.dumps(backbone.to_json(), indent=2))
-
-
-@contextlib.contextmanager
-def quiet_loading():
-    """Hide transformers' load report: a missing score head is expected (it is new), not news."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        hf_logging.set_verbosity(level)
 
 
 def _first_line(exc: Exception) -> str:

@@ -160,14 +160,17 @@ def gate_metrics(home: Home, profile, adapter_run: str, against_run: str | None,
 
     path = train_model.resolve_model_path(profile, home)
     device = train_model.train_device(profile)
-    tokenizer = train_model.load_tokenizer(profile, path)
-    base = train_model.load_base(profile, path, train_model.train_dtype(profile, device))
-    peft_model = PeftModel.from_pretrained(base, adapter_path(home, profile.name, adapter_run), adapter_name="new")
-    variants = {"new": "new", "current": None}
-    if against_run is not None:
-        peft_model.load_adapter(adapter_path(home, profile.name, against_run), adapter_name="current")
-        variants["current"] = "current"
-    peft_model.to(device)
+    from engine.quiet import quiet_loading
+
+    with quiet_loading():
+        tokenizer = train_model.load_tokenizer(profile, path)
+        base = train_model.load_base(profile, path, train_model.train_dtype(profile, device))
+        peft_model = PeftModel.from_pretrained(base, adapter_path(home, profile.name, adapter_run), adapter_name="new")
+        variants = {"new": "new", "current": None}
+        if against_run is not None:
+            peft_model.load_adapter(adapter_path(home, profile.name, against_run), adapter_name="current")
+            variants["current"] = "current"
+        peft_model.to(device)
     methods = [m for m, k in (("sft", "sft"), ("dpo", "pref"), ("kto", "kto")) if rows.get(k)]
     result = gate.evaluate(peft_model, tokenizer, eval_rows, variants, profile.train.beta, methods,
                            profile.train.max_length)

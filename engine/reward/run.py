@@ -150,13 +150,14 @@ def run_reward(home: Home, profile_name: str, opts: RewardRunOptions | None = No
     from engine.train import runs
 
     opts = opts or RewardRunOptions()
+    # The budget covers the whole command (loading, training, evaluation); bad values fail before any work.
+    deadline = runs.Deadline.from_options(opts.time_budget, opts.until)
     runs.init_distributed()
     _quiet_libraries()
     if not runs.is_main_process():
         log = lambda _line: None  # noqa: E731  (rank 0 speaks for all)
     profile = load_profile(profile_name, home)
     check_overrides(profile, opts)  # bad flags fail before any run directory exists
-    deadline = runs.Deadline.from_options(opts.time_budget, opts.until)  # bad values fail before any work
     lock = runs.RunLock(home, profile.name, "train")
 
     def prepare() -> str:  # rank 0 only; every rank gets the run id (or the UserError)
@@ -182,14 +183,17 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
 
     train, held_out = _pairs(rd, "train"), ([] if manifest["split"]["eval_on_train"] else _pairs(rd, "eval"))
     checkpoint = runs.newest_complete_checkpoint(rd.checkpoints) if opts.resume else None
+    # Training stops at its own deadline, which the recipe moves earlier to keep time for evaluation.
+    train_deadline = runs.Deadline(deadline.at, deadline.started, deadline.label)
     with runs.StopRequest() as stop:
-        callback = RunCallback(rd.metrics, REWARD_KIND, stop=stop, deadline=deadline,
+        callback = RunCallback(rd.metrics, REWARD_KIND, stop=stop, deadline=train_deadline,
                                save_minutes=profile.train.save_minutes)
         ropts = RewardOptions(epochs=opts.epochs, max_steps=opts.max_steps, learning_rate=opts.learning_rate,
                               batch_size=opts.batch_size, seed=opts.seed,
                               callbacks=[callback, ProgressCallback(REWARD_KIND, deadline)],
-                              resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-        started = time.time()
+                              resume_from_checkpoint=str(checkpoint) if checkpoint else None,
+                              deadline=deadline, train_deadline=train_deadline)
+        started = deadline.started
         metrics = train_reward(profile, home, rd.root, train, held_out, ropts, log=log)
     if metrics["stopped"] == "signal":
         manifest["status"] = "interrupted"
@@ -207,6 +211,7 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
         "eval": {**ev, "new": {"accuracy": ev["accuracy"], "margin": ev["margin"]},
                  "current": {"accuracy": ev["baseline_accuracy"], "margin": ev["baseline_margin"]}},
         "calibration": metrics["calibration"],
+        "budget": {"time_budget": opts.time_budget, "until": opts.until, **metrics["budget"]},
         "promoted": False,
         "reason": "reward models are not promoted; `engine score`, `engine eval` and best-of-n use the newest one",
     }
@@ -256,6 +261,12 @@ def report_lines(report: dict, rd=None) -> list[str]:
         f"  calibration: mean {report['calibration']['mean']:+.3f}, std {report['calibration']['std']:.3f} "
         f"over {report['calibration']['n']} training replies",
     ]
+    cuts = report.get("budget", {}).get("cuts", [])
+    if cuts:
+        lines.append(f"  cut to fit: {'; '.join(cuts)}")
+    if report.get("elapsed_s") is not None:
+        lines.append(f"  took {report['elapsed_s']:.0f}s" + (f" (budget {report['budget']['time_budget']})"
+                                                           if report.get("budget", {}).get("time_budget") else ""))
     if rd is not None:
         curve = loss_curve(rd.metrics)
         if curve:

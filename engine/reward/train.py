@@ -2,14 +2,18 @@
 
 The run directory (manifest, lock, signals, budget) is the caller's; this module only trains. The
 untrained model (seeded head) is scored on the held-out pairs first, so the report can say how much
-training helped; then the trained model is scored on the same pairs, and on the training replies
-for calibration. ``reward_calibration.json`` is written last and marks the run as finished.
+training helped; then the trained model is scored on the same pairs, and on a sample of the training
+replies for calibration. With a time budget, how many pairs are scored and when training stops are
+sized so the whole command ends within it (engine.reward.budget). ``reward_calibration.json`` is
+written last and marks the run as finished.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -34,6 +38,11 @@ class RewardOptions:
     callbacks: list = field(default_factory=list)
     """Extra transformers TrainerCallbacks (progress, time budget, signals from the run machinery)."""
     resume_from_checkpoint: str | None = None
+    deadline: object = None
+    """The whole command's engine.train.runs.Deadline (None: no budget)."""
+    train_deadline: object = None
+    """The Deadline the callbacks poll to stop training; moved earlier to keep time for evaluation and
+    calibration (engine.reward.budget)."""
 
 
 def training_args(profile: Profile, run_dir: Path, opts: RewardOptions):
@@ -100,7 +109,8 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     from trl import RewardTrainer
 
     from engine.reward.backbone import load_tokenizer, new_reward_model, resolve_backbone, write_backbone
-    from engine.reward.score import calibration_of, score_ids, score_pair_list
+    from engine.reward import budget
+    from engine.reward.score import calibration_of, pair_metrics, score_ids, score_pair_list
 
     seed = opts.seed if opts.seed is not None else profile.reward.seed
     max_length = profile.reward.max_length
@@ -111,11 +121,27 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
 
     runs.on_main(write_backbone, run_dir, backbone)
 
-    eval_pairs, eval_on = (held_out, "held_out") if held_out else (train, "train")
-    baseline = score_pair_list(model, tokenizer, eval_pairs, max_length)
-    log(f"untrained reward head: accuracy {baseline.accuracy:.3f} on {baseline.n} {eval_on} pairs")
-
+    all_eval, eval_on = (held_out, "held_out") if held_out else (train, "train")
+    order = random.Random(seed).sample(all_eval, len(all_eval))
+    first = score_pair_list(model, tokenizer, order[:1], max_length)  # warms up: not timed
+    probe_started = time.monotonic()
+    probe = score_pair_list(model, tokenizer, order[1:budget.PROBE_PAIRS], max_length)
+    per_sequence = (time.monotonic() - probe_started) / max(1, 2 * probe.n) if probe.n else None
+    probe = pair_metrics(first.chosen + probe.chosen, first.rejected + probe.rejected)
     train_rows = pretokenize(train, tokenizer, max_length)
+    replies = [r["chosen_ids"] for r in train_rows] + [r["rejected_ids"] for r in train_rows]
+    deadline = opts.deadline
+    plan = runs.on_main(budget.plan_scoring, deadline.remaining() if deadline else None, per_sequence,
+                        len(all_eval), len(replies))
+    if plan.reserve_s and opts.train_deadline is not None and deadline.at is not None:
+        opts.train_deadline.at = min(opts.train_deadline.at or deadline.at, deadline.at - plan.reserve_s)
+    eval_pairs = order[:plan.eval_pairs]
+    rest = score_pair_list(model, tokenizer, eval_pairs[probe.n:], max_length)
+    baseline = pair_metrics(probe.chosen + rest.chosen, probe.rejected + rest.rejected)
+    log(f"untrained reward head: accuracy {baseline.accuracy:.3f} on {baseline.n} {eval_on} pairs")
+    for cut in plan.cuts():
+        log(f"budget: {cut}")
+
     trainer = RewardTrainer(
         model=model, args=training_args(profile, run_dir, opts), train_dataset=Dataset.from_list(train_rows),
         processing_class=tokenizer, callbacks=list(opts.callbacks),
@@ -134,9 +160,8 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     trained = score_pair_list(model, tokenizer, eval_pairs, max_length)
     log(f"trained reward model: accuracy {trained.accuracy:.3f}, mean margin {trained.margin:.3f} "
         f"(untrained {baseline.accuracy:.3f})")
-    replies = [r["chosen_ids"] for r in train_rows] + [r["rejected_ids"] for r in train_rows]
-    calibration = {**calibration_of(score_ids(model, tokenizer, replies)), "max_length": max_length,
-                   "seed": seed}
+    calibration = {**calibration_of(score_ids(model, tokenizer, budget.sample(replies, plan.calibration, seed))),
+                   "of": len(replies), "max_length": max_length, "seed": seed}
     metrics = {
         "steps": int(trainer.state.global_step),
         "train_loss": float(result.training_loss) if result.training_loss is not None else None,
@@ -148,6 +173,7 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
         },
         "calibration": calibration,
         "backbone": backbone.source,
+        "budget": plan.to_json(),
     }
     runs.on_main(write_private, run_dir / CALIBRATION_FILE, json.dumps(calibration, indent=2))  # last: marks finished
     return metrics

@@ -88,13 +88,17 @@ class LoadedModel:
                 self.unload_adapter(run_id)
             self._names += 1
             name = f"adapter{self._names}"  # peft names may not hold '.', run ids may
-            try:
-                if self._peft is None:
-                    from peft import PeftModel
+            from engine.quiet import quiet_loading
 
-                    self._peft = PeftModel.from_pretrained(self.model, str(path), adapter_name=name, is_trainable=False)
-                else:
-                    self._peft.load_adapter(str(path), adapter_name=name, is_trainable=False)
+            try:
+                with quiet_loading():  # peft/transformers deprecation notices say nothing a user can act on
+                    if self._peft is None:
+                        from peft import PeftModel
+
+                        self._peft = PeftModel.from_pretrained(self.model, str(path), adapter_name=name,
+                                                               is_trainable=False)
+                    else:
+                        self._peft.load_adapter(str(path), adapter_name=name, is_trainable=False)
             except (ValueError, KeyError, RuntimeError, OSError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise UserError(f"cannot load adapter {path} ({first}); it may be damaged or for another model.") from None
