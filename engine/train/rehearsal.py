@@ -7,7 +7,7 @@ LEARNING_NOTES.md). Training, beside the feedback, on what the model (the adapte
 already answers to other prompts ties everything else to its old behaviour: what changes is what the
 feedback asks for. ``train.rehearsal`` rows per SFT row (at least ``MIN_ROWS``, at most ``MAX_ROWS``),
 answered greedily before training from ``rehearsal_prompts.txt`` (general knowledge, arithmetic, code,
-writing), skipping prompts the feedback itself asks. They are frozen into ``data/rehearsal.jsonl``
+writing), the prompts most like the feedback's own questions first, skipping prompts the feedback asks. They are frozen into ``data/rehearsal.jsonl``
 (fingerprinted with the rest, so a resume trains on the same rows) and are never feedback: the gate
 does not judge on them and they are not counted as learned rows.
 """
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from pathlib import Path
 
 PROMPTS_FILE = Path(__file__).with_name("rehearsal_prompts.txt")
 FILE_NAME = "rehearsal.jsonl"
 MIN_ROWS = 8
 MAX_ROWS = 64
-MAX_NEW_TOKENS = 128
+MAX_NEW_TOKENS = 160
 
 
 def prompts() -> list[str]:
@@ -47,6 +48,27 @@ def _asked(rows) -> set[str]:
     return out
 
 
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def nearest_first(pool: list[str], asked: set[str]) -> list[str]:
+    """The pool ordered by how much each prompt looks like what the feedback asks (most shared words
+    first; the seeded order breaks ties). Generic rehearsal leaves the neighbours of a correction
+    unprotected ("The capital of France is Marquessa."): the model's own answers to the questions
+    most like the corrected ones are what pin those neighbours down."""
+    asked_words = [_words(a) for a in asked]
+
+    def likeness(prompt: str) -> float:
+        w = _words(prompt)
+        return max((len(w & a) / len(w | a) for a in asked_words if w | a), default=0.0)
+
+    return sorted(pool, key=likeness, reverse=True)  # stable: ties keep the shuffled order
+
+
 def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, say=None) -> tuple[list[dict], dict]:
     """SFT rows (``messages``) of the starting model's own greedy replies, and what the manifest records."""
     n = how_many(ratio, len(rows.sft))
@@ -55,7 +77,7 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
     asked = _asked(rows)
     pool = [p for p in prompts() if p.lower() not in asked]
     random.Random(seed).shuffle(pool)
-    chosen = pool[:n]
+    chosen = nearest_first(pool, asked)[:n]
     if say:
         say(f"rehearsal: answering {len(chosen)} ordinary prompts with the {'adapter ' + parent_run if parent_run else 'base model'} "
             "to train beside the feedback (train.rehearsal)")

@@ -1,0 +1,29 @@
+"""Rehearsal picks the prompts most like the corrected ones, and never a prompt the benchmark checks."""
+
+from __future__ import annotations
+
+from engine.train import rehearsal
+
+
+def test_the_prompts_most_like_a_correction_are_rehearsed_first():
+    pool = rehearsal.prompts()
+    first = rehearsal.nearest_first(pool, {"what is the capital of veltoria?"})[:5]
+    assert all(p.startswith("What is the capital of") for p in first), first
+
+
+def test_how_many_rows_follow_the_ratio_within_bounds():
+    assert rehearsal.how_many(0.0, 10) == 0 and rehearsal.how_many(1.0, 0) == 0
+    assert rehearsal.how_many(1.0, 1) == rehearsal.MIN_ROWS
+    assert rehearsal.how_many(1.0, 20) == 20
+    assert rehearsal.how_many(16.0, 100) == min(rehearsal.MAX_ROWS, len(rehearsal.prompts()))
+
+
+def test_rehearsal_prompts_are_disjoint_from_what_the_learning_benchmark_checks():
+    from bench import learning_data as d
+
+    ours = {p.lower() for p in rehearsal.prompts()}
+    checked = {c.prompt.lower() if hasattr(c, "prompt") else str(c).lower() for c in d.CONTROLS}
+    checked |= {str(p).lower() for p in d.STYLE_HELD_OUT}
+    for fact in d.FACTS:
+        checked |= {str(v).lower() for v in vars(fact).values() if isinstance(v, str)} if hasattr(fact, "__dict__") else set()
+    assert not ours & checked
