@@ -71,7 +71,7 @@ def set_promoted(home: Home, profile: str, run_id: str | None, reason: str = "")
         path = adapter_path(home, profile, run_id)
         if not (path / "adapter_config.json").is_file():
             raise UserError(f"run {run_id!r} of profile {profile!r} has no finished adapter.")
-        if not (path / "adapter_model.safetensors").is_file():
+        if not (path / "adapter_model.safetensors").is_file() and any(path.glob("adapter_model*.bin")):
             # refused here, not at the next load: tuneloop never unpickles weights (adapter_model.bin)
             raise UserError(f"run {run_id!r} of profile {profile!r} has no adapter_model.safetensors in {path} "
                             "(pickle-only weights are never loaded); re-save it as safetensors or pick another run.")

@@ -94,13 +94,12 @@ def _refuse_link(path: Path) -> LinkRefused:
 
 def _parts(root: Path, path: Path | str) -> tuple[str, ...]:
     path = Path(path)
-    if not path.is_absolute():
-        parts = path.parts
-    else:
-        try:
-            parts = path.relative_to(root).parts
-        except ValueError:
+    try:
+        parts = path.relative_to(root).parts  # a path built from the home (also when the home is relative)
+    except ValueError:
+        if path.is_absolute():
             raise UserError(f"{path} is outside the tuneloop home {root}; tuneloop only writes inside it.") from None
+        parts = path.parts  # relative to the home
     if not parts or any(p in ("..", ".") for p in parts):
         raise UserError(f"{path} is not a file path inside the tuneloop home {root}.")
     return parts

@@ -266,14 +266,13 @@ def disk_full_error(exc: OSError, where: Path) -> UserError:
 
 
 def as_disk_error(exc: BaseException, where: Path) -> UserError | None:
-    """The one-sentence disk-full error for ``exc`` if it is one: ENOSPC, a library's own exception that
-    says so (tokenizers raises a plain Exception "No space left on device (os error 28)"), or what
-    torch.save (RuntimeError "file write failed") and safetensors (SafetensorError "I/O error") turn it
-    into, recognised by the disk being (nearly) full right after."""
+    """The one-sentence disk-full error for ``exc`` if it is one: ENOSPC, what the tokenizers library raises
+    (a plain Exception "No space left on device (os error 28)"), or what torch.save (RuntimeError "file write
+    failed") and safetensors (SafetensorError "I/O error") turn it into, recognised by the disk being
+    (nearly) full right after."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return disk_full_error(exc, where)
-    text = str(exc)
-    if "No space left on device" in text or "os error 28" in text:  # e.g. the tokenizers library's plain Exception
+    if "No space left on device" in str(exc) or "os error 28" in str(exc):  # Rust libraries (tokenizers)
         return disk_full_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), where)
     if isinstance(exc, (OSError, RuntimeError)) or type(exc).__name__ == "SafetensorError":
         try:
