@@ -120,8 +120,10 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
             if ui.theme in self.available_themes:
                 self.theme = ui.theme
             else:
-                ui.warnings.append(f"{home.config_path}: unknown theme {ui.theme!r} in [ui]; "
-                                   f"try one of {', '.join(sorted(self.available_themes))}.")
+                from rich.markup import escape  # notify reads markup: "[ui]" would vanish
+
+                ui.warnings.append(escape(f"{home.config_path}: unknown theme {ui.theme!r} in [ui]; "
+                                          f"try one of {', '.join(sorted(self.available_themes))}."))
 
     # ---- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
