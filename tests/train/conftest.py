@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from engine.feedback import FeedbackLog
+from tests.engine_cli import run_engine  # noqa: F401  (re-exported for the finetune tests)
 
 SYSTEM = "You are a helpful assistant."
 
