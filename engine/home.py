@@ -139,6 +139,8 @@ def open_dir(root: Path, rel: Path | str | tuple[str, ...] = (), create: bool = 
         os.close(fd)
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(walked):
             raise _refuse_link(walked) from None
+        if exc.errno in (errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.EROFS):
+            raise unwritable(exc, walked) from None  # e.g. a file where a home folder should be
         raise
     return fd
 

@@ -78,6 +78,7 @@ _BY_TYPE = {
     "int": st.integers(min_value=-(2**63), max_value=2**63 - 1),
     "int | None": st.integers(min_value=0, max_value=2**31),
     "float": st.one_of(st.floats(), st.integers(min_value=-10, max_value=10)),
+    "float | None": st.one_of(st.floats(), st.integers(min_value=-10, max_value=10)),
     "bool": st.booleans(),
     "str": _text,
     "str | None": _text,
