@@ -51,10 +51,16 @@ def backbone_from_json(data: dict, home: Home) -> Backbone:
 
 
 def _resolve(source: str, home: Home, revision, trust_remote_code: bool, is_chat: bool) -> Backbone:
+    from engine.runtime.gguf import is_gguf_id
+
     if source == DEMO_MODEL:
         from engine.demo import ensure_demo_model
 
         path = str(ensure_demo_model(home))
+    elif is_gguf_id(source):  # the runtime's rule: converted once into home/models, then a local folder
+        from engine.runtime.gguf import ensure_converted
+
+        path = str(ensure_converted(source, home))
     else:
         expanded = Path(source).expanduser()
         looks_like_path = source.startswith(("/", ".", "~")) or expanded.exists()
