@@ -85,6 +85,8 @@ def home_write_problem(home: Home) -> str | None:
         reason = "permission denied"
     except OSError as exc:
         writable, reason = False, exc.strerror or str(exc)
+    except UserError:  # engine.home's own sentence for a folder it cannot create or write in
+        writable, reason = False, "it is not a folder you can write in"
     if writable:
         return None
     return (f"The home folder {home.root} cannot be written ({reason}): nothing you send or judge can be "
