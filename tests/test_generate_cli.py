@@ -71,7 +71,7 @@ def test_generate_uses_the_promoted_adapter_unless_told_base(capsys, demo_home, 
     lora.save_pretrained(pointer.adapter_path(demo_home, "demo", run_id), save_embedding_layers=False)
     pointer.set_promoted(demo_home, "demo", run_id)
 
-    args = ("generate", "--home", demo_home.root, "--max-new-tokens", "16", "Hello!")
+    args = ("generate", "--profile", "demo", "--home", demo_home.root, "--max-new-tokens", "16", "Hello!")
     _, promoted, _ = run(capsys, *args)
     _, explicit, _ = run(capsys, *args, "--adapter", run_id)
     _, base_out, _ = run(capsys, *args, "--adapter", "base")
