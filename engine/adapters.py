@@ -41,12 +41,6 @@ def promoted_run(home: Home, profile: str) -> str | None:
     return _read(home, profile).get("run_id")
 
 
-def replaced_run(home: Home, profile: str) -> str | None:
-    """The run id the current adapter replaced when it was promoted (None: the base model)."""
-    history = _read(home, profile)["history"]
-    return history[-1].get("run_id") if history else None
-
-
 def adapter_path(home: Home, profile: str, run_id: str) -> Path:
     """``runs/<profile>/<run_id>/adapter``; refused if a link makes it point outside that run folder."""
     run_dir = home.run_dir(profile, run_id)
