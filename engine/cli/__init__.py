@@ -21,7 +21,8 @@ app = typer.Typer(
 )
 
 # Command modules; each defines register(app). Listed once so adding a group touches one line.
-_COMMAND_MODULES = ("profiles_cmd", "feedback_cmd", "model_cmd", "train_cmd", "reward_cmd")
+_COMMAND_MODULES = ("profiles_cmd", "feedback_cmd", "model_cmd", "train_cmd", "reward_cmd", "serve_cmd",
+                    "export_cmd")
 
 
 def _register_all() -> None:

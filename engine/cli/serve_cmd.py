@@ -1,0 +1,74 @@
+"""``engine serve``: the profile's model behind an OpenAI-compatible HTTP API with a feedback endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of
+from engine.serve.security import API_KEY_ENV
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def serve(
+    profile: ProfileOption = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; anything but loopback needs an API key.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar=API_KEY_ENV,
+            show_envvar=True,
+            help="Clients must send 'Authorization: Bearer KEY'; required when --host is not loopback.",
+        ),
+    ] = None,
+    adapter: Annotated[
+        str,
+        typer.Option(
+            "--adapter",
+            help="What the profile's name means as a model name, loaded at start: a run id, "
+            "'promoted' or 'none' (the base model). Every finished adapter can be asked for by name.",
+        ),
+    ] = "promoted",
+    max_waiting: Annotated[
+        int,
+        typer.Option(
+            "--max-waiting", min=0, max=10_000, help="Requests that may wait while one is generated; more get HTTP 429."
+        ),
+    ] = 16,
+    home: HomeOption = None,
+) -> None:
+    """Serve the profile's model on an OpenAI-compatible API (/v1/chat/completions, /v1/models) plus
+    /v1/feedback; every reply is logged to the profile's feedback log with its id."""
+    from engine.runtime import load_model
+    from engine.serve.app import create_app
+    from engine.serve.security import check_bind
+    from engine.serve.server import bind, build_state, make_server
+
+    check_bind(host, api_key)  # before anything heavy is loaded
+    h = home_of(home)
+    prof = profile_of(profile, h)
+    choice = "base" if adapter == "none" else adapter
+    from engine.runtime.adapters import resolve_adapter
+
+    resolve_adapter(h, prof.name, choice)  # an unknown run is refused before the model loads
+    sock = bind(host, port)
+    typer.echo(f"loading {prof.model.id} (profile {prof.name}) ...", err=True)
+    lm = load_model(prof, h, adapter=choice)
+    state = build_state(prof, h, lm, adapter=choice, api_key=api_key, max_waiting=max_waiting)
+    app = create_app(state)
+    bound_port = sock.getsockname()[1]
+    names = ", ".join(e["id"] for e in state.catalog.entries())
+    typer.echo(
+        f"serving {prof.name} at http://{host if ':' not in host else f'[{host}]'}:{bound_port}/v1 "
+        f"(models: {names}); ctrl+c stops",
+        err=True,
+    )
+    make_server(app, sock).run(sockets=[sock])

@@ -1,0 +1,221 @@
+"""The FastAPI app: ``GET /v1/models``, ``POST /v1/chat/completions`` (streamed with SSE or not),
+``POST /v1/feedback`` and ``GET /health``. Generation runs in worker threads (engine.serve.completion);
+the handlers only validate, queue and relay."""
+
+# No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at runtime, and
+# they name classes imported inside create_app.
+
+import asyncio
+import json
+
+from engine.serve.openai_errors import APIError
+
+DISCONNECT_POLL_S = 0.2  # how often a waiting non-streamed request checks that its client is still there
+
+
+def create_app(state):
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.responses import JSONResponse, StreamingResponse
+
+    from engine.serve import completion
+    from engine.serve.openai_errors import install_error_handlers
+    from engine.serve.schema import ChatCompletionRequest, FeedbackRequest
+    from engine.serve.security import key_matches
+
+    app = FastAPI(title="tuneloop engine serve", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.tuneloop = state
+    install_error_handlers(app)
+
+    def authorized(request: Request) -> None:
+        if state.api_key and not key_matches(request.headers.get("authorization"), state.api_key):
+            raise APIError(
+                401, "missing or wrong API key; send it as 'Authorization: Bearer <key>'.", code="invalid_api_key"
+            )
+
+    @app.get("/health")
+    async def health() -> dict:
+        s = state.scheduler
+        return {"status": "ok", "profile": state.profile.name, "generating": s.busy, "waiting": s.waiting}
+
+    @app.get("/v1/models", dependencies=[Depends(authorized)])
+    async def models() -> dict:
+        return {"object": "list", "data": state.catalog.entries()}
+
+    @app.get("/v1/models/{name:path}", dependencies=[Depends(authorized)])
+    async def model(name: str) -> dict:
+        for entry in state.catalog.entries():
+            if entry["id"] == name:
+                return entry
+        state.catalog.resolve(name)  # raises the 404 with the known names
+        return {}
+
+    @app.post("/v1/feedback", dependencies=[Depends(authorized)])
+    async def feedback(body: FeedbackRequest) -> dict:
+        from starlette.concurrency import run_in_threadpool
+
+        events = await run_in_threadpool(state.recorder.feedback, body)
+        return {
+            "object": "feedback",
+            "reply_id": body.reply_id.removeprefix("chatcmpl-"),
+            "events": [{"id": e["id"], "type": e["type"]} for e in events],
+        }
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
+        job = completion.CompletionJob(_completion_input(state, body, request), asyncio.get_running_loop())
+        if not state.scheduler.admit(job):
+            raise APIError(
+                429,
+                f"the server is busy ({state.scheduler.max_waiting} requests already waiting); retry in a moment.",
+                code="queue_full",
+            )
+        completion.start(state, job)
+        # Wait for the first piece (or the end) before answering, so an error still gets its status code.
+        first = await _next_event(job, request)
+        if first is None:
+            return JSONResponse({}, status_code=499)  # the client left; nobody reads this
+        if first[0] == "error":
+            raise first[1]
+        if not body.stream:
+            reply = await _whole_reply(job, request, first, body)
+            return JSONResponse(reply if reply is not None else {}, status_code=200 if reply is not None else 499)
+        return StreamingResponse(
+            _sse(job, first, body),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return app
+
+
+def _completion_input(state, body, request):
+    from engine.errors import UserError
+    from engine.runtime import GenerationParams
+    from engine.serve.completion import CompletionInput
+
+    adapter = state.catalog.resolve(body.model)
+    system = [m.text() for m in body.messages if m.role in ("system", "developer")]
+    turns = [{"role": m.role, "content": m.text()} for m in body.messages if m.role in ("user", "assistant")]
+    if not turns or turns[-1]["role"] != "user":
+        raise APIError(400, "the last message must be a user message.", param="messages")
+    overrides = {
+        "max_new_tokens": body.max_completion_tokens or body.max_tokens,
+        "seed": body.seed,
+        "top_p": body.top_p,
+    }
+    if body.temperature is not None:  # as OpenAI: temperature 0 is greedy, above 0 samples
+        overrides.update(temperature=body.temperature, do_sample=body.temperature > 0)
+    try:
+        params = GenerationParams.from_profile(state.profile, **overrides)
+    except UserError as exc:
+        raise APIError(400, str(exc)) from None
+    return CompletionInput(
+        turns=turns,
+        system_prompt="\n\n".join(system) if system else None,
+        params=params,
+        adapter=adapter,
+        model_name=body.model,
+        stops=body.stops(),
+        client=request.headers.get("user-agent"),
+    )
+
+
+async def _next_event(job, request):
+    """The worker's next event, or None if the client disconnected meanwhile (the job is then cancelled)."""
+    while True:
+        try:
+            return await asyncio.wait_for(job.events.get(), DISCONNECT_POLL_S)
+        except TimeoutError:
+            if await request.is_disconnected():
+                job.cancel()
+                return None
+        except asyncio.CancelledError:
+            job.cancel()
+            raise
+
+
+def _usage(result) -> dict:
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "total_tokens": result.prompt_tokens + result.completion_tokens,
+    }
+
+
+async def _whole_reply(job, request, event, body) -> dict | None:
+    """The response body of a non-streamed completion (None: the client left)."""
+    parts = []
+    while event is not None and event[0] == "piece":
+        parts.append(event[1])
+        event = await _next_event(job, request)
+    if event is None:
+        return None
+    if event[0] == "error":
+        raise event[1]
+    result = event[1]
+    return {
+        "id": f"chatcmpl-{result.reply_id}",
+        "object": "chat.completion",
+        "created": job.created,
+        "model": body.model,
+        "system_fingerprint": None,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": result.finish_reason,
+            }
+        ],
+        "usage": _usage(result),
+        "reply_id": result.reply_id,
+        "conversation_id": result.conversation_id,
+        "adapter": result.record.get("adapter"),
+    }
+
+
+def _chunk(job, body, delta: dict, finish_reason=None, **extra) -> str:
+    data = {
+        "id": f"chatcmpl-{job.reply_id}",
+        "object": "chat.completion.chunk",
+        "created": job.created,
+        "model": body.model,
+        "system_fingerprint": None,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        **extra,
+    }
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _sse(job, event, body):
+    """Server-sent events in OpenAI's chunk shape, ending with ``data: [DONE]``. If the client goes away
+    Starlette cancels this generator, and the ``finally`` stops the model."""
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    try:
+        yield _chunk(job, body, {"role": "assistant", "content": ""})
+        while True:
+            kind, value = event
+            if kind == "piece":
+                yield _chunk(job, body, {"content": value})
+            elif kind == "done":
+                yield _chunk(
+                    job, body, {}, value.finish_reason, reply_id=value.reply_id, conversation_id=value.conversation_id
+                )
+                if include_usage:
+                    usage = {
+                        "id": f"chatcmpl-{job.reply_id}",
+                        "object": "chat.completion.chunk",
+                        "created": job.created,
+                        "model": body.model,
+                        "choices": [],
+                        "usage": _usage(value),
+                    }
+                    yield f"data: {json.dumps(usage)}\n\n"
+                yield "data: [DONE]\n\n"
+                return
+            else:  # an error after the stream began: OpenAI's error object as an event
+                yield f"data: {json.dumps(value.body())}\n\n"
+                return
+            event = await job.events.get()
+    finally:
+        job.cancel()
