@@ -5,12 +5,12 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
+HEAVY = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "fastapi", "uvicorn", "starlette")
 
 
 @pytest.mark.parametrize(
     "module",
-    ["engine", "engine.home", "engine.profiles", "engine.adapters", "engine.feedback", "engine.cli", "tui", "tui.app"],
+    ["engine", "engine.home", "engine.profiles", "engine.adapters", "engine.feedback", "engine.cli", "engine.serve", "tui", "tui.app"],
 )
 def test_module_does_not_import_heavy_libraries(module):
     code = (

@@ -10,8 +10,6 @@ import json
 
 from engine.serve.openai_errors import APIError
 
-DISCONNECT_POLL_S = 0.2  # how often a waiting non-streamed request checks that its client is still there
-
 
 def create_app(state):
     from fastapi import Depends, FastAPI, Request
@@ -70,15 +68,20 @@ def create_app(state):
                 code="queue_full",
             )
         completion.start(state, job)
-        # Wait for the first piece (or the end) before answering, so an error still gets its status code.
-        first = await _next_event(job, request)
-        if first is None:
-            return JSONResponse({}, status_code=499)  # the client left; nobody reads this
-        if first[0] == "error":
-            raise first[1]
-        if not body.stream:
-            reply = await _whole_reply(job, request, first, body)
-            return JSONResponse(reply if reply is not None else {}, status_code=200 if reply is not None else 499)
+        watch = ClientWatch(request)
+        try:
+            # Wait for the first piece (or the end) before answering, so an error still gets its status code.
+            first = await _next_event(job, watch)
+            if first is not None and first[0] == "error":
+                raise first[1]
+            if first is not None and not body.stream:
+                reply = await _whole_reply(job, watch, first, body)
+                if reply is not None:
+                    return JSONResponse(reply)
+            if first is None or not body.stream:
+                return JSONResponse({}, status_code=499)  # the client left; nobody reads this
+        finally:
+            watch.stop()
         return StreamingResponse(
             _sse(job, first, body),
             media_type="text/event-stream",
@@ -120,18 +123,37 @@ def _completion_input(state, body, request):
     )
 
 
-async def _next_event(job, request):
-    """The worker's next event, or None if the client disconnected meanwhile (the job is then cancelled)."""
-    while True:
-        try:
-            return await asyncio.wait_for(job.events.get(), DISCONNECT_POLL_S)
-        except TimeoutError:
-            if await request.is_disconnected():
-                job.cancel()
-                return None
-        except asyncio.CancelledError:
-            job.cancel()
-            raise
+class ClientWatch:
+    """Notices a client that goes away before the response starts (while its request waits in the queue
+    or a non-streamed reply is generated): a task reading the request's receive channel, where the server
+    delivers ``http.disconnect``. Stopped before a streamed response starts, which watches by itself."""
+
+    def __init__(self, request) -> None:
+        self.task = asyncio.ensure_future(self._watch(request.receive))
+
+    @staticmethod
+    async def _watch(receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
+async def _next_event(job, watch: ClientWatch):
+    """The worker's next event, or None if the client left meanwhile (the job is then cancelled)."""
+    get = asyncio.ensure_future(job.events.get())
+    try:
+        done, _ = await asyncio.wait({get, watch.task}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        get.cancel()
+        job.cancel()
+        raise
+    if get in done:
+        return get.result()
+    get.cancel()
+    job.cancel()
+    return None
 
 
 def _usage(result) -> dict:
@@ -142,12 +164,12 @@ def _usage(result) -> dict:
     }
 
 
-async def _whole_reply(job, request, event, body) -> dict | None:
+async def _whole_reply(job, watch, event, body) -> dict | None:
     """The response body of a non-streamed completion (None: the client left)."""
     parts = []
     while event is not None and event[0] == "piece":
         parts.append(event[1])
-        event = await _next_event(job, request)
+        event = await _next_event(job, watch)
     if event is None:
         return None
     if event[0] == "error":

@@ -78,7 +78,7 @@ def test_seed_makes_sampling_repeatable_and_temperature_samples(client):
         )
 
     assert reply(7) == reply(7)
-    assert len({reply(s) for s in (1, 2, 3, 4)}) > 1
+    assert len({reply(s) for s in (1, 2, 3)}) > 1
 
 
 def test_stop_sequence_cuts_the_reply(client):
