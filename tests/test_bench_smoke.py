@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["common", "decode", "long_reply", "ui_latency", "startup", "train_throughput", "feedback_log",
-           "gpu", "run_all", "fake_generator", "tui_harness", "learning", "learning_data", "learning_recipe_probe"]
+           "gpu", "run_all", "fake_generator", "tui_harness", "learning", "learning_data", "learning_recipe_probe",
+           "serve"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -118,7 +118,11 @@ def run(state, job: CompletionJob) -> None:
             record["client"] = req.client[:200]
         if scanner.hit is not None:  # a stop sequence ended it, not the client
             record.update(finish_reason="stop", stopped=False, stop_sequence=scanner.hit)
-        result = state.recorder.record(job, scanner.text, record)
+        try:
+            result = state.recorder.record(job, scanner.text, record)
+        except UserError as exc:  # the log cannot be written (disk full, permissions): the server's problem
+            job.emit("error", APIError(500, str(exc), code="feedback_log_unwritable"))
+            return
         job.emit("done", result)
     except UserError as exc:
         job.emit("error", APIError(400, str(exc)))
