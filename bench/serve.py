@@ -74,6 +74,14 @@ def served(client, prompt: str, n_tokens: int) -> tuple[float, int]:
     return now() - t0, int(usage.completion_tokens)
 
 
+def last_reply_tokens_per_s(home, profile_name: str) -> float:
+    """The server's own tokens/s for the reply it logged last (its generation record)."""
+    import json
+
+    lines = (home.feedback_dir(profile_name) / "events.jsonl").read_bytes().splitlines()
+    return float(json.loads(lines[-1])["generation"]["tokens_per_s"])
+
+
 def spread(xs: list[float]) -> str:
     return f"{min(xs):.2f}-{max(xs):.2f}"
 
@@ -158,16 +166,19 @@ def measure(
         client = openai.OpenAI(base_url=url, api_key="bench", max_retries=0, timeout=600)
         in_process(lm, PROMPT, n_tokens)  # warm-up both paths
         served(client, PROMPT, n_tokens)
-        tok = {"in_process": [], "serve": []}
+        tok = {"in_process": [], "serve": [], "server_side": []}
         counts = set()
         for rep in range(reps):
             for path in ("in_process", "serve") if rep % 2 == 0 else ("serve", "in_process"):
                 t, k = in_process(lm, PROMPT, n_tokens) if path == "in_process" else served(client, PROMPT, n_tokens)
                 tok[path].append(k / t)
                 counts.add(k)
+                if path == "serve":  # the same request as the server's own generation record saw it
+                    tok["server_side"].append(last_reply_tokens_per_s(home, profile_name))
         if len(counts) != 1:
             raise RuntimeError(f"the paths produced different token counts {sorted(counts)}: not comparable")
         ratios = [s / p for s, p in zip(tok["serve"], tok["in_process"])]
+        same_request = [c / s for c, s in zip(tok["serve"], tok["server_side"])]
 
         load = {"serve_rps": [], "in_process_rps": [], "latencies": []}
         for rep in range(max(reps // 2, 2)):
@@ -214,7 +225,14 @@ def measure(
             f"waits for up to {concurrency - 1} others)",
         ),
     ]
-    return rows, {"label": label, "tokens": n, "tok_per_s": tok, "ratios": ratios, "load": load}
+    return rows, {
+        "label": label,
+        "tokens": n,
+        "tok_per_s": tok,
+        "ratios": ratios,
+        "same_request": same_request,
+        "load": load,
+    }
 
 
 def run(quick: bool, layers: int) -> tuple[list[Row], dict]:

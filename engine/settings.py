@@ -59,6 +59,16 @@ class ModelSettings:
     """A Jinja chat template that replaces the tokenizer's own."""
     fast_path: bool = False
     """Static KV cache + torch.compile for decoding on CUDA (slower first reply, faster after)."""
+    backend: Literal["local", "openai"] = "local"
+    """``local`` runs the model in this process; ``openai`` chats through an OpenAI-compatible server
+    (``engine serve``, vLLM, llama.cpp, Ollama) at ``base_url``; ``id`` still names the weights it runs."""
+    base_url: str | None = Field(None, pattern=r"^https?://\S+$", json_schema_extra={"allowed": "an http(s) URL"})
+    """The server's API root with ``backend = "openai"``, e.g. ``http://127.0.0.1:8000/v1``."""
+    remote_model: str | None = Field(None, pattern=NOT_BLANK)
+    """The model name the server knows the base model by (default: ``id``); adapters are asked for by run id."""
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                    json_schema_extra={"allowed": "an environment variable name"})
+    """The environment variable holding the server's API key (the key itself never goes in a profile)."""
 
 
 @settings_table

@@ -66,6 +66,9 @@ def generate(
     params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample,
                                            temperature=temperature, top_p=top_p)
     if prompts is not None or as_json:
+        if prof.model.backend != "local":
+            raise UserError(f"--prompts and --json decode in batches in this process; profile {prof.name!r} "
+                            "chats through a server (backend = \"openai\"), so ask one QUESTION at a time.")
         from engine.runtime.batch import generate_batch, read_prompts
 
         chats = read_prompts(prompts) if prompts is not None else [[{"role": "user", "content": question}]]

@@ -134,6 +134,15 @@ def load_model(profile, home: Home, progress: Progress | None = None, adapter: s
     report = progress or (lambda stage, fraction: None)
     home = Home.resolve(home) if not isinstance(home, Home) else home
     run_id, adapter_dir = resolve_adapter(home, profile.name, adapter)  # fail before loading gigabytes
+    if profile.model.backend == "openai":  # the weights live on a server: nothing to load here
+        from engine.runtime.remote import RemoteModel
+
+        remote = RemoteModel(profile, home)
+        if run_id is not None:
+            remote.load_adapter(run_id, adapter_dir)
+            remote.use_adapter(run_id)
+        report("ready", 1.0)
+        return remote
     source, local = resolve_source(profile, home, report)
     device = resolve_device(profile.model.device)
     dtype = resolve_dtype(profile.model.dtype, device)

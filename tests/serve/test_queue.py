@@ -92,3 +92,20 @@ def test_a_full_queue_answers_429_in_openais_shape(serve_home, demo_lm):
         # the model is free again: the next request is served
         ok = client.chat.completions.create(model="demo", messages=LONG, max_tokens=2, temperature=0)
         assert ok.usage.completion_tokens <= 2
+
+
+def test_a_request_that_leaves_while_waiting_never_generates(serve_home, demo_lm):
+    srv, state = start_server(serve_home, demo_lm, max_waiting=4)
+    with srv:
+        body = {"model": "demo", "messages": LONG, "max_tokens": 700, "temperature": 0, "stream": True}
+        logged_before = len(replies_in_log(state))
+        http = httpx.Client(base_url=srv.url, timeout=30)
+        with http, http.stream("POST", "/chat/completions", json=body) as resp:
+            lines = resp.iter_lines()
+            next(lines)
+            with httpx.Client(base_url=srv.url, timeout=0.5) as impatient, pytest.raises(httpx.ReadTimeout):
+                impatient.post("/chat/completions", json={**body, "stream": False})
+            wait_for(lambda: state.scheduler.counts["dropped_waiting"] == 1)
+            assert state.scheduler.waiting == 0 and state.scheduler.busy
+        wait_for(lambda: not state.scheduler.busy)
+        assert len(replies_in_log(state)) == logged_before + 1  # only the first (stopped) reply
