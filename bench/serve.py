@@ -207,6 +207,14 @@ def measure(
         ),
         Row(
             BENCH,
+            f"client / server-side tokens/s, same request ({label})",
+            median(same_request),
+            unit="x",
+            detail="what HTTP + SSE + the openai client cost: tokens/s the client saw over the server's own "
+            f"generation record for the same request (spread {spread(same_request)}), so machine noise cancels",
+        ),
+        Row(
+            BENCH,
             f"requests/s under load ({label})",
             median(load["serve_rps"]),
             unit="req/s",
