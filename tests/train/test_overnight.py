@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.train.conftest import converse, run_engine
 
 from engine import adapters
+from tests.train.conftest import converse, run_engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,6 +119,7 @@ def test_sigterm_saves_a_complete_checkpoint_and_exits_3_with_how_to_resume(log,
     assert not (run_dir / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_time_budget_stops_early_with_a_usable_adapter(log, demo_home):
     _feedback(log, 2)
     code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--max-steps", "500",
