@@ -234,7 +234,7 @@ def test_export_warns_about_skipped_lines(home, tmp_path, capsys):
 # ---- property: whatever feedback a user gives, export -> import -> export is the identity -------------------
 
 from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
+from hypothesis import strategies as st  # noqa: E402
 
 from engine.feedback.events import complete, validate  # noqa: E402
 from engine.feedback.import_rows import plan_import  # noqa: E402

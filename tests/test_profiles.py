@@ -74,7 +74,7 @@ def test_cli_profiles_lists_model_and_adapter(home):
     env = {**os.environ, "TUNELOOP_HOME": str(home.root), "COLUMNS": "200"}
     out = subprocess.run([sys.executable, "-m", "engine", "profiles"], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
-    line = next(l for l in out.stdout.splitlines() if l.strip().startswith("demo"))
+    line = next(row for row in out.stdout.splitlines() if row.strip().startswith("demo"))
     assert "builtin:demo" in line and "base" in line
 
 

@@ -45,7 +45,7 @@ def test_reward_run_is_a_frozen_run_dir_and_never_a_promotable_adapter(trained_r
     assert cal["std"] > 0 and cal["n"] == 2 * manifest["counts"]["pref_train"]
     assert not (rd / "adapter").exists()
     assert trained_reward.run_id not in adapters.run_ids(trained_reward.home, "demo")
-    assert [l for l in (rd / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert [line for line in (rd / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
     assert oct(rd.stat().st_mode & 0o777) == "0o700"
     assert oct((rd / "report.json").stat().st_mode & 0o777) == "0o600"
 

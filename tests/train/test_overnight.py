@@ -54,7 +54,7 @@ def test_sigkill_after_first_checkpoint_then_resume_matches_an_uninterrupted_run
     _feedback(log)
     flags = ["--method", "sft", "--from", "base", "--max-steps", "8", "--save-steps", "2"]
     proc = _start(demo_home, *flags)
-    ckpt = _wait_for_checkpoint(demo_home, proc)
+    _wait_for_checkpoint(demo_home, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     run_dir = _only_run(demo_home)
