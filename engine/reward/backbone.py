@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from engine.adapters import ADAPTER_CONFIG
 from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import DEMO_MODEL, Profile
@@ -154,7 +155,7 @@ def load_trained(model_dir: Path, backbone: Backbone, dtype=None):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.truncation_side = "left"
     tokenizer.padding_side = "right"
-    if (model_dir / "adapter_config.json").is_file():
+    if (model_dir / ADAPTER_CONFIG).is_file():
         from peft import PeftModel
 
         with quiet_loading():

@@ -233,14 +233,12 @@ def reward_run_summaries(home: Home, profile: str) -> list[dict]:
     from engine.train import runs
 
     out = []
-    for rd in runs.list_runs(home, profile, kinds=[REWARD_KIND]):
-        try:
-            manifest = rd.read_manifest()
-            report = runs.read_json(rd.report_json) if rd.finished else {}
-        except UserError:
+    for run in runs.run_summaries(home, profile, kinds=[REWARD_KIND]):
+        if run.problem:
             continue
+        manifest, report = run.manifest, run.report
         ev = report.get("eval", {})
-        out.append({"run_id": rd.run_id, "status": "finished" if report else manifest.get("status", "unfinished"),
+        out.append({"run_id": run.run_id, "status": "finished" if report else manifest.get("status", "unfinished"),
                     "backbone": manifest.get("backbone"), "steps": report.get("steps"),
                     "accuracy": ev.get("accuracy"), "margin": ev.get("margin"),
                     "baseline_accuracy": ev.get("baseline_accuracy"), "n": ev.get("n")})

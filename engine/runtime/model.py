@@ -77,11 +77,10 @@ class LoadedModel:
 
     def load_adapter(self, run_id: str, path) -> None:
         """Attach the LoRA adapter in ``path`` under ``run_id`` (does not switch to it)."""
-        from engine.runtime.adapters import check_adapter_base, read_adapter_config
+        from engine.adapters import check_adapter_base
 
         path = Path(path)
-        cfg = read_adapter_config(path)
-        check_adapter_base(path, cfg, self._accepted_bases())
+        check_adapter_base(path, self._accepted_bases())
         with self._lock:
             if run_id in self._adapters:
                 if self._adapters[run_id][1] == path.resolve():

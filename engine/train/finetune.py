@@ -105,16 +105,10 @@ def _parent_adapter(home: Home, profile: Profile, start_from: str) -> tuple[str 
         return None, None
     if start_from != "promoted":
         raise UserError(f"--from {start_from!r} must be 'promoted' or 'base'.")
-    run_id = adapters.promoted_run(home, profile.name)
-    if run_id is None:
-        return None, None
-    path = adapters.adapter_path(home, profile.name, run_id)
-    if not (path / "adapter_config.json").is_file():
-        raise UserError(f"the promoted adapter {run_id!r} has no files in {path}; run `engine adapters --profile "
-                        f"{profile.name} use base` or train with --from base.")
-    from engine.train.model import check_adapter_base
-
-    check_adapter_base(profile, path)
+    run_id, path = adapters.resolve_adapter(home, profile.name, "promoted", fix=f"run `engine adapters --profile "
+                                            f"{profile.name} use base` or train with --from base")
+    if path is not None:  # before a run dir exists; adapters tuneloop trains name the profile's model id
+        adapters.check_adapter_base(path, [profile.model.id], fix="train with --from base or switch adapters")
     return run_id, path
 
 

@@ -55,7 +55,7 @@ def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettin
     label = "base model"
     if current is not None:
         cur_path = adapters.adapter_path(home, profile.name, current)
-        if (cur_path / "adapter_config.json").is_file():
+        if (cur_path / adapters.ADAPTER_CONFIG).is_file():
             peft_model.load_adapter(str(cur_path), adapter_name="current")
             variants["current"] = "current"
             label = f"adapter {current}"

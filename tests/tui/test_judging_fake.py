@@ -8,7 +8,7 @@ import pytest
 
 from engine.adapters import set_promoted
 from tests.tui.fakes import FakeGenerator, factory
-from tests.tui.helpers import events, plain, screen_text, send, wait_for, wait_idle
+from tests.tui.helpers import events, fake_finished_run, plain, screen_text, send, wait_for, wait_idle
 from tui.app import create_app
 from tui.screens.compare import CompareScreen
 from tui.screens.edit import EditScreen
@@ -136,12 +136,8 @@ async def test_compare_hides_sources_until_the_pick(home):
 
 
 def _fake_run(home, run_id):
-    adapter = home.run_dir("demo", run_id) / "adapter"
-    adapter.mkdir(parents=True)
-    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "builtin:demo"}')
-    (home.run_dir("demo", run_id) / "report.json").write_text(
-        '{"run_id": "%s", "method": "sft", "eval": {"new": {"loss": 1.25}, "current": {"loss": 2.5}},'
-        ' "promoted": true, "reason": "not worse than the base"}' % run_id)
+    fake_finished_run(home, run_id, evaluation={"new": {"loss": 1.25}, "current": {"loss": 2.5}},
+                      reason="not worse than the base")
 
 
 @pytest.mark.slow
@@ -183,7 +179,7 @@ async def test_loop_panel_shows_counts_and_adapter_eval(home):
     async with app.run_test(size=(100, 30)) as pilot:
         await _chat_once(pilot, app)
         await pilot.press("plus", "f3")
-        await wait_for(pilot, lambda: isinstance(app.screen, LoopScreen), what="loop panel")
+        await wait_for(pilot, lambda: isinstance(app.screen, LoopScreen) and app.screen.loaded, what="loop panel")
         await pilot.pause()
         stats = plain(app.screen.query_one("#stats"))
         adapters = plain(app.screen.query_one("#adapters"))
