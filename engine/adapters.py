@@ -1,7 +1,9 @@
-"""Which adapter a profile uses: the promoted pointer, switched atomically, with history for rollback.
+"""LoRA adapters: which one a profile uses, where a run's adapter is, and whether it fits a base model.
 
-``home/runs/<profile>/promoted.json`` holds ``{"run_id": str | null, "history": [...]}``; it is
-replaced by one rename, so a crash mid-promotion leaves the old adapter in use. No torch here.
+The one owner of these rules (the chat, `engine generate`, finetune's parent, the gate and serving all
+come here). ``home/runs/<profile>/promoted.json`` holds ``{"run_id": str | null, "history": [...]}``; it
+is replaced by one rename, so a crash mid-promotion leaves the old adapter in use. No torch here: these
+checks run before anything heavy is loaded.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from engine.errors import UserError
 from engine.home import Home, check_name, write_private
 
 ADAPTER_SUBDIR = "adapter"  # run_dir/adapter holds the standard PEFT files of a finished run
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def promoted_file(home: Home, profile: str) -> Path:
@@ -55,7 +59,7 @@ def run_ids(home: Home, profile: str) -> list[str]:
     root = home.runs_dir(profile)
     if not root.is_dir():
         return []
-    return sorted(p.parent.parent.name for p in root.glob(f"*/{ADAPTER_SUBDIR}/adapter_config.json"))
+    return sorted(p.parent.parent.name for p in root.glob(f"*/{ADAPTER_SUBDIR}/{ADAPTER_CONFIG}"))
 
 
 def set_promoted(home: Home, profile: str, run_id: str | None, reason: str = "") -> None:
@@ -63,9 +67,9 @@ def set_promoted(home: Home, profile: str, run_id: str | None, reason: str = "")
     if run_id is not None:
         check_name(run_id, "run id")
         path = adapter_path(home, profile, run_id)
-        if not (path / "adapter_config.json").is_file():
+        if not (path / ADAPTER_CONFIG).is_file():
             raise UserError(f"run {run_id!r} of profile {profile!r} has no finished adapter.")
-        if not (path / "adapter_model.safetensors").is_file() and any(path.glob("adapter_model*.bin")):
+        if not (path / ADAPTER_WEIGHTS).is_file() and any(path.glob("adapter_model*.bin")):
             # refused here, not at the next load: tuneloop never unpickles weights (adapter_model.bin)
             raise UserError(f"run {run_id!r} of profile {profile!r} has no adapter_model.safetensors in {path} "
                             "(pickle-only weights are never loaded); re-save it as safetensors or pick another run.")
@@ -86,3 +90,70 @@ def rollback(home: Home, profile: str) -> str | None:
     data["reason"] = "rollback"
     write_private(promoted_file(home, profile), json.dumps(data, indent=2), home)
     return previous
+
+
+def resolve_adapter(home: Home, profile_name: str, run_or_base: str | None,
+                    fix: str = "use --adapter base or a listed run") -> tuple[str | None, Path | None]:
+    """Map what a user typed to ``(run_id, adapter_dir)``; ``(None, None)`` means the base model.
+
+    ``None`` or ``"base"``: the base model; ``"promoted"``: the profile's promoted adapter (the base
+    model if none is promoted); anything else: a run id that must have a finished adapter.
+    """
+    if run_or_base in (None, "", "base"):
+        return None, None
+    if run_or_base == "promoted":
+        run_id = promoted_run(home, profile_name)
+        if run_id is None:
+            return None, None
+    else:
+        run_id = check_name(run_or_base, "run id")
+    path = adapter_path(home, profile_name, run_id)
+    if not (path / ADAPTER_CONFIG).is_file():
+        known = ", ".join(run_ids(home, profile_name)) or "none yet"
+        raise UserError(
+            f"run {run_id!r} of profile {profile_name!r} has no finished adapter at {path} "
+            f"(runs with adapters: {known}); {fix}."
+        )
+    return run_id, path
+
+
+def read_adapter_config(path: Path) -> dict:
+    """The adapter's config, refusing folders without safetensors weights (pickle is never loaded)."""
+    path = Path(path)
+    cfg_file = path / ADAPTER_CONFIG
+    if not cfg_file.is_file():
+        raise UserError(f"{path} is not a LoRA adapter folder (no {ADAPTER_CONFIG}).")
+    if not (path / ADAPTER_WEIGHTS).is_file():
+        pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+        found = f" (found only {', '.join(pickles)}, which tuneloop does not load)" if pickles else ""
+        raise UserError(f"{path} has no {ADAPTER_WEIGHTS}{found}; re-save the adapter with safetensors.")
+    try:
+        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{cfg_file} is not valid JSON ({exc}); the adapter is damaged.") from None
+    if not isinstance(cfg, dict):
+        raise UserError(f"{cfg_file} is not a JSON object; the adapter is damaged.")
+    return cfg
+
+
+def _same_path(a: str, b: str) -> bool:
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def check_adapter_base(path: Path, accepted: list[str],
+                       fix: str = "use the profile the adapter was trained with") -> None:
+    """Refuse an adapter trained on another base model: its weights would be applied to the wrong
+    layers or silently produce garbage. ``accepted`` holds the names the loaded base goes by (the
+    profile's model id and the local folder it was loaded from). Reads the adapter's config (and refuses
+    a folder without safetensors weights) first."""
+    base = read_adapter_config(path).get("base_model_name_or_path")
+    if isinstance(base, str) and base:
+        for name in accepted:
+            if base == name or ((base.startswith(("/", ".", "~")) or Path(base).is_absolute()) and _same_path(base, name)):
+                return
+    raise UserError(
+        f"adapter {path} was trained on {base!r}, but the loaded model is {accepted[0]!r}; {fix}."
+    )

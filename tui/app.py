@@ -34,7 +34,7 @@ from tui.replies import RepliesMixin, ReplyJob
 from tui.screens.choose import ChooseScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
-from tui.screens.loop import IN_USE_UNKNOWN, LoopScreen, gate_verdict
+from tui.screens.loop import IN_USE_UNKNOWN, LoopScreen, gate_verdicts
 from tui.screens.prompt import PromptScreen
 from tui.session import ChatSession
 from tui.widgets.chat_view import CHAT_BINDINGS, ChatView
@@ -330,8 +330,9 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
             notes[pointer] = "  ★ newly promoted"
         notes[in_use] = "  ● in use"
         items = [("__base__", "base model (no adapter)" + notes.get(None, ""))]
+        verdicts = gate_verdicts(self.home, profile)
         for run in reversed(run_ids(self.home, profile)):
-            items.append((run, f"{run}  ({gate_verdict(self.home, profile, run)}){notes.get(run, '')}"))
+            items.append((run, f"{run}  ({verdicts.get(run, 'no report yet')}){notes.get(run, '')}"))
 
         def done(choice: str | None) -> None:
             if choice is not None:

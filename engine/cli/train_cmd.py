@@ -92,20 +92,14 @@ def adapters_cmd(
         raise UserError(f"unknown action {action!r}: use 'use RUN', 'use base' or 'rollback' (or nothing to list).")
     promoted = adapters.promoted_run(h, profile)
     rows = []
-    for rd in runs.list_runs(h, profile):
-        try:
-            manifest = rd.read_manifest()
-        except UserError:
-            continue
-        if manifest.get("command") != "finetune":
-            continue
-        rep = runs.read_json(rd.report_json) if rd.finished else {}
+    for run in runs.run_summaries(h, profile, command="finetune"):
+        manifest, rep = run.manifest, run.report
         new = rep.get("eval", {}).get("new", {})
         kinds = {"sft": "sft", "dpo": "pref", "kto": "kto"}
         train_rows = sum(manifest.get("rows", {}).get(kinds.get(m, m), {}).get("train", 0)
                          for m in set(manifest.get("plan", [])))
         status = ("promoted" if rep.get("promoted") else "refused") if rep else "unfinished"
-        rows.append((("*" if rd.run_id == promoted else " "), rd.run_id, "+".join(manifest.get("plan", [])),
+        rows.append((("*" if run.run_id == promoted else " "), run.run_id, "+".join(run.plan),
                      str(train_rows), str(rep.get("steps", "-")), _fmt(new.get("loss")),
                      _fmt(new.get("pref_accuracy")), _fmt(new.get("liked_logprob")), status))
     header = (" ", "run", "method", "rows", "steps", "loss", "pref_acc", "liked_lp", "gate")

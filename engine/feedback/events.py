@@ -127,7 +127,7 @@ def _choice(e: dict) -> None:
         "candidates",
         "a list of distinct id strings",
     )
-    _check(e["chosen_id"] in cands, e, "chosen_id", "one of the candidates")
+    _check(isinstance(cands, list) and e["chosen_id"] in cands, e, "chosen_id", "one of the candidates")
     _check(e.get("kind") in CHOICE_KINDS, e, "kind", "one of " + ", ".join(CHOICE_KINDS))
     src = e.get("sources")
     _check(
@@ -144,7 +144,7 @@ def _import(e: dict) -> None:
     for key in ("events", "rows"):
         _check(_is_int(e.get(key)) and e[key] >= 0, e, key, "a count")
     sha = e.get("sha256")
-    _check(_is_str(sha) and len(sha) == 64, e, "sha256", "the imported file's sha256")
+    _check(isinstance(sha, str) and len(sha) == 64, e, "sha256", "the imported file's sha256")
     _check(_is_str(e.get("file")), e, "file", "the imported file's name")
 
 

@@ -266,7 +266,7 @@ class _Rows:
 
     def __init__(self, path: Path, fmt: str) -> None:
         self.path = path
-        self.format = None if fmt == "auto" else fmt
+        self.format: Any = None if fmt == "auto" else fmt  # str once the first row is read
         self.rows = self.skipped = self.events = 0
         self.sha256 = ""
 

@@ -190,7 +190,7 @@ def _replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
     else:
         events = list(source)
         state.future_versions = sum(
-            1 for e in events if isinstance(e.get("v"), int) and e.get("v") > SCHEMA_VERSION
+            1 for e in events if isinstance(v := e.get("v"), int) and v > SCHEMA_VERSION
         )
 
     def problem(event: dict, reason: str) -> None:
@@ -267,23 +267,23 @@ def _replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
                 conv.explicit_title = e["title"].strip() or None
             continue
         if kind in ("rating", "edit"):
-            msg = state.messages.get(e["message_id"])
-            if msg is None:
+            rated = state.messages.get(e["message_id"])
+            if rated is None:
                 problem(e, f"message {e['message_id']} is unknown")
                 continue
             if kind == "rating":
-                msg.rating = e["value"]
-                msg.tags = list(e.get("tags") or []) if e["value"] else []
-                msg.comment = e.get("comment") if e["value"] else None
+                rated.rating = e["value"]
+                rated.tags = list(e.get("tags") or []) if e["value"] else []
+                rated.comment = e.get("comment") if e["value"] else None
             else:
-                msg.edited = e["content"] if e["content"] != msg.content else None
+                rated.edited = e["content"] if e["content"] != rated.content else None
             continue
         # choice
-        msgs = [state.messages.get(c) for c in e["candidates"]]
-        if any(m is None for m in msgs):
-            missing = [c for c, m in zip(e["candidates"], msgs) if m is None]
+        missing = [c for c in e["candidates"] if c not in state.messages]
+        if missing:
             problem(e, f"candidate {missing[0]} is unknown")
             continue
+        msgs = [state.messages[c] for c in e["candidates"]]
         chosen = state.messages[e["chosen_id"]]
         if any(m.parent_id != chosen.parent_id or m.conversation_id != chosen.conversation_id for m in msgs):
             problem(e, "candidates are not siblings of the chosen message")

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from engine.adapters import ADAPTER_CONFIG
 from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import DEMO_MODEL, Profile
@@ -39,7 +40,7 @@ def resolve_backbone(profile: Profile, home: Home) -> Backbone:
     """The backbone named by the profile's [reward] table, resolved to something loadable."""
     name = profile.reward.backbone
     is_chat = name is None
-    source = profile.model.id if is_chat else name
+    source = profile.model.id if name is None else name
     revision = profile.model.revision if is_chat else None
     return _resolve(source, home, revision, profile.model.trust_remote_code if is_chat else False, is_chat)
 
@@ -154,7 +155,7 @@ def load_trained(model_dir: Path, backbone: Backbone, dtype=None):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     tokenizer.truncation_side = "left"
     tokenizer.padding_side = "right"
-    if (model_dir / "adapter_config.json").is_file():
+    if (model_dir / ADAPTER_CONFIG).is_file():
         from peft import PeftModel
 
         with quiet_loading():

@@ -17,6 +17,7 @@ from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import Profile, load_profile
 from engine.reward import REWARD_KIND
+from engine.settings import as_dict
 
 
 @dataclass
@@ -51,8 +52,8 @@ def check_overrides(profile: Profile, opts: RewardRunOptions) -> None:
 def _settings(profile: Profile, opts: RewardRunOptions) -> dict:
     """What the model depends on; a resume refuses if any of it changed."""
     return {
-        "reward": asdict(profile.reward),
-        "lora": asdict(profile.lora),
+        "reward": as_dict(profile.reward),
+        "lora": as_dict(profile.lora),
         "model": {"id": profile.model.id, "revision": profile.model.revision},
         "overrides": {k: v for k, v in asdict(opts).items()
                       if k in ("epochs", "max_steps", "learning_rate", "batch_size", "seed") and v is not None},
@@ -232,14 +233,12 @@ def reward_run_summaries(home: Home, profile: str) -> list[dict]:
     from engine.train import runs
 
     out = []
-    for rd in runs.list_runs(home, profile, kinds=[REWARD_KIND]):
-        try:
-            manifest = rd.read_manifest()
-            report = runs.read_json(rd.report_json) if rd.finished else {}
-        except UserError:
+    for run in runs.run_summaries(home, profile, kinds=[REWARD_KIND]):
+        if run.problem:
             continue
+        manifest, report = run.manifest, run.report
         ev = report.get("eval", {})
-        out.append({"run_id": rd.run_id, "status": "finished" if report else manifest.get("status", "unfinished"),
+        out.append({"run_id": run.run_id, "status": "finished" if report else manifest.get("status", "unfinished"),
                     "backbone": manifest.get("backbone"), "steps": report.get("steps"),
                     "accuracy": ev.get("accuracy"), "margin": ev.get("margin"),
                     "baseline_accuracy": ev.get("baseline_accuracy"), "n": ev.get("n")})

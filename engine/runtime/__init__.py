@@ -4,7 +4,7 @@ Importing this package is cheap: torch and transformers are imported inside the 
 need them, so the TUI can paint before the model loads.
 """
 
-from engine.runtime.adapters import resolve_adapter
+from engine.adapters import resolve_adapter
 from engine.runtime.loading import load_model
 from engine.runtime.model import LoadedModel
 from engine.runtime.params import GenerationParams

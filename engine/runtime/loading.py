@@ -126,7 +126,7 @@ def load_model(profile, home: Home, progress: Progress | None = None, adapter: s
     None (no adapter), or a run id. ``progress(stage, fraction)`` is called with the stages
     ``tokenizer``, ``weights`` (fraction 0..1 as tensors load), ``device`` and ``ready``.
     """
-    from engine.runtime.adapters import resolve_adapter
+    from engine.adapters import resolve_adapter
     from engine.runtime.device import resolve_device, resolve_dtype
     from engine.runtime.model import LoadedModel
     from engine.runtime.progress import routed_progress
@@ -164,7 +164,7 @@ def load_model(profile, home: Home, progress: Progress | None = None, adapter: s
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         report("device", None)
         if device == "cpu":
-            model.to(device)
+            model.to(device)  # type: ignore[arg-type]  # transformers' stubs type .to's self oddly
         model.eval()
     except UserError:
         raise

@@ -12,6 +12,7 @@ import contextlib
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 from engine.errors import UserError
 from engine.runtime.params import GenerationParams
@@ -51,7 +52,7 @@ class LoadedModel:
         self.path = path
         """The local folder the weights came from (None for a hub id)."""
         self._lock = threading.RLock()
-        self._peft = None  # peft.PeftModel wrapping self.model, once the first adapter is loaded
+        self._peft: Any = None  # peft.PeftModel wrapping self.model, once the first adapter is loaded
         self._adapters: dict[str, tuple[str, Path]] = {}  # run id -> (peft adapter name, folder)
         self._adapter: str | None = None
         self._names = 0
@@ -76,11 +77,10 @@ class LoadedModel:
 
     def load_adapter(self, run_id: str, path) -> None:
         """Attach the LoRA adapter in ``path`` under ``run_id`` (does not switch to it)."""
-        from engine.runtime.adapters import check_adapter_base, read_adapter_config
+        from engine.adapters import check_adapter_base
 
         path = Path(path)
-        cfg = read_adapter_config(path)
-        check_adapter_base(path, cfg, self._accepted_bases())
+        check_adapter_base(path, self._accepted_bases())
         with self._lock:
             if run_id in self._adapters:
                 if self._adapters[run_id][1] == path.resolve():

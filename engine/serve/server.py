@@ -6,9 +6,16 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 from engine.errors import UserError
+
+if TYPE_CHECKING:
+    from engine.home import Home
+    from engine.profiles import Profile
+    from engine.serve.catalog import ModelCatalog
+    from engine.serve.recorder import Recorder
+    from engine.serve.scheduler import Scheduler
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -17,12 +24,12 @@ DEFAULT_MAX_WAITING = 16
 
 @dataclass
 class ServeState:
-    profile: object
-    home: object
-    lm: object  # engine.runtime.LoadedModel
-    catalog: object  # engine.serve.catalog.ModelCatalog
-    scheduler: object  # engine.serve.scheduler.Scheduler
-    recorder: object  # engine.serve.recorder.Recorder
+    profile: Profile
+    home: Home
+    lm: Any  # engine.runtime.LoadedModel (or a RemoteModel: the same surface)
+    catalog: ModelCatalog
+    scheduler: Scheduler
+    recorder: Recorder
     api_key: str | None = None
     extra: dict = field(default_factory=dict)
 

@@ -13,18 +13,19 @@ directory, evaluates and promotes, the others wait at barriers.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from engine import adapters
 from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import Profile, TrainSettings, load_profile
+from engine.settings import as_dict
 from engine.train import data, plan, runs
 
 
@@ -40,7 +41,7 @@ class FinetuneOptions:
     until: str | None = None
     resume: bool = False
     tensorboard: bool = False
-    stream: object = None
+    stream: TextIO | None = None
     """Where progress and the report go (default: stderr for progress, stdout for the report)."""
 
 
@@ -104,16 +105,10 @@ def _parent_adapter(home: Home, profile: Profile, start_from: str) -> tuple[str 
         return None, None
     if start_from != "promoted":
         raise UserError(f"--from {start_from!r} must be 'promoted' or 'base'.")
-    run_id = adapters.promoted_run(home, profile.name)
-    if run_id is None:
-        return None, None
-    path = adapters.adapter_path(home, profile.name, run_id)
-    if not (path / "adapter_config.json").is_file():
-        raise UserError(f"the promoted adapter {run_id!r} has no files in {path}; run `engine adapters --profile "
-                        f"{profile.name} use base` or train with --from base.")
-    from engine.train.model import check_adapter_base
-
-    check_adapter_base(profile, path)
+    run_id, path = adapters.resolve_adapter(home, profile.name, "promoted", fix=f"run `engine adapters --profile "
+                                            f"{profile.name} use base` or train with --from base")
+    if path is not None:  # before a run dir exists; adapters tuneloop trains name the profile's model id
+        adapters.check_adapter_base(path, [profile.model.id], fix="train with --from base or switch adapters")
     return run_id, path
 
 
@@ -146,7 +141,8 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
 
         check_target_modules_early(profile.lora.target_modules, model_path, lora_where(profile),
                                    profile.model.revision, profile.model.trust_remote_code)
-    rehearsal_rows, rehearsal_info = [], {"rows": 0}
+    rehearsal_rows: list[dict] = []
+    rehearsal_info: dict = {"rows": 0}
     if "sft" in stages:
         from engine.train import rehearsal
 
@@ -187,10 +183,10 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "log_warnings": snap.warnings,
         "data": {"fingerprint": data.fingerprint(rd.data), "files": data_dir_files},
         "rehearsal": rehearsal_info,
-        "settings": dataclasses.asdict(settings),
+        "settings": as_dict(settings),
         "overrides": {k: v for k, v in opts.overrides.items() if v is not None},
         "profile_settings": plan.profile_settings(profile),
-        "lora": dataclasses.asdict(profile.lora),
+        "lora": as_dict(profile.lora),
         "packages": runs.package_versions(),
         "world_size": runs.world_size(),
         "python": sys.version.split()[0],
@@ -332,7 +328,8 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     """Train one method; returns (global steps, None | "signal" | "budget")."""
     import torch
 
-    from engine.train import dpo, kto, model as model_mod, sft, trainer_args
+    from engine.train import dpo, kto, sft, trainer_args
+    from engine.train import model as model_mod
     from engine.train.callbacks import RunCallback
     from engine.train.progress import ProgressCallback
 
@@ -391,11 +388,12 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     stopped_by = run_cb.stopped_by
     if stopped_by != "signal":
         sdir = _stage_dir(rd, index, method, phase)
+        trained = trainer.model
 
         def save():
             try:
                 with runs.publish_dir(sdir / "adapter") as tmp:
-                    model_mod.save_adapter(trainer.model, profile, tmp)
+                    model_mod.save_adapter(trained, profile, tmp)
                 rd.write_json(sdir / runs.COMPLETE_MARKER, {"steps": global_step, "stopped_by": stopped_by,
                                                             "ts": time.time(), "batching": batching})
             except Exception as exc:

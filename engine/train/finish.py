@@ -19,7 +19,8 @@ from pathlib import Path
 from engine import adapters
 from engine.home import Home, write_private
 from engine.profiles import Profile, TrainSettings
-from engine.train import data, gate, plan, report as report_mod, runs
+from engine.train import data, gate, plan, runs
+from engine.train import report as report_mod
 
 
 def _eval_rows(rd: runs.RunDir, manifest: dict) -> tuple[gate.EvalRows, list[str]]:
@@ -54,7 +55,7 @@ def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettin
     label = "base model"
     if current is not None:
         cur_path = adapters.adapter_path(home, profile.name, current)
-        if (cur_path / "adapter_config.json").is_file():
+        if (cur_path / adapters.ADAPTER_CONFIG).is_file():
             peft_model.load_adapter(str(cur_path), adapter_name="current")
             variants["current"] = "current"
             label = f"adapter {current}"

@@ -8,7 +8,6 @@ built on first use); device and dtype are left to the Trainer (it moves the mode
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from engine.errors import UserError
@@ -72,20 +71,6 @@ def load_base(profile: Profile, path: str, dtype):
     return model
 
 
-def check_adapter_base(profile: Profile, adapter_dir: Path) -> None:
-    """Refuse an adapter trained on another base model (its weights would not fit or would mean nothing)."""
-    cfg_path = Path(adapter_dir) / "adapter_config.json"
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise UserError(f"{cfg_path} is missing or corrupt; run `engine adapters use base` or train with "
-                        "--from base.") from None
-    base = cfg.get("base_model_name_or_path")
-    if base and base != profile.model.id:
-        raise UserError(f"the adapter in {adapter_dir} was trained on {base!r}, not on this profile's model "
-                        f"{profile.model.id!r}; train with --from base or switch adapters.")
-
-
 def check_target_modules(model, names: str | list[str], where: str = "lora.target_modules") -> None:
     """Refuse LoRA target names the model lacks, in one sentence listing the linear layers it has (peft
     would fail with a traceback when none match, or skip the missing ones silently)."""
@@ -141,8 +126,7 @@ def attach_adapter(model, profile: Profile, parent: Path | None):
     """A PeftModel whose ``default`` adapter is trainable: the parent adapter's weights, or a fresh LoRA."""
     from peft import PeftModel, get_peft_model
 
-    if parent is not None:
-        check_adapter_base(profile, parent)
+    if parent is not None:  # checked against the profile's base before the run began (finetune._parent_adapter)
         return PeftModel.from_pretrained(model, str(parent), is_trainable=True)
     check_target_modules(model, profile.lora.target_modules, lora_where(profile))
     return get_peft_model(model, lora_config(profile))

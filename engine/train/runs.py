@@ -138,6 +138,60 @@ class RunDir:
         raise UserError(f"cannot create a run directory in {home.runs_dir(profile)}: too many runs this second.")
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """What a listing shows about one run (`engine adapters`, the app's F3/F4 panels, reward listings),
+    read from its manifest and report.json by :func:`run_summaries`, the one reader of both for listings."""
+
+    run_id: str
+    manifest: dict
+    report: dict
+    """report.json, ``{}`` until the run finished (its presence marks a finished run)."""
+    problem: str | None = None
+    """One sentence when the manifest or the report cannot be read (the run is listed, not skipped)."""
+
+    @property
+    def command(self) -> str | None:
+        return self.manifest.get("command")
+
+    @property
+    def plan(self) -> list[str]:
+        return list(self.manifest.get("plan", []))
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.report)
+
+    @property
+    def verdict(self) -> str:
+        """The gate's verdict in words: passed the gate / refused by the gate / no report yet."""
+        if self.problem:
+            return "report unreadable"
+        if not self.report:
+            return "no report yet"
+        return "passed the gate" if self.report.get("promoted") else "refused by the gate"
+
+
+def run_summaries(home: Home, profile: str, kinds: Iterable[str] | None = None,
+                  command: str | None = None) -> list[RunSummary]:
+    """One RunSummary per run of ``profile`` (oldest first), optionally only ``kinds`` of run id or runs
+    of one ``command`` ("finetune", "reward")."""
+    out = []
+    for rd in list_runs(home, profile, kinds):
+        manifest: dict = {}
+        report: dict = {}
+        problem = None
+        try:
+            manifest = rd.read_manifest()
+            report = read_json(rd.report_json) if rd.finished else {}
+        except UserError as exc:
+            problem = str(exc)
+        if command is not None and manifest.get("command") != command:
+            continue
+        out.append(RunSummary(rd.run_id, manifest, report, problem))
+    return out
+
+
 def list_runs(home: Home, profile: str, kinds: Iterable[str] | None = None) -> list[RunDir]:
     """Every run directory of ``profile`` that has a manifest, oldest first."""
     root = home.runs_dir(profile)
@@ -196,7 +250,7 @@ def append_jsonl(path: Path, obj: dict) -> None:
 
 def read_jsonl(path: Path) -> list[dict]:
     """Lines of a JSONL file; a torn last line (killed mid-write) is skipped."""
-    out = []
+    out: list[dict] = []
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -480,5 +534,13 @@ class RunLock:
 
 # Re-exported so callers keep one import (engine.reward uses runs.Deadline, runs.StopRequest, ...).
 from engine.train.distributed import (  # noqa: E402,F401
-    any_rank, barrier, broadcast, init_distributed, is_distributed, is_main_process, on_main, world_size)
+    any_rank,
+    barrier,
+    broadcast,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+    on_main,
+    world_size,
+)
 from engine.train.stopping import Deadline, StopRequest, parse_duration, parse_until  # noqa: E402,F401

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.slow
 def client_home(tmp_path, monkeypatch, server) -> Home:
     home = Home.resolve(tmp_path / "client-home")
     monkeypatch.setenv("TUNELOOP_HOME", str(home.root))
-    text = (f'[model]\nid = "builtin:demo"\nbackend = "openai"\nbase_url = "{server.url}"\nremote_model = "base"\n'
-            "[generation]\ndo_sample = false\nmax_new_tokens = 12\n")
+    text = (
+        f'[model]\nid = "builtin:demo"\nbackend = "openai"\nbase_url = "{server.url}"\nremote_model = "base"\n'
+        "[generation]\ndo_sample = false\nmax_new_tokens = 12\n"
+    )
     return add_user_profile(home, "remote", text)
 
 

@@ -6,12 +6,12 @@ import errno
 import json
 
 import pytest
-from tests.train.conftest import converse, run_engine
 
 from engine import adapters
 from engine.errors import UserError
 from engine.home import ensure_dir
 from engine.train import runs
+from tests.train.conftest import converse, run_engine
 
 
 def _no_runs(home, profile="demo"):
@@ -25,6 +25,7 @@ def test_promoted_adapter_of_another_base_is_refused(log, demo_home):
     fake = demo_home.run_dir("demo", "20200101-000000-sft") / "adapter"
     ensure_dir(fake)
     (fake / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct"}))
+    (fake / "adapter_model.safetensors").write_bytes(b"")  # refused for its base before its weights are read
     adapters.set_promoted(demo_home, "demo", "20200101-000000-sft")
     code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--home", str(demo_home.root))
     assert code == 2 and "was trained on 'Qwen/Qwen2.5-0.5B-Instruct'" in out and "--from base" in out
@@ -78,6 +79,7 @@ def test_tensorboard_flag_needs_the_package(log, demo_home):
     assert _no_runs(demo_home)
 
 
+@pytest.mark.slow
 def test_gate_uses_reward_without_a_reward_model_skips_that_check_and_says_so(log, demo_home):
     from engine.profiles import BUILTIN_DIR
 

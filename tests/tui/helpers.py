@@ -88,3 +88,19 @@ def burst(pilot, *keys: str) -> None:
 def screen_lines(app) -> str:
     """The whole terminal as the person sees it now (every line, as plain text)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def fake_finished_run(home, run_id: str, promoted: bool = True, evaluation: dict | None = None,
+                      reason: str | None = None) -> None:
+    """A finished finetune run as the engine leaves it (manifest, adapter config, report.json), without
+    training: for panels that list runs."""
+    import json
+
+    run = home.run_dir("demo", run_id)
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text('{"base_model_name_or_path": "builtin:demo"}')
+    (run / "manifest.json").write_text(json.dumps({"command": "finetune", "plan": ["sft"], "run_id": run_id}))
+    report = {"run_id": run_id, "method": "sft", "eval": evaluation or {"new": {"loss": 1.0}}, "promoted": promoted}
+    if reason:
+        report["reason"] = reason
+    (run / "report.json").write_text(json.dumps(report))

@@ -3,11 +3,11 @@ and F4 agree on what the model replies with; an F4 choice lasts past a restart."
 
 from __future__ import annotations
 
-import json
+import pytest
 
 from engine.adapters import promoted_run, set_promoted
 from tests.tui.fakes import FakeGenerator, factory
-from tests.tui.helpers import events, plain, send, wait_for, wait_idle
+from tests.tui.helpers import events, fake_finished_run, plain, send, wait_for, wait_idle
 from tui.app import create_app
 from tui.screens.choose import ChooseScreen
 from tui.screens.loop import LoopScreen
@@ -17,11 +17,7 @@ OLD, NEW = "20260101-000000-sft", "20260102-000000-dpo"
 
 
 def _run(home, run_id, promoted=True):
-    adapter = home.run_dir("demo", run_id) / "adapter"
-    adapter.mkdir(parents=True)
-    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "builtin:demo"}')
-    (home.run_dir("demo", run_id) / "report.json").write_text(json.dumps(
-        {"run_id": run_id, "method": "sft", "eval": {"new": {"loss": 1.0}}, "promoted": promoted}))
+    fake_finished_run(home, run_id, promoted)
 
 
 def _status(app) -> str:
@@ -32,7 +28,7 @@ async def _in_use_everywhere(pilot, app, expected: str) -> None:
     """Status bar, F3 and F4 all name ``expected`` (a run id, or 'base') as the adapter in use."""
     assert f"adapter: {expected}" in _status(app)
     await pilot.press("f3")
-    await wait_for(pilot, lambda: isinstance(app.screen, LoopScreen), what="F3")
+    await wait_for(pilot, lambda: isinstance(app.screen, LoopScreen) and app.screen.loaded, what="F3")
     await pilot.pause()
     adapters = plain(app.screen.query_one("#adapters"))
     label = "the base model" if expected == "base" else expected
@@ -54,6 +50,7 @@ async def _in_use_everywhere(pilot, app, expected: str) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow
 async def test_a_promotion_while_the_app_runs_is_offered_and_f6_switches_to_it(home):
     _run(home, OLD)
     set_promoted(home, "demo", OLD)
@@ -76,6 +73,7 @@ async def test_a_promotion_while_the_app_runs_is_offered_and_f6_switches_to_it(h
         assert events(home, type_="message")[-1]["generation"]["adapter"] == NEW
 
 
+@pytest.mark.slow
 async def test_f4_labels_what_the_gate_said_and_the_choice_lasts_past_a_restart(home):
     _run(home, OLD)
     _run(home, NEW, promoted=False)  # the gate refused it

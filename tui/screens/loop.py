@@ -6,12 +6,11 @@ Counts come from ``engine.feedback.stats.feedback_stats(home, profile)``; adapte
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -70,16 +69,11 @@ def eval_table(ev) -> Table | Text:
     return Text(f"    eval: {ev if ev is not None else '-'}")
 
 
-def gate_verdict(home: Home, profile: str, run_id: str) -> str:
-    """What the finetune gate said about a run, from its report.json: the words F3 and F4 show."""
-    path = home.run_dir(profile, run_id) / "report.json"
-    if not path.is_file():
-        return "no report yet"
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return "report unreadable"
-    return "passed the gate" if report.get("promoted") else "refused by the gate"
+def gate_verdicts(home: Home, profile: str) -> dict[str, str]:
+    """What the finetune gate said about each run (engine.train.runs.RunSummary.verdict): the words F4 shows."""
+    from engine.train.runs import run_summaries
+
+    return {run.run_id: run.verdict for run in run_summaries(home, profile)}
 
 
 IN_USE_UNKNOWN = object()
@@ -89,7 +83,6 @@ def adapters_view(home: Home, profile: str, in_use=IN_USE_UNKNOWN) -> Group:
     """One block per run: id, method, promoted or not by the gate, eval numbers; ● marks the adapter
     the app replies with (``in_use``: a run id, None for the base model; by default the profile's
     promoted.json pointer, which is what the app loads at start)."""
-    root = home.runs_dir(profile)
     parts: list = []
     try:
         pointer = promoted_run(home, profile)
@@ -101,23 +94,23 @@ def adapters_view(home: Home, profile: str, in_use=IN_USE_UNKNOWN) -> Group:
     if pointer != current:
         parts.append(Text(f"promoted.json points at {pointer or 'the base model'} (used at the next start; "
                           "F6 or F4 switches now)", style="yellow"))
-    if not root.is_dir():
+    from engine.train.runs import run_summaries
+
+    summaries = run_summaries(home, profile)
+    if not summaries:
         parts.append(Text(f"no training runs yet (run `engine finetune --profile {profile}`)"))
         return Group(*parts)
-    for run in sorted(p for p in root.iterdir() if p.is_dir()):
-        in_use = Text(" ● in use", style="green") if run.name == current else Text("")
-        report_path = run / "report.json"
-        if not report_path.is_file():
-            parts.append(Text.assemble(f"{run.name}: no report yet", in_use))
+    for run in summaries:
+        in_use = Text(" ● in use", style="green") if run.run_id == current else Text("")
+        if run.problem:
+            parts.append(Text(f"{run.run_id}: {run.problem}", style="red"))
             continue
-        try:
-            report = json.loads(report_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            parts.append(Text(f"{run.name}: report.json is unreadable", style="red"))
+        if not run.finished:
+            parts.append(Text.assemble(f"{run.run_id}: no report yet", in_use))
             continue
+        report = run.report
         verdict = "promoted" if report.get("promoted") else "not promoted"
-        parts.append(Text.assemble((str(report.get("run_id", run.name)), "bold"),
-                                   f" {report.get('method', '?')} {verdict}", in_use))
+        parts.append(Text.assemble((run.run_id, "bold"), f" {report.get('method', '?')} {verdict}", in_use))
         parts.append(eval_table(report.get("eval")))
         if report.get("reason"):
             parts.append(Text(f"    {report['reason']}", style="dim"))
@@ -138,10 +131,28 @@ class LoopScreen(ModalScreen[None]):
         self.profile = profile
         self.in_use = in_use
 
+    loaded = False
+    """True once the counts and the adapters are shown (they are read in a worker: replaying a long log
+    and reading every run's report must not freeze the app)."""
+
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(f"[b]Feedback for {escape(self.profile)}[/b]")
-            yield Static(stats_table(self.home, self.profile), id="stats")
+            yield Static("reading the feedback log…", id="stats")
             yield Static("\n[b]Adapters[/b]")
-            yield Static(adapters_view(self.home, self.profile, self.in_use), id="adapters")
+            yield Static("reading the runs…", id="adapters")
             yield Static("\n[dim]Esc closes[/dim]")
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def load(self) -> None:
+        stats = stats_table(self.home, self.profile)
+        runs = adapters_view(self.home, self.profile, self.in_use)
+        self.app.call_from_thread(self._show, stats, runs)
+
+    def _show(self, stats, runs) -> None:
+        self.query_one("#stats", Static).update(stats)
+        self.query_one("#adapters", Static).update(runs)
+        self.loaded = True
