@@ -56,7 +56,7 @@ def serve(
     h = home_of(home)
     prof = profile_of(profile, h)
     choice = "base" if adapter == "none" else adapter
-    from engine.runtime.adapters import resolve_adapter
+    from engine.adapters import resolve_adapter
 
     resolve_adapter(h, prof.name, choice)  # an unknown run is refused before the model loads
     sock = bind(host, port)

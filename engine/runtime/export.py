@@ -35,8 +35,8 @@ def check_out_dir(out: Path) -> None:
 def export_model(profile, home, adapter: str | None, out: Path, progress=None) -> Exported:
     """Load the base (the profile's device and dtype), merge ``adapter`` ("promoted", a run id, or
     "base"/None), and write the folder in one rename (a failed export leaves no half folder)."""
+    from engine.adapters import check_adapter_base, resolve_adapter
     from engine.runtime import load_model
-    from engine.runtime.adapters import check_adapter_base, read_adapter_config, resolve_adapter
 
     out = Path(out).expanduser().absolute()
     check_out_dir(out)
@@ -48,9 +48,7 @@ def export_model(profile, home, adapter: str | None, out: Path, progress=None) -
 
         from engine.quiet import quiet_loading
 
-        check_adapter_base(
-            adapter_dir, read_adapter_config(adapter_dir), [lm.model_id] + ([str(lm.path)] if lm.path else [])
-        )
+        check_adapter_base(adapter_dir, [lm.model_id] + ([str(lm.path)] if lm.path else []))
         with quiet_loading():
             model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False).merge_and_unload()
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))

@@ -64,7 +64,7 @@ class ModelCatalog:
 
     def adapter_dir(self, run_id: str):
         """The folder of a finished adapter (UserError if it has gone meanwhile)."""
-        from engine.runtime.adapters import resolve_adapter
+        from engine.adapters import resolve_adapter
 
         _, path = resolve_adapter(self.home, self.profile.name, run_id)
         if path is None:
