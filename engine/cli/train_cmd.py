@@ -74,6 +74,7 @@ def adapters_cmd(
     from engine.errors import UserError
     from engine.home import check_name
     from engine.train import runs
+    from engine.train.methods import rows_of
 
     h = home_of(home)
     profile = profile_of(profile, h).name
@@ -95,9 +96,7 @@ def adapters_cmd(
     for run in runs.run_summaries(h, profile, command="finetune"):
         manifest, rep = run.manifest, run.report
         new = rep.get("eval", {}).get("new", {})
-        kinds = {"sft": "sft", "dpo": "pref", "kto": "kto"}
-        train_rows = sum(manifest.get("rows", {}).get(kinds.get(m, m), {}).get("train", 0)
-                         for m in set(manifest.get("plan", [])))
+        train_rows = sum(manifest.get("rows", {}).get(kind, {}).get("train", 0) for kind in rows_of(run.plan))
         status = ("promoted" if rep.get("promoted") else "refused") if rep else "unfinished"
         rows.append((("*" if run.run_id == promoted else " "), run.run_id, "+".join(run.plan),
                      str(train_rows), str(rep.get("steps", "-")), _fmt(new.get("loss")),

@@ -210,9 +210,9 @@ def adapter_rows(home, profile: str, run_id: str | None) -> set[str]:
             break
         report = runs.read_json(rd.report_json) if rd.finished else {}
         part = "all" if report.get("adapter_rows") == "all" or manifest.get("eval_on_train") else "train"
-        from engine.train.plan import ROW_KIND
+        from engine.train.methods import rows_of
 
-        for kind in {ROW_KIND[m] for m in manifest.get("plan", []) if m in ROW_KIND}:
+        for kind in rows_of(manifest.get("plan", [])):
             try:
                 for r in read_rows(rd.data, kind, part):
                     seen.add(row_key(kind, r))
