@@ -3,8 +3,8 @@
 No Textual here, so it is easy to test and to reason about. Every action that judges a reply is
 appended to the log (``engine.feedback.FeedbackLog``) before the method returns. The log is replayed
 once at start; after that each event this session writes is applied to the in-memory state with
-the same rules as ``engine.feedback.replay`` (a full replay per keypress costs about a second at
-15,000 events). The restart test checks that the screen after a replay is identical.
+``State.apply``, the function replay itself uses per event (a full replay per keypress costs about a
+second at 15,000 events). The restart test checks that the screen after a replay is identical.
 
 Which sibling is shown at a branch: the one the person last chose to show in this session, else the
 picked one, else the best-scored one (best-of-n replies carry ``generation["reward_score"]``), else
@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from engine.errors import UserError
-from engine.feedback import Conversation, FeedbackLog, Message
+from engine.feedback import FeedbackLog
 from engine.home import Home
 
 
@@ -41,31 +41,8 @@ class ChatSession:
         self.state = self.log.replay()
 
     def _apply(self, ev: dict) -> None:
-        """Apply one event this session just appended, exactly as replay would."""
-        state, kind = self.state, ev["type"]
-        if kind == "message":
-            msg = Message(id=ev["id"], conversation_id=ev["conversation_id"], parent_id=ev["parent_id"],
-                          role=ev["role"], content=ev["content"], ts=float(ev["ts"]),
-                          generation=ev.get("generation"))
-            conv = state.conversations.get(msg.conversation_id)
-            if conv is None:
-                conv = state.conversations[msg.conversation_id] = Conversation(msg.conversation_id, msg.ts)
-            conv.messages.append(msg)
-            state.messages[msg.id] = msg
-        elif kind == "rating":
-            msg = state.messages[ev["message_id"]]
-            msg.rating = ev["value"]
-            msg.tags = list(ev.get("tags") or []) if ev["value"] else []
-            msg.comment = ev.get("comment") if ev["value"] else None
-        elif kind == "edit":
-            msg = state.messages[ev["message_id"]]
-            msg.edited = ev["content"] if ev["content"] != msg.content else None
-        elif kind == "choice":
-            chosen = state.messages[ev["chosen_id"]]
-            for sibling in state.conversations[chosen.conversation_id].children(chosen.parent_id):
-                sibling.picked = sibling.id == chosen.id
-        elif kind == "title":
-            state.conversations[ev["conversation_id"]].explicit_title = ev["title"].strip() or None
+        """Apply one event this session just appended, by the replay's own rules (State.apply)."""
+        self.state.apply(ev)
 
     @property
     def conversation(self):

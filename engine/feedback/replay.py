@@ -129,6 +129,92 @@ class State:
     uncommitted: dict[str, int] = field(default_factory=dict)
     """import id -> events of an ``engine import`` that never wrote its commit record (ignored)."""
 
+    _latest_choice: dict[tuple[str, str | None], Choice] = field(default_factory=dict, repr=False, compare=False)
+    """(conversation, parent id) -> its latest choice (``choices`` is its values, kept in step)."""
+
+    # ---- the replay rules, one event at a time -----------------------------------------------------
+    def apply(self, e: dict[str, Any]) -> bool:
+        """Apply one visible event (see :func:`visible_events`) after those before it in the log: the one
+        place the replay rules are written (a live session applies its own appends with it too).
+        An event that points at something unknown becomes a problem and changes nothing: returns False."""
+        kind = e["type"]
+        if kind == "message":
+            parent = self.messages.get(e["parent_id"]) if e["parent_id"] is not None else None
+            if e["parent_id"] is not None and (parent is None or parent.conversation_id != e["conversation_id"]):
+                self._problem(e, f"parent {e['parent_id']} is unknown or in another conversation, message skipped")
+                return False
+            if e["id"] in self.messages:
+                self._problem(e, "duplicate message id, later copy ignored")
+                return False
+            self._add_message(e)
+        elif kind == "title":
+            conv = self.conversations.get(e["conversation_id"])
+            if conv is None:
+                self._problem(e, f"conversation {e['conversation_id']} is unknown")
+                return False
+            conv.explicit_title = e["title"].strip() or None
+        elif kind in ("rating", "edit"):
+            msg = self.messages.get(e["message_id"])
+            if msg is None:
+                self._problem(e, f"message {e['message_id']} is unknown")
+                return False
+            if kind == "rating":
+                msg.rating = e["value"]
+                msg.tags = list(e.get("tags") or []) if e["value"] else []
+                msg.comment = e.get("comment") if e["value"] else None
+            else:
+                msg.edited = e["content"] if e["content"] != msg.content else None
+        elif kind == "choice":
+            return self._apply_choice(e)
+        return True
+
+    def _apply_choice(self, e: dict[str, Any]) -> bool:
+        msgs = [self.messages.get(c) for c in e["candidates"]]
+        if any(m is None for m in msgs):
+            missing = [c for c, m in zip(e["candidates"], msgs) if m is None]
+            self._problem(e, f"candidate {missing[0]} is unknown")
+            return False
+        chosen = self.messages[e["chosen_id"]]
+        if any(m.parent_id != chosen.parent_id or m.conversation_id != chosen.conversation_id for m in msgs):
+            self._problem(e, "candidates are not siblings of the chosen message")
+            return False
+        key = (chosen.conversation_id, chosen.parent_id)
+        self._latest_choice.pop(key, None)  # re-insert so dict order is the order choices were made
+        self._latest_choice[key] = Choice(
+            id=e["id"],
+            conversation_id=chosen.conversation_id,
+            parent_id=chosen.parent_id,
+            chosen_id=chosen.id,
+            candidates=list(e["candidates"]),
+            kind=e["kind"],
+            sources=e.get("sources"),
+            ts=float(e["ts"]),
+        )
+        for sibling in self.conversations[chosen.conversation_id].children(chosen.parent_id):
+            sibling.picked = sibling.id == chosen.id
+        self.choices = list(self._latest_choice.values())
+        return True
+
+    def _add_message(self, e: dict[str, Any]) -> Message:
+        msg = Message(
+            id=e["id"],
+            conversation_id=e["conversation_id"],
+            parent_id=e["parent_id"],
+            role=e["role"],
+            content=e["content"],
+            ts=float(e["ts"]),
+            generation=e.get("generation"),
+        )
+        conv = self.conversations.get(msg.conversation_id)
+        if conv is None:
+            conv = self.conversations[msg.conversation_id] = Conversation(msg.conversation_id, msg.ts)
+        conv.messages.append(msg)
+        self.messages[msg.id] = msg
+        return msg
+
+    def _problem(self, event: dict, reason: str) -> None:
+        self.problems.append(Problem("replay", 0, f"{event.get('type')} event {event.get('id')}: {reason}"))
+
     def warnings(self) -> list[str]:
         """One line about events that were ignored because they point at unknown messages, and one about
         unfinished imports."""
@@ -194,7 +280,7 @@ def _replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
         )
 
     def problem(event: dict, reason: str) -> None:
-        state.problems.append(Problem("replay", 0, f"{event.get('type')} event {event.get('id')}: {reason}"))
+        state._problem(event, reason)
 
     current, state.uncommitted = visible_events(events)
 
@@ -238,72 +324,11 @@ def _replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
         if not resolvable(mid):
             problem(e, f"parent {e['parent_id']} is unknown or in another conversation, message skipped")
             continue
-        msg = Message(
-            id=e["id"],
-            conversation_id=e["conversation_id"],
-            parent_id=e["parent_id"],
-            role=e["role"],
-            content=e["content"],
-            ts=float(e["ts"]),
-            generation=e.get("generation"),
-        )
-        conv = state.conversations.get(msg.conversation_id)
-        if conv is None:
-            conv = state.conversations[msg.conversation_id] = Conversation(msg.conversation_id, msg.ts)
-        conv.messages.append(msg)
-        state.messages[msg.id] = msg
+        state._add_message(e)
 
-    # 2. Judgements, in log order: the latest wins.
-    latest_choice: dict[tuple[str, str | None], Choice] = {}
+    # 2. Judgements, in log order: the latest wins (the same rule a live session applies per event).
     for e in current:
-        kind = e["type"]
-        if kind == "message":
-            continue
-        if kind == "title":
-            conv = state.conversations.get(e["conversation_id"])
-            if conv is None:
-                problem(e, f"conversation {e['conversation_id']} is unknown")
-            else:
-                conv.explicit_title = e["title"].strip() or None
-            continue
-        if kind in ("rating", "edit"):
-            msg = state.messages.get(e["message_id"])
-            if msg is None:
-                problem(e, f"message {e['message_id']} is unknown")
-                continue
-            if kind == "rating":
-                msg.rating = e["value"]
-                msg.tags = list(e.get("tags") or []) if e["value"] else []
-                msg.comment = e.get("comment") if e["value"] else None
-            else:
-                msg.edited = e["content"] if e["content"] != msg.content else None
-            continue
-        # choice
-        msgs = [state.messages.get(c) for c in e["candidates"]]
-        if any(m is None for m in msgs):
-            missing = [c for c, m in zip(e["candidates"], msgs) if m is None]
-            problem(e, f"candidate {missing[0]} is unknown")
-            continue
-        chosen = state.messages[e["chosen_id"]]
-        if any(m.parent_id != chosen.parent_id or m.conversation_id != chosen.conversation_id for m in msgs):
-            problem(e, "candidates are not siblings of the chosen message")
-            continue
-        key = (chosen.conversation_id, chosen.parent_id)
-        latest_choice.pop(key, None)  # re-insert so dict order is the order choices were made
-        latest_choice[key] = Choice(
-            id=e["id"],
-            conversation_id=chosen.conversation_id,
-            parent_id=chosen.parent_id,
-            chosen_id=chosen.id,
-            candidates=list(e["candidates"]),
-            kind=e["kind"],
-            sources=e.get("sources"),
-            ts=float(e["ts"]),
-        )
-    for choice in latest_choice.values():
-        conv = state.conversations[choice.conversation_id]
-        for sibling in conv.children(choice.parent_id):
-            sibling.picked = sibling.id == choice.chosen_id
-    state.choices = list(latest_choice.values())
+        if e["type"] != "message":
+            state.apply(e)
     state.replay_problems = sum(1 for p in state.problems if p.path == "replay")
     return state
