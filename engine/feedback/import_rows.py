@@ -328,7 +328,7 @@ def plan_import(path: Path, fmt: str = "auto") -> tuple[list[dict], ImportResult
 def previous_imports(log: FeedbackLog, sha256: str) -> list[dict]:
     """Commit records of earlier imports of a file with this sha256."""
     return [e for e in log.read().events
-            if e.get("type") == "import" and e.get("v") == ev.SCHEMA_VERSION and e.get("sha256") == sha256]
+            if e.get("type") == "import" and e.get("v") == ev.version_of("import") and e.get("sha256") == sha256]
 
 
 def import_file(log: FeedbackLog, path: Path, fmt: str = "auto", again: bool = False) -> ImportResult:

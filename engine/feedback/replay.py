@@ -7,6 +7,8 @@ order is what the appends produced, while clocks can jump. Rules:
 - choice: per sibling group (same parent) the latest choice wins: its chosen message is
   ``picked``, every other sibling is not. All candidates must be siblings of the chosen one.
 - title: the latest wins; the default is the first user message, cut to ~48 characters.
+- critique (schema v2, language feedback): the latest outcome of a revision wins (``Message.outcome``); the
+  revision is a sibling of the critiqued reply whose generation record names it (``revision_of``).
 Events that point at something unknown (a parent, message or conversation that is not in the log)
 become problems, never crashes; a message whose parent is unknown is dropped with its descendants.
 Events with ``"v"`` above the supported version, or of a type this reader does not know, are ignored.
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from engine.feedback.events import EVENT_TYPES, IMPORT_KEY, SCHEMA_VERSION
+from engine.feedback.events import EVENT_TYPES, IMPORT_KEY, SCHEMA_VERSION, version_of
 from engine.feedback.gc_pause import gc_paused
 from engine.feedback.log import Problem, ReadResult
 
@@ -41,11 +43,25 @@ class Message:
     comment: str | None = None
     edited: str | None = None
     picked: bool = False
+    outcome: str | None = None
+    """A revision's latest outcome from a ``critique`` event: accepted, edited, discarded (None: none yet)."""
 
     @property
     def final_text(self) -> str:
         """The text to use from now on: the edit if there is one, else the original."""
         return self.edited if self.edited is not None else self.content
+
+    @property
+    def revision_of(self) -> str | None:
+        """The reply this one revises after a critique (language feedback), else None."""
+        value = (self.generation or {}).get("revision_of")
+        return value if isinstance(value, str) else None
+
+    @property
+    def critique(self) -> str | None:
+        """The critique this revision answers (None for an ordinary reply)."""
+        value = (self.generation or {}).get("critique") if self.revision_of else None
+        return value if isinstance(value, str) else None
 
     @property
     def system_prompt(self) -> str:
@@ -166,6 +182,15 @@ class State:
                 msg.edited = e["content"] if e["content"] != msg.content else None
         elif kind == "choice":
             return self._apply_choice(e)
+        elif kind == "critique":
+            msg = self.messages.get(e["message_id"])
+            rid = e.get("revision_id")
+            rev = self.messages.get(rid) if rid is not None else None
+            if msg is None or (rid is not None and rev is None):
+                self._problem(e, f"message {e['message_id'] if msg is None else rid} is unknown")
+                return False
+            if rev is not None:
+                rev.outcome = e["outcome"]
         return True
 
     def _apply_choice(self, e: dict[str, Any]) -> bool:
@@ -232,12 +257,13 @@ class State:
 
 
 def visible_events(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The version-1 events replay uses, in log order, and ``{import id: events}`` of unfinished imports.
+    """The events of known versions replay uses, in log order, and ``{import id: events}`` of unfinished imports.
 
     Import commit records themselves, newer-version events and unknown types are left out; an event with
     an ``import_id`` is kept only when that import's commit record is somewhere in the log.
     """
-    current = [e for e in events if e.get("v") == SCHEMA_VERSION and e.get("type") in EVENT_TYPES]
+    current = [e for e in events if e.get("type") in EVENT_TYPES and _is_version(e.get("v"))
+               and version_of(e["type"]) <= e["v"]]
     committed = {e["import_id"] for e in current if e["type"] == "import"}
     out: list[dict[str, Any]] = []
     pending: dict[str, int] = {}
@@ -251,6 +277,10 @@ def visible_events(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
             continue
         out.append(e)
     return out, pending
+
+
+def _is_version(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= SCHEMA_VERSION
 
 
 def default_title(messages: Iterable[Message]) -> str:
