@@ -190,7 +190,7 @@ def test_any_valid_event_sequence_replays(events):
 
 
 def _critiqued(log):
-    _, a, _ = chat(log)
+    chat(log)
     orig = log.read().events[1]
     rev = log.add_message(orig["conversation_id"], orig["parent_id"], "assistant", "shorter answer",
                           generation={"revision_of": orig["id"], "critique": "too long", "revision_prompt": "P"})
@@ -218,7 +218,7 @@ def test_an_old_reader_skips_critiques_and_replays_the_rest(home, monkeypatch):
     replay_mod = importlib.import_module("engine.feedback.replay")
 
     log = FeedbackLog(home, "demo")
-    orig, rev = _critiqued(log)
+    _, rev = _critiqued(log)
     monkeypatch.setattr(ev_mod, "SCHEMA_VERSION", 1)
     monkeypatch.setattr(replay_mod, "SCHEMA_VERSION", 1)
     log = FeedbackLog(home, "demo")
