@@ -17,7 +17,8 @@ import uuid
 from typing import Any
 
 from engine.errors import UserError
-from engine.feedback import FeedbackLog
+from engine.feedback import FeedbackLog, Message
+from engine.feedback.language import revision_messages, revision_request
 from engine.home import Home
 
 
@@ -169,6 +170,34 @@ class ChatSession:
 
     def rename(self, title: str) -> None:
         self._apply(self._save(self.log.rename, self.conversation_id, title))
+
+    # ---- language feedback (engine.feedback.language) -------------------------------------------------
+    def revision_prompt_for(self, original_id: str, critique: str, template: str) -> list[dict]:
+        """The chat messages a revision of reply ``original_id`` after ``critique`` is generated from."""
+        original = self.message(original_id)
+        return revision_messages(self.prompt_for(original.parent_id), original.final_text, critique, template)
+
+    def add_revision(self, original_id: str, text: str, record: dict[str, Any], critique: str,
+                     template: str) -> Message:
+        """The revision, a sibling of the original, shown at once; its record names the original, the
+        critique and the revision prompt used."""
+        record = {**record, "revision_of": original_id, "critique": critique,
+                  "revision_prompt": revision_request(template, critique)}
+        return self.add_reply(self.message(original_id).parent_id, text, record)
+
+    def resolve_revision(self, revision_id: str, outcome: str, text: str | None = None) -> None:
+        """accepted: a choice of the revision over the original, then the critique event; edited: the edit
+        (``text``) first, then the same; discarded: the critique event, and the original is shown again."""
+        rev = self.message(revision_id)
+        original = self.message(rev.revision_of)
+        if outcome == "edited":
+            self.edit(rev.id, text if text is not None else rev.final_text)
+        if outcome in ("accepted", "edited"):
+            self.choose_among(rev.id, [rev.id, original.id], "regenerate",
+                              {rev.id: "revision", original.id: "original"})
+        self._apply(self._save(self.log.critique, original.id, rev.critique or "", rev.id, outcome))
+        if outcome == "discarded":
+            self.show(original.id)
 
 
 def _best_of_size(message) -> int:
