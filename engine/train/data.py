@@ -40,6 +40,10 @@ class Rows:
         out["kto_desirable"] = sum(1 for r in self.kto if _data(r).get("label"))
         out["kto_undesirable"] = out["kto"] - out["kto_desirable"]
         out["edits"] = self.edits
+        for kind in ("sft", "pref"):  # language feedback (engine.feedback.language), counted by where it came from
+            for source in ("revision", "machine_revision"):
+                if n := sum(1 for r in self.of(kind) if getattr(r, "source", None) == source):
+                    out[f"{source}_{kind}"] = n
         return out
 
     def conversations(self) -> list[str]:
