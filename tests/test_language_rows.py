@@ -32,7 +32,7 @@ def _log(home):
 
 
 def test_accepted_and_edited_revisions_are_sft_rows_and_pairs_marked_revision(home):
-    s, (long, short, wrong, fixed, hi, nope) = _log(home)
+    _, (long, short, wrong, fixed, _hi, nope) = _log(home)
     state = FeedbackLog(home, "demo").replay()
     sft = {r.message_ids: r for r in sft_rows(state)}
     assert sft[(short.id,)].source == "revision"

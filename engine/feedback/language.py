@@ -77,3 +77,39 @@ def language_feedback(state: State) -> list[LanguageFeedback]:
             if m.role == "assistant" and m.rating == -1 and (m.comment or "").strip() and m.id not in revised:
                 out.append(LanguageFeedback(conv.id, m, m.comment.strip(), None, None))
     return out
+
+
+CRITIQUE_FORMAT = "critique"
+"""The export/import format of language feedback, one JSON object per line::
+
+    {"prompt": [{"role": "user", "content": "..."}, ...],          # the conversation before the reply
+     "original": [{"role": "assistant", "content": "..."}],        # the reply that was critiqued
+     "critique": "too long",                                       # what the person said is wrong
+     "revision": [{"role": "assistant", "content": "..."}] | null, # the revision (its final text), or none yet
+     "outcome": "accepted" | "edited" | "discarded" | null,        # null: not judged / a 👎 comment alone
+     "source": "revision" | "machine_revision" | "comment"}
+
+``prompt``/``original``/``revision`` are TRL's conversational shape (as ``prompt``/``chosen``/``rejected``);
+a leading system turn of ``prompt`` is the reply's system prompt."""
+
+
+def critique_rows(state: State) -> list:
+    """Every critique (:func:`language_feedback`) as a row of :data:`CRITIQUE_FORMAT`."""
+    from engine.feedback.rows import Row, prompt_for
+
+    out = []
+    for item in language_feedback(state):
+        conv = state.conversations[item.conversation_id]
+        rev = item.revision
+        if rev is None:
+            source = "comment"
+        else:
+            source = MACHINE_SOURCE if (rev.generation or {}).get("machine_revision") else REVISION_SOURCE
+        data = {"prompt": prompt_for(conv, item.original),
+                "original": [{"role": "assistant", "content": item.original.content}],
+                "critique": item.critique,
+                "revision": None if rev is None else [{"role": "assistant", "content": rev.final_text}],
+                "outcome": item.outcome, "source": source}
+        ids = (item.original.id,) if rev is None else (rev.id, item.original.id)
+        out.append(Row(data, item.conversation_id, ids, None if rev is None else source))
+    return out
