@@ -68,6 +68,8 @@ class Snapshot:
     log_offsets: dict[str, int]
     log_cutoff_ts: float | None
     warnings: list[str]
+    state: object = None
+    """The replayed log the rows came from (engine.train.revise revises its unrevised critiques)."""
 
 
 def collect(home, profile: str) -> Snapshot:
@@ -82,7 +84,7 @@ def collect(home, profile: str) -> Snapshot:
     rows = Rows(sft=list(feedback_rows.sft_rows(state)), pref=list(feedback_rows.preference_rows(state)),
                 kto=list(feedback_rows.unpaired_rows(state)),
                 edits=sum(1 for m in state.messages.values() if m.role == "assistant" and m.edited is not None))
-    return Snapshot(rows, snap.sha256, dict(snap.end_offsets), snap.result.cutoff_ts, snap.result.warnings())
+    return Snapshot(rows, snap.sha256, dict(snap.end_offsets), snap.result.cutoff_ts, snap.result.warnings(), state)
 
 
 @dataclass
