@@ -199,6 +199,14 @@ class ChatSession:
         if outcome == "discarded":
             self.show(original.id)
 
+    def review_machine_revision(self, original_id: str, critique: str, text: str, run_id: str, approve: bool):
+        """The morning review of a revision ``engine finetune`` wrote (engine.train.revise): it becomes a
+        revision in the log, accepted (a human-accepted pair for the next run) or discarded."""
+        record = {"machine_revision": True, "run": run_id, "revision_of": original_id, "critique": critique}
+        rev = self.add_reply(self.message(original_id).parent_id, text, record, show=False)
+        self.resolve_revision(rev.id, "accepted" if approve else "discarded")
+        return rev
+
 
 def _best_of_size(message) -> int:
     """The n of the best-of-n set a reply came from (1 for an ordinary reply)."""

@@ -104,7 +104,8 @@ def critique_rows(state: State) -> list:
         if rev is None:
             source = "comment"
         else:
-            source = MACHINE_SOURCE if (rev.generation or {}).get("machine_revision") else REVISION_SOURCE
+            machine = (rev.generation or {}).get("machine_revision") and item.outcome not in ("accepted", "edited")
+            source = MACHINE_SOURCE if machine else REVISION_SOURCE  # an approved machine revision is the person's
         data = {"prompt": prompt_for(conv, item.original),
                 "original": [{"role": "assistant", "content": item.original.content}],
                 "critique": item.critique,

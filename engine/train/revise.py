@@ -8,10 +8,16 @@ the critique is listed as not addressed). A chosen revision gives an SFT row and
 both ``source="machine_revision"``. They weigh less than revisions a person accepted: those rows are written
 :data:`HUMAN_WEIGHT` times, machine rows once. Everything is listed in ``data/machine_revisions.jsonl``
 (the critique export shape) and the manifest; ``engine finetune --no-machine-revisions`` skips the pass.
+
+The morning review (the chat app's F8, :func:`review_items`) offers each machine revision not reviewed yet:
+approved, it is written to the log as a revision the person accepted (a human-accepted pair for the next
+run); rejected, as a discarded one. Either way the critique is no longer pending.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 
 from engine.feedback.language import MACHINE_SOURCE, REVISION_SOURCE, LanguageFeedback, language_feedback, \
@@ -51,7 +57,8 @@ class MachineRevision:
                 "critique": self.item.critique,
                 "revision": None if self.revision is None else [{"role": "assistant", "content": self.revision}],
                 "outcome": None, "source": MACHINE_SOURCE, "chosen_by": self.chosen_by,
-                "candidates": len(self.candidates)}
+                "candidates": len(self.candidates), "original_id": self.item.original.id,
+                "conversation_id": self.item.conversation_id}
 
 
 def pending(state: State) -> list[LanguageFeedback]:
@@ -145,3 +152,52 @@ def run_pass(home, profile, state: State, parent_run: str | None, seed: int = 0,
         return revise(lm, state, profile, items, k=k, scorer=scorer, seed=seed, say=say)
     finally:
         del lm
+
+
+REVIEW_FILE = "machine_revisions.jsonl"
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One machine revision waiting for the morning review."""
+
+    run_id: str
+    original_id: str
+    critique: str
+    revision: str
+
+
+def log_ids(state: State) -> tuple[set[str], set[str]]:
+    """(every message id, ids of replies that have a revision): what :func:`review_items` needs of a State
+    (taken on the thread that owns the State; the files are then read on another)."""
+    return set(state.messages), {m.revision_of for m in state.messages.values() if m.revision_of}
+
+
+def review_items(home, profile: str, known: set[str], revised: set[str]) -> list[ReviewItem]:
+    """Machine revisions of the profile's runs (newest run first) whose original is in the log (``known``)
+    and has no revision yet (not in ``revised``: not reviewed, not revised in the chat); see :func:`log_ids`.
+    Unreadable files or lines are skipped: the review is an offer, never a reason to fail. No torch here."""
+    root = home.runs_dir(profile)
+    if not root.is_dir():
+        return []
+    revised = set(revised)
+    out: list[ReviewItem] = []
+    for path in sorted(root.glob(f"*/data/{REVIEW_FILE}"), reverse=True):
+        try:
+            with os.fdopen(home.open(path), "rb") as f:
+                lines = f.read().decode("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        for line in lines:
+            try:
+                row = json.loads(line)
+                oid, critique, revision = row["original_id"], row["critique"], row["revision"][0]["content"]
+            except (ValueError, KeyError, TypeError, IndexError):
+                continue
+            if not isinstance(oid, str) or oid not in known or oid in revised:
+                continue
+            if not isinstance(critique, str) or not isinstance(revision, str) or not critique.strip():
+                continue
+            revised.add(oid)  # offered once, from the newest run
+            out.append(ReviewItem(path.parent.parent.name, oid, critique, revision))
+    return out

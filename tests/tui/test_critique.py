@@ -126,3 +126,65 @@ async def test_discard_on_an_ordinary_reply_says_what_to_do(home):
         await pilot.pause()
         assert events(home, type_="critique") == []
         assert any("Only a revision" in str(n.message) for n in app._notifications)
+
+
+def _night(home):
+    """Two disliked replies with a comment, and a run folder holding the revisions finetune wrote for them."""
+    import json
+
+    from engine.home import ensure_dir
+    from tui.session import ChatSession
+
+    s = ChatSession(home, "demo")
+    originals = []
+    for q, reply, critique in [("q1", "long answer one", "too long"), ("q2", "English", "in French")]:
+        s.new_conversation()
+        u = s.add_user(q)
+        a = s.add_reply(u.id, reply, {})
+        s.rate(a.id, -1, comment=critique)
+        originals.append(a)
+    data_dir = home.runs_dir("demo") / "20261130-020000-sft" / "data"
+    ensure_dir(data_dir.parent.parent)
+    ensure_dir(data_dir.parent)
+    ensure_dir(data_dir)
+    rows = [{"original_id": originals[0].id, "critique": "too long", "revision": [{"role": "assistant",
+             "content": "short one"}], "source": "machine_revision"},
+            {"original_id": originals[1].id, "critique": "in French", "revision": [{"role": "assistant",
+             "content": "Anglais"}], "source": "machine_revision"}]
+    (data_dir / "machine_revisions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return originals
+
+
+async def test_morning_review_approves_and_rejects_with_one_key_each(home):
+    from engine.feedback import FeedbackLog, preference_rows
+    from engine.train import revise
+    from tui.screens.review import ReviewScreen
+
+    first, second = _night(home)
+    app = create_app(home, "demo", factory(FakeGenerator(["x"])))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReviewScreen), what="review screen")
+        await pilot.pause()
+        body = str(app.screen.query_one("#review-body").render())
+        assert "too long" in body and "long answer one" in body and "short one" in body and "1 of 2" in body
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(events(home, type_="critique")) == 1, what="approval saved")
+        await pilot.press("n")
+        await wait_for(pilot, lambda: len(events(home, type_="critique")) == 2, what="rejection saved")
+        await pilot.pause()
+        assert "1 approved, 1 rejected" in str(app.screen.query_one("#review-body").render())
+        await pilot.press("escape")
+        crits = events(home, type_="critique")
+        assert [(c["message_id"], c["outcome"]) for c in crits] == [(first.id, "accepted"), (second.id, "discarded")]
+        (choice,) = events(home, type_="choice")
+        assert choice["chosen_id"] == crits[0]["revision_id"] and first.id in choice["candidates"]
+        state = FeedbackLog(home, "demo").replay()
+        pairs = [r for r in preference_rows(state) if r.source == "revision"]  # approval = a human-accepted pair
+        assert [(p.data["chosen"][0]["content"], p.data["rejected"][0]["content"]) for p in pairs] == \
+            [("short one", "long answer one")]
+        assert revise.pending(state) == [] and revise.review_items(home, "demo", *revise.log_ids(state)) == []
+        await pilot.press("f8")  # nothing left: one sentence, no screen
+        await pilot.pause()
+        assert not isinstance(app.screen, ReviewScreen)
