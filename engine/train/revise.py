@@ -20,8 +20,13 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from engine.feedback.language import MACHINE_SOURCE, REVISION_SOURCE, LanguageFeedback, language_feedback, \
-    revision_messages
+from engine.feedback.language import (
+    MACHINE_SOURCE,
+    REVISION_SOURCE,
+    LanguageFeedback,
+    language_feedback,
+    revision_messages,
+)
 from engine.feedback.replay import State
 from engine.feedback.rows import Row, prompt_for
 

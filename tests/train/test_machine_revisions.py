@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.train.conftest import converse, run_engine
 
 from engine.feedback import FeedbackLog
 from engine.profiles import load_profile
 from engine.train import data, revise
+from tests.train.conftest import converse, run_engine
 
 
 class FakeScorer:
@@ -90,7 +90,7 @@ def test_finetune_lists_machine_revisions_and_the_flag_leaves_them_out(log, demo
     code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--max-steps", "1",
                            "--home", str(demo_home.root))
     assert code == 0, out
-    run_dir = sorted(demo_home.runs_dir("demo").glob("*-sft"))[-1]
+    run_dir = max(demo_home.runs_dir("demo").glob("*-sft"))
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["machine_revisions"]["critiques"] == 2 and manifest["counts"]["machine_revision_sft"] == 2
     listed = [json.loads(x) for x in (run_dir / "data" / "machine_revisions.jsonl").read_text().splitlines()]
@@ -100,6 +100,6 @@ def test_finetune_lists_machine_revisions_and_the_flag_leaves_them_out(log, demo
     code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--max-steps", "1", "--from", "base",
                            "--no-machine-revisions", "--home", str(demo_home.root))
     assert code == 0, out
-    run_dir = sorted(demo_home.runs_dir("demo").glob("*-sft"))[-1]
+    run_dir = max(demo_home.runs_dir("demo").glob("*-sft"))
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["machine_revisions"] == {"enabled": False} and "machine_revision_sft" not in manifest["counts"]
