@@ -60,12 +60,14 @@ class JudgingMixin:
     async def judge_edit(self, msg) -> None:
         if not self._reply_only(msg):
             return
-        pending_revision = msg.revision_of is not None and msg.outcome is None
+        pending_revision = msg.revision_of is not None and msg.outcome not in ("accepted", "edited")
 
         async def save(text: str | None) -> None:
             if text is not None:
                 with self.saving() as saved:
-                    if pending_revision:  # the edit wins, the critique is kept, the revision is chosen
+                    if pending_revision and text == msg.content:  # saved unchanged: accepted as it is
+                        self.session.resolve_revision(msg.id, "accepted")
+                    elif pending_revision:  # the edit wins, the critique is kept, the revision is chosen
                         self.session.resolve_revision(msg.id, "edited", text)
                     else:
                         self.session.edit(msg.id, text)
@@ -90,8 +92,8 @@ class JudgingMixin:
     async def judge_pick(self, msg) -> None:
         if not self._reply_only(msg):
             return
-        if msg.revision_of is not None and msg.outcome is None:
-            self.session.resolve_revision(msg.id, "accepted")  # the revision over the original
+        if msg.revision_of is not None and msg.outcome not in ("accepted", "edited"):
+            self.session.resolve_revision(msg.id, "accepted")  # the revision over the original (a discarded one too)
             return
         if len(self.session.siblings(msg.id)) < 2:
             self.notify("Nothing to pick from: regenerate (r) first.", severity="warning")
@@ -105,7 +107,8 @@ class JudgingMixin:
             return
         original = self.session.message(msg.revision_of) if msg.revision_of else msg
         value = msg.critique or (original.comment if original.rating == -1 else None) or ""
-        sample = bool(msg.revision_of) and not self.profile.generation.do_sample
+        again = any(s.revision_of == original.id for s in self.session.siblings(original.id))
+        sample = again and not self.profile.generation.do_sample
 
         async def revise(critique: str | None) -> None:
             if critique and self._can_generate():
