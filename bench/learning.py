@@ -313,8 +313,8 @@ def case_critique(rows: list[Row], notes: list[str]) -> None:
     base_rate, rate = sum(map(short, base[:k])) / k, sum(map(short, tuned[:k])) / k
     controls = sum(c.ok(r) for c, r in zip(CONTROLS, tuned[k:]))
     rows.append(Row(BENCH, "critique: held-out replies of at most two sentences after training", rate,
-                    f">= 2 x base ({2 * base_rate:.0%})", "",
-                    f"base model {base_rate:.0%}; trained on {len(accepted)} accepted length revisions; run "
+                    f">= {2 * base_rate:.2f}", "",
+                    f"target: twice the base model's {base_rate:.0%}; trained on {len(accepted)} accepted length revisions; run "
                     f"{report['run_id']} ({manifest.get('plan')}; {report.get('steps')} steps; {train_s:.0f} s; "
                     f"promoted {report.get('promoted')})"))
     rows.append(Row(BENCH, "controls still correct after the critique run", controls, "", "of 30",
