@@ -42,8 +42,16 @@ import uuid
 from pathlib import Path
 
 from bench.common import REPO_ROOT, Row, finish, not_measured, parse_args, temp_home
-from bench.learning_data import (CONTROLS, FACTS, STYLE_HELD_OUT, STYLE_TRAIN, reward_pairs, sentences, style_ok,
-                                 style_train_pairs)
+from bench.learning_data import (
+    CONTROLS,
+    FACTS,
+    STYLE_HELD_OUT,
+    STYLE_TRAIN,
+    reward_pairs,
+    sentences,
+    style_ok,
+    style_train_pairs,
+)
 
 BENCH = "learning"
 PROFILE = "smollm2-135m-instruct"
