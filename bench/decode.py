@@ -26,8 +26,19 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.common import (QWEN25_05B, Row, build_random_model_dir, describe_shape, finish, median, now,
-                          parse_args, set_threads, temp_home, write_profile)
+from bench.common import (
+    QWEN25_05B,
+    Row,
+    build_random_model_dir,
+    describe_shape,
+    finish,
+    median,
+    now,
+    parse_args,
+    set_threads,
+    temp_home,
+    write_profile,
+)
 
 BENCH = "decode"
 PROMPT = "Tell me a long story about a robot who learns to paint, with many details."

@@ -127,7 +127,7 @@ def lora_sft(shape: dict, steps: int) -> tuple[float, float]:
     tps = batch * seq * steps / (now() - t0)
     layers, hidden = shape["num_hidden_layers"], shape["hidden_size"]
     flops_per_token = 4 * n_params + 3 * 2 * 2 * layers * seq * hidden  # + attention scores/values fwd+bwd
-    del model, opt
+    model = opt = None  # free the memory before the next measurement
     torch.cuda.empty_cache()
     return tps, flops_per_token
 

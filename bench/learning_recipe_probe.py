@@ -27,8 +27,15 @@ import time
 from pathlib import Path
 
 from bench import common  # noqa: F401  (offline env, OMP_WAIT_POLICY)
-from bench.learning_data import CONTROL_SPARES, CONTROLS, FACTS, REHEARSAL_PROMPTS, STYLE_HELD_OUT, style_ok, \
-    style_train_pairs
+from bench.learning_data import (
+    CONTROL_SPARES,
+    CONTROLS,
+    FACTS,
+    REHEARSAL_PROMPTS,
+    STYLE_HELD_OUT,
+    style_ok,
+    style_train_pairs,
+)
 
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -46,7 +46,7 @@ async def measure(n_keys: int, streaming: bool, seed: int = 0, timeout: float = 
             box = composer(app)
             box.focus()
             await asyncio.sleep(0.05)
-            for i in range(n_keys):
+            for _ in range(n_keys):
                 if streaming and len(gen.timestamps) >= gen.n_tokens:
                     break  # the reply ended: only keys sent while it streamed count
                 before = box.text.count("x")

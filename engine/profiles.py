@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from engine.errors import UserError

@@ -28,9 +28,13 @@ from engine.errors import UserError
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
 
 
-def settings_table(cls):
-    """A frozen, validated settings dataclass (one per profile table)."""
-    return dataclass(frozen=True, config=_STRICT)(cls)
+settings_table = dataclass(frozen=True, config=_STRICT)
+
+
+def as_dict(settings: Any) -> dict[str, Any]:
+    """A settings table as a plain dict (for manifests and reports)."""
+    return dataclasses.asdict(settings)
+"""A frozen, validated settings dataclass (one per profile table): ``@settings_table`` on the class."""
 
 
 SEED_MAX = 2**32 - 1
@@ -228,7 +232,7 @@ def _num(x) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def allowed(cls: type, name: str) -> str:
+def allowed(cls: Any, name: str) -> str:
     """What setting ``name`` of table ``cls`` accepts, in words: "a finite number > 0 and <= 1"."""
     info = cls.__pydantic_fields__[name]
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
@@ -298,10 +302,10 @@ def override(settings: T, values: dict[str, Any], name=flag_name) -> T:
     changes = {k: v for k, v in values.items() if v is not None}
     for key, value in changes.items():
         check_value(cls, key, value, name(key))
-    return dataclasses.replace(settings, **changes) if changes else settings
+    return dataclasses.replace(settings, **changes) if changes else settings  # type: ignore[type-var]
 
 
-def check_value(cls: type, key: str, value: Any, label: str) -> Any:
+def check_value(cls: Any, key: str, value: Any, label: str) -> Any:
     """Check one value against setting ``key`` of ``cls`` (e.g. a flag with no table of its own)."""
     if key not in cls.__pydantic_fields__:
         raise TypeError(f"{cls.__name__} has no setting {key!r}")

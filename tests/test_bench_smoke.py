@@ -19,6 +19,7 @@ MODULES = ["common", "decode", "long_reply", "ui_latency", "startup", "train_thr
            "gpu", "run_all", "fake_generator", "tui_harness", "learning", "learning_data", "learning_recipe_probe"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODULES)
 def test_bench_module_imports_without_torch(name):
     """Importing a benchmark is cheap: heavy libraries load only when it runs."""
@@ -30,6 +31,7 @@ def test_bench_module_imports_without_torch(name):
     assert out.stdout.strip() == "", f"bench.{name} imported {out.stdout.strip()} at import time"
 
 
+@pytest.mark.slow
 def test_feedback_log_bench_quick_writes_a_table(tmp_path):
     out = tmp_path / "fl.json"
     proc = subprocess.run([sys.executable, "-m", "bench.feedback_log", "--quick", "--json", str(out)],
@@ -45,6 +47,7 @@ def test_feedback_log_bench_quick_writes_a_table(tmp_path):
     assert data["machine"]
 
 
+@pytest.mark.slow
 def test_gpu_bench_skips_cleanly_without_cuda(tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

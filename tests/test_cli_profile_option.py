@@ -34,6 +34,7 @@ def _argv(command, tmp_path):
     return [a.format(rows=rows, out=tmp_path / "out.jsonl") for a in command]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
 def test_unknown_profile_is_refused_everywhere(home, tmp_path, command):
     code, out = run_engine(*_argv(command, tmp_path), "-p", "dmeo", "--home", str(home.root))

@@ -71,6 +71,7 @@ def _append_many_times(root: str, tag: str, n: int) -> None:
         log.rate(f"{tag}-{i}", 1, comment=tag * 50)  # long enough that interleaved bytes would show
 
 
+@pytest.mark.slow
 def test_two_processes_append_concurrently_without_tearing(home):
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_append_many_times, args=(str(home.root), tag, 1000)) for tag in ("a", "b")]

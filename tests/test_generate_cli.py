@@ -56,6 +56,7 @@ def test_generate_record_appends_the_exchange_to_the_feedback_log(capsys, demo_h
     assert len(state.conversations) == 1 and not state.problems
 
 
+@pytest.mark.slow
 def test_generate_uses_the_promoted_adapter_unless_told_base(capsys, demo_home, tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model
@@ -106,6 +107,7 @@ def test_generate_default_profile_comes_from_config(capsys, demo_home):
     assert (demo_home.root / "feedback" / "mine").is_dir() and not (demo_home.root / "feedback" / "demo").exists()
 
 
+@pytest.mark.slow
 def test_generate_prompts_file_gives_each_prompt_its_one_at_a_time_greedy_reply(capsys, demo_home, tmp_path):
     import json
 

@@ -204,6 +204,7 @@ def test_unknown_format_in_first_row_is_named(home, tmp_path):
         import_file(FeedbackLog(home, "bob"), src)
 
 
+@pytest.mark.slow
 def test_cli_errors_exit_2_with_one_sentence(home, tmp_path):
     env = {**os.environ, "TUNELOOP_HOME": str(home.root)}
     bad = tmp_path / "bad.jsonl"
@@ -232,7 +233,8 @@ def test_export_warns_about_skipped_lines(home, tmp_path, capsys):
 
 # ---- property: whatever feedback a user gives, export -> import -> export is the identity -------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from engine.feedback.events import complete, validate  # noqa: E402
 from engine.feedback.import_rows import plan_import  # noqa: E402

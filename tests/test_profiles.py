@@ -69,11 +69,12 @@ def test_cli_bad_profile_exits_2_without_traceback(home):
     assert "qwen2.5-0.5b-instruct" in out.stdout  # the good ones are still listed
 
 
+@pytest.mark.slow
 def test_cli_profiles_lists_model_and_adapter(home):
     env = {**os.environ, "TUNELOOP_HOME": str(home.root), "COLUMNS": "200"}
     out = subprocess.run([sys.executable, "-m", "engine", "profiles"], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
-    line = next(l for l in out.stdout.splitlines() if l.strip().startswith("demo"))
+    line = next(row for row in out.stdout.splitlines() if row.strip().startswith("demo"))
     assert "builtin:demo" in line and "base" in line
 
 
@@ -113,6 +114,7 @@ def test_model_id_forms_are_accepted(home, model_id):
     assert load_profile("m", home).model.id == model_id
 
 
+@pytest.mark.slow
 def test_cli_profiles_prints_model_ids_as_written(home):
     home.profiles_dir.mkdir(parents=True)
     (home.profiles_dir / "odd.toml").write_text('[model]\nid = "/models/[bold]mine"\n')

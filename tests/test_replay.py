@@ -154,7 +154,8 @@ def test_future_version_events_are_ignored_by_replay(home):
 
 # ---- property: any schema-valid event sequence replays without crashing ------------------------------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 from engine.feedback.events import complete, validate  # noqa: E402
 from engine.feedback.replay import replay  # noqa: E402

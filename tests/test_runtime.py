@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
-from tests.conftest import install_demo_model
 from engine import adapters as pointer
 from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import load_profile, parse_profile
 from engine.runtime import GenerationParams, load_model, resolve_adapter
+from tests.conftest import install_demo_model
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 RECORD_FIELDS = {"profile", "model", "revision", "adapter", "system_prompt", "params", "seed", "prompt_tokens",
@@ -77,6 +77,7 @@ def test_load_reports_progress_and_describes_the_model(lm, mhome, profile):
     assert load_model(profile, mhome).revision == lm.revision  # a fingerprint of the content, stable
 
 
+@pytest.mark.slow
 def test_greedy_reply_is_deterministic_and_equals_plain_generate(lm):
     params = GenerationParams.from_profile(lm.profile, max_new_tokens=24, do_sample=False)
     text1, rec1 = lm.generate(QUESTION, params)
@@ -86,6 +87,7 @@ def test_greedy_reply_is_deterministic_and_equals_plain_generate(lm):
     assert rec1["params"]["do_sample"] is False
 
 
+@pytest.mark.slow
 def test_streaming_yields_pieces_that_join_to_the_greedy_reply(lm):
     params = GenerationParams.from_profile(lm.profile, max_new_tokens=32, do_sample=False)
     gen = lm.stream(QUESTION, params)
@@ -188,6 +190,7 @@ def test_generation_params_from_profile_and_overrides(profile):
 # -- adapters -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lora_adapter_changes_the_reply_and_none_restores_the_base_exactly(mhome, profile, lora_dir):
     lm = load_model(profile, mhome)
     params = GenerationParams.from_profile(profile, max_new_tokens=24, do_sample=False)

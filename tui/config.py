@@ -4,7 +4,7 @@ Example::
 
     [keys]
     "chat.like" = "plus"          # binding id = key (comma-separated for several keys)
-    "app.compare" = "ctrl+k"
+    "chat.compare" = "ctrl+k"
 
     [ui]
     sidebar = true                # show the conversation list at start

@@ -22,9 +22,18 @@ from engine.errors import UserError
 from engine.profiles import Profile
 from tui.best_of import no_reward_notice, run_best_of
 from tui.generator import build_params
+from tui.messages import (
+    AdapterActive,
+    BestOfFinished,
+    ModelNotOnDisk,
+    ModelProgress,
+    ModelReady,
+    Notice,
+    PromotedChanged,
+    ReplyFinished,
+    ReplyProgress,
+)
 from tui.widgets.message_view import Shown
-from tui.messages import (AdapterActive, BestOfFinished, ModelNotOnDisk, ModelProgress, ModelReady, Notice,
-                          PromotedChanged, ReplyFinished, ReplyProgress)
 
 PROGRESS_EVERY = 0.033
 """Seconds between progress messages of a fast reply (the first piece is posted at once): the screen

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -26,7 +26,7 @@ def setting_help(table: str, key: str) -> str:
     what it does, what it accepts, and that the profile's value is the default."""
     from engine.settings import TABLES, allowed
 
-    cls = TABLES[table]
+    cls: Any = TABLES[table]
     doc = " ".join((cls.__pydantic_fields__[key].description or "").split()).replace("``", "")
     return f"{doc} Default: the profile's [{table}] {key}; {allowed(cls, key)}."
 

@@ -101,8 +101,9 @@ def validate(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise InvalidEvent(f"a feedback event must be a JSON object, not {type(event).__name__}.")
     v = event.get("v")
-    _check(_is_int(v) and 1 <= v <= SCHEMA_VERSION, event, "v", f"an integer from 1 to {SCHEMA_VERSION}")
-    known = [t for t in EVENT_TYPES if version_of(t) <= v]
+    _check(isinstance(v, int) and _is_int(v) and 1 <= v <= SCHEMA_VERSION, event, "v",
+           f"an integer from 1 to {SCHEMA_VERSION}")
+    known = [t for t in EVENT_TYPES if version_of(t) <= event["v"]]
     _check(event.get("type") in known, event, "type", "one of " + ", ".join(known))
     _check(_is_id(event.get("id")), event, "id", "a non-empty id string")
     ts = event.get("ts")
@@ -145,7 +146,7 @@ def _choice(e: dict) -> None:
         "candidates",
         "a list of distinct id strings",
     )
-    _check(e["chosen_id"] in cands, e, "chosen_id", "one of the candidates")
+    _check(isinstance(cands, list) and e["chosen_id"] in cands, e, "chosen_id", "one of the candidates")
     _check(e.get("kind") in CHOICE_KINDS, e, "kind", "one of " + ", ".join(CHOICE_KINDS))
     src = e.get("sources")
     _check(
@@ -162,7 +163,7 @@ def _import(e: dict) -> None:
     for key in ("events", "rows"):
         _check(_is_int(e.get(key)) and e[key] >= 0, e, key, "a count")
     sha = e.get("sha256")
-    _check(_is_str(sha) and len(sha) == 64, e, "sha256", "the imported file's sha256")
+    _check(isinstance(sha, str) and len(sha) == 64, e, "sha256", "the imported file's sha256")
     _check(_is_str(e.get("file")), e, "file", "the imported file's name")
 
 

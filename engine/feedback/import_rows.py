@@ -216,10 +216,11 @@ def _message(conv: str, parent: str | None, text: str, generation: dict) -> dict
 def _chain(prompt: list[dict[str, str]], generation: dict) -> tuple[list[dict], str | None, str]:
     """A new conversation's prompt turns as a chain of messages: (events, last id, conversation id)."""
     conv = new_id()
-    events, parent = [], None
+    events: list[dict] = []
+    parent: str | None = None
     for turn in prompt:
-        e = {"type": "message", "id": new_id(), "conversation_id": conv, "parent_id": parent,
-             "role": turn["role"], "content": turn["content"]}
+        e: dict[str, Any] = {"type": "message", "id": new_id(), "conversation_id": conv, "parent_id": parent,
+                             "role": turn["role"], "content": turn["content"]}
         if turn["role"] == "assistant":
             e["generation"] = dict(generation)
         events.append(e)
@@ -331,7 +332,7 @@ class _Rows:
 
     def __init__(self, path: Path, fmt: str) -> None:
         self.path = path
-        self.format = None if fmt == "auto" else fmt
+        self.format: Any = None if fmt == "auto" else fmt  # str once the first row is read
         self.rows = self.skipped = self.events = 0
         self.sha256 = ""
 

@@ -74,8 +74,9 @@ def language_feedback(state: State) -> list[LanguageFeedback]:
                 revised.add(original.id)
     for conv in state.conversations.values():
         for m in conv.messages:
-            if m.role == "assistant" and m.rating == -1 and (m.comment or "").strip() and m.id not in revised:
-                out.append(LanguageFeedback(conv.id, m, m.comment.strip(), None, None))
+            comment = (m.comment or "").strip()
+            if m.role == "assistant" and m.rating == -1 and comment and m.id not in revised:
+                out.append(LanguageFeedback(conv.id, m, comment, None, None))
     return out
 
 

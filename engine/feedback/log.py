@@ -25,7 +25,7 @@ from typing import Any, Iterable
 from engine.errors import UserError
 from engine.feedback import events as ev
 from engine.feedback.gc_pause import gc_paused
-from engine.home import LinkRefused, Home, open_dir
+from engine.home import Home, LinkRefused, open_dir
 
 LOG_NAME = "events.jsonl"
 
@@ -195,7 +195,7 @@ class FeedbackLog:
         content: str,
         generation: dict | None = None,
     ) -> dict[str, Any]:
-        event = {
+        event: dict[str, Any] = {
             "type": "message",
             "conversation_id": conversation_id,
             "parent_id": parent_id,
@@ -217,7 +217,7 @@ class FeedbackLog:
     def choose(
         self, chosen_id: str, candidates: Iterable[str], kind: str, sources: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        event = {"type": "choice", "chosen_id": chosen_id, "candidates": list(candidates), "kind": kind}
+        event: dict[str, Any] = {"type": "choice", "chosen_id": chosen_id, "candidates": list(candidates), "kind": kind}
         if sources is not None:
             event["sources"] = dict(sources)
         return self.append(event)

@@ -194,11 +194,11 @@ class State:
         return True
 
     def _apply_choice(self, e: dict[str, Any]) -> bool:
-        msgs = [self.messages.get(c) for c in e["candidates"]]
-        if any(m is None for m in msgs):
-            missing = [c for c, m in zip(e["candidates"], msgs) if m is None]
+        missing = [c for c in e["candidates"] if c not in self.messages]
+        if missing:
             self._problem(e, f"candidate {missing[0]} is unknown")
             return False
+        msgs = [self.messages[c] for c in e["candidates"]]
         chosen = self.messages[e["chosen_id"]]
         if any(m.parent_id != chosen.parent_id or m.conversation_id != chosen.conversation_id for m in msgs):
             self._problem(e, "candidates are not siblings of the chosen message")
@@ -306,7 +306,7 @@ def _replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
     else:
         events = list(source)
         state.future_versions = sum(
-            1 for e in events if isinstance(e.get("v"), int) and e.get("v") > SCHEMA_VERSION
+            1 for e in events if isinstance(v := e.get("v"), int) and v > SCHEMA_VERSION
         )
 
     def problem(event: dict, reason: str) -> None:

@@ -145,7 +145,7 @@ def unpaired_rows(state: State) -> list[Row]:
     for conv, m in _replies(state):
         prompt = prompt_for(conv, m)
 
-        def row(text: str, label: bool) -> Row:
+        def row(text: str, label: bool, prompt=prompt, conv=conv, m=m) -> Row:
             return Row({"prompt": prompt, "completion": [_turn("assistant", text)], "label": label}, conv.id, (m.id,))
 
         if m.edited is not None:

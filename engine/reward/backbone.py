@@ -39,7 +39,7 @@ def resolve_backbone(profile: Profile, home: Home) -> Backbone:
     """The backbone named by the profile's [reward] table, resolved to something loadable."""
     name = profile.reward.backbone
     is_chat = name is None
-    source = profile.model.id if is_chat else name
+    source = profile.model.id if name is None else name
     revision = profile.model.revision if is_chat else None
     return _resolve(source, home, revision, profile.model.trust_remote_code if is_chat else False, is_chat)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from engine.home import Home
 
@@ -86,7 +86,7 @@ def best_of_n(lm, scorer, messages: Messages, n: int, params=None, system_prompt
     return out
 
 
-_cache: dict[tuple[str, str], object] = {}
+_cache: dict[tuple[str, str], Any] = {}
 _cache_lock = threading.Lock()
 
 

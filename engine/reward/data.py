@@ -106,7 +106,7 @@ def read_pairs_file(path: Path) -> list[Pair]:
                 raise UserError(f"{path} line {i}: not valid JSON ({exc.msg}).") from None
     if not examples:
         raise UserError(f"{path}: has no preference rows.")
-    return [pair_from_example(ex, where) for where, ex in examples]
+    return [pair_from_example(ex, where) for where, ex in examples]  # type: ignore[arg-type]
 
 
 def _plain(messages: Messages) -> str:
@@ -119,7 +119,7 @@ def render_text(tokenizer, prompt: Messages | str, reply: Messages | str) -> tup
         messages = list(prompt) + list(reply)
         if getattr(tokenizer, "chat_template", None):
             return tokenizer.apply_chat_template(messages, tokenize=False), True
-        return _plain(messages), False
+        return _plain(messages), False  # type: ignore[arg-type]
     return f"{prompt}{reply}", False
 
 

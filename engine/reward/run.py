@@ -17,6 +17,7 @@ from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import Profile, load_profile
 from engine.reward import REWARD_KIND
+from engine.settings import as_dict
 
 
 @dataclass
@@ -51,8 +52,8 @@ def check_overrides(profile: Profile, opts: RewardRunOptions) -> None:
 def _settings(profile: Profile, opts: RewardRunOptions) -> dict:
     """What the model depends on; a resume refuses if any of it changed."""
     return {
-        "reward": asdict(profile.reward),
-        "lora": asdict(profile.lora),
+        "reward": as_dict(profile.reward),
+        "lora": as_dict(profile.lora),
         "model": {"id": profile.model.id, "revision": profile.model.revision},
         "overrides": {k: v for k, v in asdict(opts).items()
                       if k in ("epochs", "max_steps", "learning_rate", "batch_size", "seed") and v is not None},

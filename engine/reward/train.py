@@ -16,7 +16,10 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from engine.train.stopping import Deadline
 
 from engine.errors import UserError
 from engine.home import Home, write_private
@@ -38,9 +41,9 @@ class RewardOptions:
     callbacks: list = field(default_factory=list)
     """Extra transformers TrainerCallbacks (progress, time budget, signals from the run machinery)."""
     resume_from_checkpoint: str | None = None
-    deadline: object = None
+    deadline: Deadline | None = None
     """The whole command's engine.train.runs.Deadline (None: no budget)."""
-    train_deadline: object = None
+    train_deadline: Deadline | None = None
     """The Deadline the callbacks poll to stop training; moved earlier to keep time for evaluation and
     calibration (engine.reward.budget)."""
 
@@ -108,8 +111,8 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     from datasets import Dataset
     from trl import RewardTrainer
 
-    from engine.reward.backbone import load_tokenizer, new_reward_model, resolve_backbone, write_backbone
     from engine.reward import budget
+    from engine.reward.backbone import load_tokenizer, new_reward_model, resolve_backbone, write_backbone
     from engine.reward.score import calibration_of, pair_metrics, score_ids, score_pair_list
 
     seed = opts.seed if opts.seed is not None else profile.reward.seed
@@ -133,7 +136,7 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     deadline = opts.deadline
     plan = runs.on_main(budget.plan_scoring, deadline.remaining() if deadline else None, per_sequence,
                         len(all_eval), len(replies))
-    if plan.reserve_s and opts.train_deadline is not None and deadline.at is not None:
+    if plan.reserve_s and opts.train_deadline is not None and deadline is not None and deadline.at is not None:
         opts.train_deadline.at = min(opts.train_deadline.at or deadline.at, deadline.at - plan.reserve_s)
     eval_pairs = order[:plan.eval_pairs]
     rest = score_pair_list(model, tokenizer, eval_pairs[probe.n:], max_length)

@@ -126,13 +126,10 @@ def _convert(gguf: Path, out: Path, report: Callable[[float], None]) -> None:
     import os
 
     import torch
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.runtime.progress import routed_progress
-
-    import transformers.modeling_gguf_pytorch_utils as gguf_utils
-
-    from engine.runtime.progress import QuietBar
+    from engine.runtime.progress import QuietBar, routed_progress
 
     ensure_dir(out)
     # the de-quantizing loop uses tqdm directly (not transformers' hook): route it to our progress too
@@ -152,9 +149,9 @@ def _convert(gguf: Path, out: Path, report: Callable[[float], None]) -> None:
     # a model read from GGUF remembers its quantization and refuses to save until that is cleared
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model, "is_quantized"):
-        model.is_quantized = False
+        model.is_quantized = False  # type: ignore[assignment]
     model.config.name_or_path = str(gguf)
     old_umask = os.umask(0o077)
     try:

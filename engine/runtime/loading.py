@@ -155,7 +155,7 @@ def load_model(profile, home: Home, progress: Progress | None = None, adapter: s
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         report("device", None)
         if device == "cpu":
-            model.to(device)
+            model.to(device)  # type: ignore[arg-type]  # transformers' stubs type .to's self oddly
         model.eval()
     except UserError:
         raise

@@ -12,6 +12,7 @@ import contextlib
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 from engine.errors import UserError
 from engine.runtime.params import GenerationParams
@@ -51,7 +52,7 @@ class LoadedModel:
         self.path = path
         """The local folder the weights came from (None for a hub id)."""
         self._lock = threading.RLock()
-        self._peft = None  # peft.PeftModel wrapping self.model, once the first adapter is loaded
+        self._peft: Any = None  # peft.PeftModel wrapping self.model, once the first adapter is loaded
         self._adapters: dict[str, tuple[str, Path]] = {}  # run id -> (peft adapter name, folder)
         self._adapter: str | None = None
         self._names = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from engine.settings import SamplingSettings, override, settings_table
 
@@ -21,7 +22,7 @@ class GenerationParams(SamplingSettings):
         ignored, so CLI flags that were not given can be passed straight through. A bad value is a
         UserError naming the flag (``--max-new-tokens 0 must be an integer >= 1 ...``)."""
         g = profile.generation
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
         unknown = set(overrides) - set(names)
         if unknown:
             raise TypeError(f"unknown generation parameter(s): {', '.join(sorted(unknown))}")
@@ -45,7 +46,7 @@ class GenerationParams(SamplingSettings):
     def generate_kwargs(self) -> dict:
         """Keyword arguments for ``model.generate``. Greedy clears the sampling knobs so a model's own
         generation_config (e.g. Qwen's temperature 0.7) does not trigger warnings or leak in."""
-        kw = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty}
+        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty}
         if self.greedy:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:

@@ -137,7 +137,7 @@ def split_new_feedback(rows: Rows, seen: set[str], fraction: float, seed: int,
     if not new:
         raise UserError(f"there is no feedback that {who} has not already learned; give feedback in the chat "
                         "first (or start over with `engine adapters use base`).")
-    convs = sorted({_conv(r) for _, r in new if _conv(r) is not None})
+    convs = sorted({c for _, r in new if (c := _conv(r)) is not None})
     old_rows = sum(len(rows.of(kind)) for kind in kinds) - len(new)
     if len(convs) < 2 and old_rows == 0:
         return Split([], True, f"only {len(convs)} conversation of new feedback and nothing else: nothing to hold "

@@ -13,18 +13,19 @@ directory, evaluates and promotes, the others wait at barriers.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from engine import adapters
 from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import Profile, TrainSettings, load_profile
+from engine.settings import as_dict
 from engine.train import data, plan, runs
 
 
@@ -42,7 +43,7 @@ class FinetuneOptions:
     tensorboard: bool = False
     machine_revisions: bool = True
     """Revise critiques nobody revised in the chat before training (engine.train.revise)."""
-    stream: object = None
+    stream: TextIO | None = None
     """Where progress and the report go (default: stderr for progress, stdout for the report)."""
 
 
@@ -149,7 +150,8 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
 
         check_target_modules_early(profile.lora.target_modules, model_path, lora_where(profile),
                                    profile.model.revision, profile.model.trust_remote_code)
-    rehearsal_rows, rehearsal_info = [], {"rows": 0}
+    rehearsal_rows: list[dict] = []
+    rehearsal_info: dict = {"rows": 0}
     if "sft" in stages:
         from engine.train import rehearsal
 
@@ -192,10 +194,10 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "data": {"fingerprint": data.fingerprint(rd.data), "files": data_dir_files},
         "rehearsal": rehearsal_info,
         "machine_revisions": machine_info,
-        "settings": dataclasses.asdict(settings),
+        "settings": as_dict(settings),
         "overrides": {k: v for k, v in opts.overrides.items() if v is not None},
         "profile_settings": plan.profile_settings(profile),
-        "lora": dataclasses.asdict(profile.lora),
+        "lora": as_dict(profile.lora),
         "packages": runs.package_versions(),
         "world_size": runs.world_size(),
         "python": sys.version.split()[0],
@@ -368,7 +370,8 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     """Train one method; returns (global steps, None | "signal" | "budget")."""
     import torch
 
-    from engine.train import dpo, kto, model as model_mod, sft, trainer_args
+    from engine.train import dpo, kto, sft, trainer_args
+    from engine.train import model as model_mod
     from engine.train.callbacks import RunCallback
     from engine.train.progress import ProgressCallback
 
@@ -427,11 +430,12 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     stopped_by = run_cb.stopped_by
     if stopped_by != "signal":
         sdir = _stage_dir(rd, index, method, phase)
+        trained = trainer.model
 
         def save():
             try:
                 with runs.publish_dir(sdir / "adapter") as tmp:
-                    model_mod.save_adapter(trainer.model, profile, tmp)
+                    model_mod.save_adapter(trained, profile, tmp)
                 rd.write_json(sdir / runs.COMPLETE_MARKER, {"steps": global_step, "stopped_by": stopped_by,
                                                             "ts": time.time(), "batching": batching})
             except Exception as exc:

@@ -19,7 +19,8 @@ from pathlib import Path
 from engine import adapters
 from engine.home import Home, write_private
 from engine.profiles import Profile, TrainSettings
-from engine.train import data, gate, plan, report as report_mod, runs
+from engine.train import data, gate, plan, runs
+from engine.train import report as report_mod
 
 
 def _eval_rows(rd: runs.RunDir, manifest: dict) -> tuple[gate.EvalRows, list[str]]:

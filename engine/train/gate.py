@@ -155,5 +155,5 @@ def decide(new: dict[str, float], current: dict[str, float], methods: list[str],
         word = "lower" if c["higher_is_better"] else "higher"
         return Decision(False, f"{c['metric']} is {word} than the current adapter's ({c['new']:.4f} vs "
                                f"{c['current']:.4f}, margin {margin:g}): not promoted.", checks)
-    names = ", ".join(c["metric"] for c in checks)
+    names = ", ".join(str(c["metric"]) for c in checks)
     return Decision(True, f"not worse than the current adapter on {names} (margin {margin:g}): promoted.", checks)

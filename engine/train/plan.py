@@ -5,11 +5,9 @@ Both are decided before a run directory exists, so too little data or a bad flag
 
 from __future__ import annotations
 
-import dataclasses
-
 from engine.errors import UserError
 from engine.profiles import Profile, TrainSettings
-from engine.settings import override
+from engine.settings import as_dict, override
 
 METHODS = ("auto", "sft", "dpo", "kto")
 ROW_KIND = {"sft": "sft", "dpo": "pref", "kto": "kto"}
@@ -32,8 +30,7 @@ def effective_settings(profile: Profile, overrides: dict) -> TrainSettings:
 
 def profile_settings(profile: Profile) -> dict:
     """What a resume compares: the profile's model, LoRA and training settings as they are now."""
-    return {"model": dataclasses.asdict(profile.model), "lora": dataclasses.asdict(profile.lora),
-            "train": dataclasses.asdict(profile.train)}
+    return {"model": as_dict(profile.model), "lora": as_dict(profile.lora), "train": as_dict(profile.train)}
 
 
 def first_difference(old: dict, new: dict, prefix: str = "") -> str | None:

@@ -196,7 +196,7 @@ def append_jsonl(path: Path, obj: dict) -> None:
 
 def read_jsonl(path: Path) -> list[dict]:
     """Lines of a JSONL file; a torn last line (killed mid-write) is skipped."""
-    out = []
+    out: list[dict] = []
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -480,5 +480,13 @@ class RunLock:
 
 # Re-exported so callers keep one import (engine.reward uses runs.Deadline, runs.StopRequest, ...).
 from engine.train.distributed import (  # noqa: E402,F401
-    any_rank, barrier, broadcast, init_distributed, is_distributed, is_main_process, on_main, world_size)
+    any_rank,
+    barrier,
+    broadcast,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+    on_main,
+    world_size,
+)
 from engine.train.stopping import Deadline, StopRequest, parse_duration, parse_until  # noqa: E402,F401

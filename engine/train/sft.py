@@ -13,6 +13,8 @@ The rows per step, their order, truncation and the loss are the same either way:
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def padding_free_choice(model, wanted: bool) -> tuple[bool, str]:
     """Whether batches can be padding-free for ``model``, and why (recorded in the stage's COMPLETE)."""
@@ -76,8 +78,8 @@ def build(model, tokenizer, train_rows: list[dict], settings, args: dict, callba
     # for padded batches and only the collator changes. Pre-tokenized rows with labels are used as they are.
     config = SFTConfig(**args, assistant_only_loss=False, padding_free=False, packing=False,
                        truncation_mode="keep_end")
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(tokenized),
-                         processing_class=tokenizer, callbacks=callbacks)
+    trainer: Any = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(tokenized),
+                              processing_class=tokenizer, callbacks=callbacks)
     padding_free, why = padding_free_choice(trainer.model, settings.padding_free)
     if padding_free:
         trainer.model.config.use_cache = False  # the packed mask needs it off (see packed_rows_stay_apart)

@@ -11,9 +11,9 @@ import re
 import signal
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.errors import UserError
-
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([hms])")
 
@@ -89,7 +89,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
-        self._old: dict[int, object] = {}
+        self._old: dict[int, Any] = {}
 
     @property
     def requested(self) -> bool:

@@ -34,6 +34,7 @@ def _homes(tmp_path):
     return {"file-in-the-way": a_file / "home", "sysfs": "/sys/tuneloop-test-home"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["file-in-the-way", "sysfs"])
 @pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c[:2]) for c in COMMANDS])
 def test_unwritable_home_is_one_sentence(tmp_path, fault_stats, command, kind):
@@ -63,6 +64,7 @@ def test_unwritable_home_is_one_sentence(tmp_path, fault_stats, command, kind):
     ("feedback", ["generate", "--record", "hello"]),
     ("models", ["demo-model", "--force"]),
 ])
+@pytest.mark.slow
 def test_a_file_where_a_home_folder_should_be_is_one_sentence(demo_home, tmp_path, blocked, command):
     """Feedback to train on exists, so the command gets as far as writing its folder."""
     from engine.feedback import FeedbackLog

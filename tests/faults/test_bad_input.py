@@ -24,6 +24,7 @@ from .test_security import evil_pickle
 from .test_train_faults import fill, run_until_hang, small_tmpfs  # noqa: F401 (fixture)
 
 
+@pytest.mark.slow
 def test_pickle_only_adapter_is_refused_at_use(demo_home, tmp_path, fault_stats):
     home = demo_home
     good, bad = "20260101-000000-sft", "20260102-000000-sft"

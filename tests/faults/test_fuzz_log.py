@@ -17,9 +17,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.feedback import FeedbackLog, preference_rows, replay, sft_rows, unpaired_rows
+from engine.feedback import (
+    FeedbackLog,
+    preference_rows,
+    replay,
+    sft_rows,
+    unpaired_rows,
+)
 from engine.feedback.events import MAX_LINE_BYTES
 from engine.feedback.stats import feedback_stats
+
 from .faultlib import engine_cmd, engine_env
 
 PROFILE = "fuzz"
@@ -121,6 +128,7 @@ def log_lines(draw) -> list[tuple[str, bytes]]:
     return out
 
 
+@pytest.mark.slow
 @given(lines=log_lines(), torn=st.booleans())
 @FUZZ
 def test_reader_never_crashes_and_accounts_for_every_line(home, fault_stats, lines, torn):

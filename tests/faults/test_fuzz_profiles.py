@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import UserError
-from engine.profiles import TABLES as _TABLES, Profile, load_profile, parse_profile
+from engine.profiles import TABLES as _TABLES
+from engine.profiles import Profile, load_profile, parse_profile
+
 from .faultlib import engine_cmd, engine_env
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -145,6 +147,7 @@ def check_outcome(text: str, path) -> Profile | None:
         return None
 
 
+@pytest.mark.slow
 @given(text=_toml_ish)
 @FUZZ
 def test_toml_ish_text_gives_profile_or_one_sentence(tmp_path, fault_stats, text):
@@ -152,6 +155,7 @@ def test_toml_ish_text_gives_profile_or_one_sentence(tmp_path, fault_stats, text
     check_outcome(text, tmp_path / "fuzz.toml")
 
 
+@pytest.mark.slow
 @given(doc=profile_documents())
 @FUZZ
 def test_random_values_for_real_keys(tmp_path, fault_stats, doc):
@@ -202,6 +206,7 @@ def test_unreadable_profile_paths(home, fault_stats):
     ],
     ids=["non-utf8", "bad-device", "id-not-string", "bad-type"],
 )
+@pytest.mark.slow
 def test_cli_exits_2_with_one_sentence(home, text):
     """The real ``engine`` process: a bad user profile prints one ``error:`` line per file, exit 2."""
     home.profiles_dir.mkdir(parents=True)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import UserError
 from engine.feedback import FeedbackLog
 from engine.feedback.import_rows import import_file
+
 from .faultlib import engine_cmd, engine_env
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -89,6 +91,7 @@ def seeded_log(home) -> tuple[FeedbackLog, bytes]:
     return log, log.path.read_bytes()
 
 
+@pytest.mark.slow
 @given(case=malformed_files())
 @FUZZ
 def test_malformed_file_names_its_line_and_appends_nothing(home, tmp_path, fault_stats, case):
@@ -118,6 +121,7 @@ _random_rows = st.lists(
 )
 
 
+@pytest.mark.slow
 @given(rows=_random_rows, fmt=st.sampled_from(["auto", "preference", "sft", "unpaired"]))
 @FUZZ
 def test_random_rows_import_whole_or_not_at_all(home, tmp_path, fault_stats, rows, fmt):
@@ -138,6 +142,7 @@ def test_random_rows_import_whole_or_not_at_all(home, tmp_path, fault_stats, row
     assert added == result.events and result.rows + result.skipped == len(rows)
 
 
+@pytest.mark.slow
 def test_cli_import_of_malformed_file_exits_2_and_appends_nothing(home, tmp_path):
     log, before = seeded_log(home)
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}

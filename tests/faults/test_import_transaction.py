@@ -113,6 +113,7 @@ def _refused_at_once(home, path, *words) -> None:
     assert not FeedbackLog(home, "demo").path.exists()
 
 
+@pytest.mark.slow
 def test_dev_zero_fifo_huge_file_and_long_row_are_refused_at_once(home, tmp_path, fault_stats):
     _refused_at_once(home, "/dev/zero", "not a regular file")
     fifo = tmp_path / "pipe.jsonl"

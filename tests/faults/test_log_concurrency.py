@@ -21,6 +21,7 @@ import pytest
 
 from engine.feedback import FeedbackLog, parse_bytes
 from engine.train.data import collect
+
 from .faultlib import HELPERS_DIR, engine_env
 
 PROFILE = "demo"

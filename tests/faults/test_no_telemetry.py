@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from engine.feedback import FeedbackLog
+
 from .faultlib import engine_cmd, engine_env, record_edit
 
 # What a user's shell usually does not have: the test must not get them from the developer's shell either.

@@ -19,6 +19,7 @@ import sys
 import pytest
 
 from engine.feedback import FeedbackLog
+
 from .faultlib import HELPERS_DIR, engine_cmd, engine_env
 
 QUESTION = "What is the capital of France?"

@@ -21,6 +21,7 @@ import pytest
 
 from engine import adapters
 from engine.errors import UserError
+
 from .faultlib import make_adapter
 
 KILLS = 100

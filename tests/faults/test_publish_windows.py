@@ -26,6 +26,7 @@ import pytest
 
 from engine import adapters
 from engine.train import runs
+
 from .faultlib import HELPERS_DIR, engine_cmd, engine_env, make_adapter, record_edit
 from .test_train_faults import run_until_hang, wait_for
 
@@ -53,6 +54,7 @@ def complete_version(folder) -> bool:
     return all((folder / f"part{k}").read_text() == v * 2000 for k in range(8))
 
 
+@pytest.mark.slow
 def test_republish_never_leaves_the_folder_missing(tmp_path, fault_stats):
     final = tmp_path / "adapter"
     with runs.publish_dir(final) as tmp:
@@ -79,6 +81,7 @@ def test_republish_never_leaves_the_folder_missing(tmp_path, fault_stats):
     fault_stats["republishes checked against a concurrent reader"] += 300
 
 
+@pytest.mark.slow
 def test_sigkill_while_republishing_never_leaves_it_missing(tmp_path, fault_stats):
     final = tmp_path / "adapter"
     rng = random.Random(12)

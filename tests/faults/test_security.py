@@ -169,6 +169,7 @@ def test_from_pretrained_gets_trust_remote_code_only_when_asked_and_safetensors_
         assert len(weights) >= 3 and all(flag is True for _, flag in weights), (name, weights)
 
 
+@pytest.mark.slow
 async def test_tui_warns_when_the_profile_trusts_remote_code(demo_home, from_pretrained_spy):
     from textual.widgets import Static
 

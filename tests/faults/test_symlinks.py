@@ -32,9 +32,9 @@ def victim(tmp_path):
 
 
 def one_sentence(out: str, link) -> None:
-    lines = [l for l in out.strip().splitlines() if l.strip()]
+    lines = [line for line in out.strip().splitlines() if line.strip()]
     assert "Traceback" not in out, out
-    assert any(str(link) in l and "symbolic link" in l for l in lines), out
+    assert any(str(link) in line and "symbolic link" in line for line in lines), out
 
 
 @pytest.mark.parametrize("command", ["finetune", "reward"])

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from engine import adapters
+
 from .faultlib import HELPERS_DIR, engine_cmd, engine_env, make_adapter, record_edit
 
 
@@ -165,6 +166,7 @@ def test_full_disk_during_finetune(demo_home, small_tmpfs, fault_stats):
     fault_stats["disk-full runs checked"] += 1
 
 
+@pytest.mark.slow
 def test_full_disk_import_appends_nothing(demo_home, small_tmpfs, tmp_path, fault_stats):
     home = demo_home
     feedback = small_tmpfs(home.feedback_dir("demo"), "256k")

@@ -7,11 +7,10 @@ import json
 
 import pytest
 
-from tests.engine_cli import run_engine
-from tests.real.conftest import MODEL_ID, PROFILE, requires_model
-
 from engine import adapters
 from engine.profiles import DEFAULT_PROFILE, default_profile_name
+from tests.engine_cli import run_engine
+from tests.real.conftest import MODEL_ID, PROFILE, requires_model
 
 pytestmark = [requires_model, pytest.mark.slow, pytest.mark.timeout(1800)]
 

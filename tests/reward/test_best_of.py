@@ -16,6 +16,7 @@ def lm_and_scorer(trained_reward):
     return load_model(profile, trained_reward.home), load_scorer(trained_reward.home, "demo"), profile
 
 
+@pytest.mark.slow
 def test_best_of_n_returns_n_scored_candidates_sorted_by_score(lm_and_scorer):
     from engine.runtime import GenerationParams
 
@@ -40,6 +41,7 @@ def test_best_of_n_returns_n_scored_candidates_sorted_by_score(lm_and_scorer):
     assert [(c.seed, c.text) for c in again] == [(c.seed, c.text) for c in cands]
 
 
+@pytest.mark.slow
 def test_best_of_for_profile_needs_n_above_one_and_a_reward_model(lm_and_scorer, trained_reward, home):
     lm, _scorer, profile = lm_and_scorer
     messages = [{"role": "user", "content": "Tell me one fact about rain."}]

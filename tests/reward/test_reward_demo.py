@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from engine import adapters
 from engine.feedback import FeedbackLog
 from engine.home import Home
@@ -11,6 +13,7 @@ from tests.reward.conftest import N_CONVERSATIONS, install_demo, run_engine
 from tests.reward.synthetic import preference_file_rows, write_picks
 
 
+@pytest.mark.slow
 def test_reward_learns_answer_over_refusal_on_held_out_conversations(trained_reward):
     report = trained_reward.report
     ev = report["eval"]
@@ -24,6 +27,7 @@ def test_reward_learns_answer_over_refusal_on_held_out_conversations(trained_rew
     assert "pairwise accuracy" in out and "untrained head" in out
 
 
+@pytest.mark.slow
 def test_reward_run_is_a_frozen_run_dir_and_never_a_promotable_adapter(trained_reward):
     rd = trained_reward.run_dir
     manifest = json.loads((rd / "manifest.json").read_text())
@@ -41,11 +45,12 @@ def test_reward_run_is_a_frozen_run_dir_and_never_a_promotable_adapter(trained_r
     assert cal["std"] > 0 and cal["n"] == 2 * manifest["counts"]["pref_train"]
     assert not (rd / "adapter").exists()
     assert trained_reward.run_id not in adapters.run_ids(trained_reward.home, "demo")
-    assert [l for l in (rd / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert [line for line in (rd / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
     assert oct(rd.stat().st_mode & 0o777) == "0o700"
     assert oct((rd / "report.json").stat().st_mode & 0o777) == "0o600"
 
 
+@pytest.mark.slow
 def test_scorer_calibration_and_preference(trained_reward):
     from engine.reward.score import RewardScorer
 
@@ -59,6 +64,7 @@ def test_scorer_calibration_and_preference(trained_reward):
     assert abs(good_z - (good_raw - scorer.mean) / scorer.std) < 1e-9
 
 
+@pytest.mark.slow
 def test_engine_score_reads_every_trl_preference_style(trained_reward, tmp_path):
     home = str(trained_reward.home.root)
     for style in ("conv-explicit", "conv-implicit", "text-explicit", "text-implicit"):
@@ -81,6 +87,7 @@ def test_engine_score_reads_every_trl_preference_style(trained_reward, tmp_path)
     assert float(res.out.split("pairwise accuracy ")[1].split("%")[0]) <= 10.0
 
 
+@pytest.mark.slow
 def test_engine_score_errors_are_one_sentence(trained_reward, tmp_path):
     home = str(trained_reward.home.root)
     bad = tmp_path / "bad.jsonl"
@@ -112,6 +119,7 @@ def test_no_reward_model_is_a_clear_error(home: Home, tmp_path):
     assert res.code == 2 and "engine reward --profile demo" in res.err
 
 
+@pytest.mark.slow
 def test_eval_without_an_adapter_is_a_clear_error(trained_reward):
     res = run_engine("eval", "--home", str(trained_reward.home.root))  # default profile: demo
     assert res.code == 2 and "no finished adapter" in res.err and "engine finetune" in res.err

@@ -27,6 +27,7 @@ def reward_rows(out: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_engine_adapters_lists_reward_runs_with_their_accuracy(trained_reward):
     res = run_engine("adapters", "--profile", "demo", "--home", str(trained_reward.home.root))
     assert res.code == 0, res.out + res.err

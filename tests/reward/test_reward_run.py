@@ -44,6 +44,7 @@ def small_home(home, demo_model_dir):
     return home
 
 
+@pytest.mark.slow
 def test_time_budget_stops_early_with_a_usable_reward_model(small_home):
     h = str(small_home.root)
     res = run_engine("reward", "--profile", "small", "--home", h, "--time-budget", "1s", "--max-steps", "50")
@@ -114,6 +115,7 @@ def test_sigint_saves_a_checkpoint_and_resume_finishes(small_home):
     assert res.code == 2
 
 
+@pytest.mark.slow
 def test_full_model_reward_run_without_lora(small_home):
     profile = small_home.profiles_dir / "small.toml"
     profile.write_text(PROFILE.replace("[reward]\n", "[reward]\nlora = false\n"))

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from engine.errors import UserError
+from engine.train.chat_tokens import IGNORE, check_template, tokenize_sft_row
 from tests.chat_templates import BUILTIN_FAMILIES, REWRITES_HISTORY
 from tests.conftest import add_user_profile
 from tests.engine_cli import run_engine
-
-from engine.errors import UserError
-from engine.train.chat_tokens import IGNORE, check_template, tokenize_sft_row
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},

@@ -6,12 +6,12 @@ import errno
 import json
 
 import pytest
-from tests.train.conftest import converse, run_engine
 
 from engine import adapters
 from engine.errors import UserError
 from engine.home import ensure_dir
 from engine.train import runs
+from tests.train.conftest import converse, run_engine
 
 
 def _no_runs(home, profile="demo"):
@@ -78,6 +78,7 @@ def test_tensorboard_flag_needs_the_package(log, demo_home):
     assert _no_runs(demo_home)
 
 
+@pytest.mark.slow
 def test_gate_uses_reward_without_a_reward_model_skips_that_check_and_says_so(log, demo_home):
     from engine.profiles import BUILTIN_DIR
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.train.conftest import converse, margin, run_engine
 
 from engine import adapters
 from engine.train import data
+from tests.train.conftest import converse, margin, run_engine
 
 GOOD = "Sure, here is a short and kind answer."
 BAD = "No. Go away and ask someone else."

@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from tests.train.conftest import SYSTEM, converse, run_engine
-
 from engine import adapters
 from engine.profiles import load_profile
+from tests.train.conftest import SYSTEM, converse, run_engine
 
 QUESTION = "What is the capital of France?"
 EDITED = "Paris is the capital of France."

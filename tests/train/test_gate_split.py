@@ -10,11 +10,10 @@ import json
 
 import pytest
 
-from tests.train.conftest import SYSTEM, converse, run_engine
-
 from engine import adapters
 from engine.profiles import load_profile
 from engine.train import data
+from tests.train.conftest import SYSTEM, converse, run_engine
 
 # one style across both (what a user who likes replies tends to like), so that learning one reply also
 # makes the other more likely and the gate, judging on the held-out one, can see the candidate is better

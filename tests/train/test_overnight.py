@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.train.conftest import converse, run_engine
 
 from engine import adapters
+from tests.train.conftest import converse, run_engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,7 @@ def test_sigkill_after_first_checkpoint_then_resume_matches_an_uninterrupted_run
     _feedback(log)
     flags = ["--method", "sft", "--from", "base", "--max-steps", "8", "--save-steps", "2"]
     proc = _start(demo_home, *flags)
-    ckpt = _wait_for_checkpoint(demo_home, proc)
+    _wait_for_checkpoint(demo_home, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
     run_dir = _only_run(demo_home)
@@ -119,6 +119,7 @@ def test_sigterm_saves_a_complete_checkpoint_and_exits_3_with_how_to_resume(log,
     assert not (run_dir / "report.json").exists()
 
 
+@pytest.mark.slow
 def test_time_budget_stops_early_with_a_usable_adapter(log, demo_home):
     _feedback(log, 2)
     code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--max-steps", "500",

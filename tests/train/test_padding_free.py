@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["sdpa", "eager"])
 def test_padding_free_batches_give_the_padded_loss_and_are_chosen_for_the_demo_model(demo_model_dir, impl):
     import torch

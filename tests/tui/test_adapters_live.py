@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from engine.adapters import promoted_run, set_promoted
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import events, plain, send, wait_for, wait_idle
@@ -54,6 +56,7 @@ async def _in_use_everywhere(pilot, app, expected: str) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow
 async def test_a_promotion_while_the_app_runs_is_offered_and_f6_switches_to_it(home):
     _run(home, OLD)
     set_promoted(home, "demo", OLD)
@@ -76,6 +79,7 @@ async def test_a_promotion_while_the_app_runs_is_offered_and_f6_switches_to_it(h
         assert events(home, type_="message")[-1]["generation"]["adapter"] == NEW
 
 
+@pytest.mark.slow
 async def test_f4_labels_what_the_gate_said_and_the_choice_lasts_past_a_restart(home):
     _run(home, OLD)
     _run(home, NEW, promoted=False)  # the gate refused it

@@ -92,6 +92,7 @@ async def test_best_of_three_with_the_demo_model_shows_the_favourite_first_and_r
         assert "‹4/6›" in shown and f"score {favourite['generation']['reward_score']:.2f}" in shown
 
 
+@pytest.mark.slow
 async def test_esc_during_best_of_keeps_the_finished_candidates_and_starts_no_more(rewarded_home):
     """A slow fake model against the real reward model: Esc stops the reply being generated; it is
     still scored and saved (marked stopped), and the remaining candidates are never started."""
@@ -112,6 +113,7 @@ async def test_esc_during_best_of_keeps_the_finished_candidates_and_starts_no_mo
         assert "⏹ stopped" in screen_text(app) and "score " in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_without_a_reward_model_best_of_replies_once_with_a_notice(home):
     best_of_profile(home, 3)
     ensure_dir(home.root)

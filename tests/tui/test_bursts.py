@@ -4,6 +4,8 @@ driver before the app handles the first one (helpers.burst), which is how a term
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import burst, events, screen_text, send, wait_for, wait_idle
 from tui.app import create_app
@@ -31,6 +33,7 @@ async def test_text_and_enter_in_one_burst_send_exactly_the_text(home):
         assert app.composer.text == "draft"
 
 
+@pytest.mark.slow
 async def test_ctrl_n_then_text_and_enter_in_one_burst_sends_all_of_it_to_the_new_conversation(home):
     app = create_app(home, "demo", factory(FakeGenerator(["ok"])))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -59,6 +62,7 @@ async def test_newline_key_in_a_burst_lands_where_it_was_typed(home):
         assert _user_texts(home) == ["ab\ncd"]
 
 
+@pytest.mark.slow
 async def test_edit_typed_and_saved_in_one_burst_saves_every_character(home):
     app = create_app(home, "demo", factory(FakeGenerator(["abc"])))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -75,6 +79,7 @@ async def test_edit_typed_and_saved_in_one_burst_saves_every_character(home):
         assert [e["content"] for e in events(home, type_="edit")] == ["abcdef"]
 
 
+@pytest.mark.slow
 async def test_four_lefts_in_one_burst_move_four_siblings(home):
     replies = [f"reply {i}" for i in range(1, 7)]
     app = create_app(home, "demo", factory(FakeGenerator(replies)))
@@ -98,6 +103,7 @@ async def test_four_lefts_in_one_burst_move_four_siblings(home):
         assert "‹3/6› 👍" in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_two_picks_in_one_burst_on_the_ab_screen_write_one_choice(home):
     from tui.screens.compare import CompareScreen
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from engine.errors import UserError
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import events, screen_text, send, wait_for, wait_idle
@@ -65,6 +67,7 @@ async def test_message_sent_before_model_is_ready_is_answered_once_it_is(home):
         assert "late but here" in screen_text(app) and "waiting" not in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_keys_are_handled_while_a_slow_reply_streams_and_esc_keeps_the_partial_reply(home):
     words = " ".join(f"w{i}" for i in range(200))
     gen = FakeGenerator(["first reply", words], delay=0.05)
@@ -92,6 +95,7 @@ async def test_keys_are_handled_while_a_slow_reply_streams_and_esc_keeps_the_par
         assert "⏹ stopped" in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_model_that_cannot_load_shows_why_and_offers_the_demo_profile(home):
     (home.profiles_dir).mkdir(parents=True)
     (home.profiles_dir / "broken.toml").write_text('[model]\nid = "nobody/missing-model"\n')
@@ -134,6 +138,7 @@ class _Exploding(FakeGenerator):
         return super().stream(messages, params, system_prompt)
 
 
+@pytest.mark.slow
 async def test_a_failed_reply_shows_why_and_the_app_keeps_working(home):
     app = create_app(home, "demo", factory(_Exploding(["works now"])))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -150,6 +155,7 @@ async def test_a_failed_reply_shows_why_and_the_app_keeps_working(home):
         assert [e["content"] for e in events(home, type_="message")] == ["first", "works now"]
 
 
+@pytest.mark.slow
 async def test_switch_profile_reloads_model_and_shows_that_profiles_log(home):
     home.profiles_dir.mkdir(parents=True)
     (home.profiles_dir / "other.toml").write_text('[model]\nid = "some/other-model"\n')
@@ -179,6 +185,7 @@ async def test_switch_profile_reloads_model_and_shows_that_profiles_log(home):
         assert len(events(home, "demo", "message")) == 2
 
 
+@pytest.mark.slow
 async def test_command_palette_offers_profile_and_adapter_switching(home):
     from tui.screens.choose import ChooseScreen
 

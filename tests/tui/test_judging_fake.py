@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from engine.adapters import set_promoted
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import events, plain, screen_text, send, wait_for, wait_idle
@@ -37,6 +39,7 @@ async def test_thumbs_toggle_and_latest_wins(home):
             [(reply, 1), (reply, -1), (reply, 0)]
 
 
+@pytest.mark.slow
 async def test_reason_tags_and_comment(home):
     app = create_app(home, "demo", factory(FakeGenerator(["a reply"])))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -55,6 +58,7 @@ async def test_reason_tags_and_comment(home):
         assert "👎" in text and "wrong" in text and "made up a fact" in text
 
 
+@pytest.mark.slow
 async def test_edit_shows_marker_and_original_stays_viewable(home):
     app = create_app(home, "demo", factory(FakeGenerator(["the original answer"])))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -77,6 +81,7 @@ async def test_edit_shows_marker_and_original_stays_viewable(home):
         assert "the corrected answer" in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_regenerate_browse_siblings_and_pick(home):
     app = create_app(home, "demo", factory(FakeGenerator(["reply one", "reply two", "reply three"])))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -101,6 +106,7 @@ async def test_regenerate_browse_siblings_and_pick(home):
         assert "★ picked" in screen_text(app) and "reply two" in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_compare_hides_sources_until_the_pick(home):
     gen = FakeGenerator(["left answer", "right answer"])
     app = create_app(home, "demo", factory(gen))
@@ -138,6 +144,7 @@ def _fake_run(home, run_id):
         ' "promoted": true, "reason": "not worse than the base"}' % run_id)
 
 
+@pytest.mark.slow
 async def test_promoted_adapter_is_used_switched_and_recorded(home):
     _fake_run(home, "20260101-000000-sft")
     _fake_run(home, "20260102-000000-dpo")
@@ -169,6 +176,7 @@ async def test_promoted_adapter_is_used_switched_and_recorded(home):
         assert gen.adapter == "20260102-000000-dpo", "compare must restore the active adapter"
 
 
+@pytest.mark.slow
 async def test_loop_panel_shows_counts_and_adapter_eval(home):
     _fake_run(home, "20260101-000000-sft")
     app = create_app(home, "demo", factory(FakeGenerator(["x"])))
@@ -184,6 +192,7 @@ async def test_loop_panel_shows_counts_and_adapter_eval(home):
         assert re.search(r"^\s+loss\s+1\.25\s+2\.5\s*$", adapters, re.M), adapters
 
 
+@pytest.mark.slow
 async def test_conversations_rename_new_and_switch(home):
     app = create_app(home, "demo", factory(FakeGenerator(["r1", "r2"])))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -212,6 +221,7 @@ async def test_conversations_rename_new_and_switch(home):
         assert app.session.conversation_id == first_conv and "first topic" in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_keys_remapped_from_config(home):
     home.ensure()
     home.config_path.write_text('[keys]\n"chat.like" = "l"\n')
@@ -222,6 +232,7 @@ async def test_keys_remapped_from_config(home):
         assert [e["value"] for e in events(home, type_="rating")] == [1]
 
 
+@pytest.mark.slow
 async def test_copy_puts_the_reply_on_the_clipboard(home):
     app = create_app(home, "demo", factory(FakeGenerator(["copy me"])))
     async with app.run_test(size=(80, 24)) as pilot:

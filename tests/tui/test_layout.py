@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import plain, screen_lines, send, wait_for, wait_idle
 from tui.app import create_app
@@ -10,6 +12,7 @@ from tui.screens.compare import CompareScreen
 from tui.screens.help import HelpScreen
 
 
+@pytest.mark.slow
 async def test_f1_shows_keys_as_typed_and_the_real_config_path(home):
     app = create_app(home, "demo", factory(FakeGenerator()))
     async with app.run_test(size=(120, 50)) as pilot:
@@ -37,6 +40,7 @@ async def test_the_judging_keys_fit_the_footer_at_80x24(home):
         assert "c Copy" in footer, footer
 
 
+@pytest.mark.slow
 async def test_a_40x12_terminal_hides_the_sidebar_and_shows_the_whole_ab_prompt(home):
     app = create_app(home, "demo", factory(FakeGenerator(["one", "A", "B"])))
     async with app.run_test(size=(40, 12)) as pilot:

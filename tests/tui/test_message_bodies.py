@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from textual.widgets import Markdown
 
 from engine.feedback import FeedbackLog
@@ -30,6 +31,7 @@ async def test_a_multi_line_user_message_keeps_its_lines_and_indentation(home):
                 assert any(line.endswith(typed) and typed in line for line in lines), (typed, lines)
 
 
+@pytest.mark.slow
 async def test_an_empty_reply_is_marked(home):
     app = create_app(home, "demo", factory(FakeGenerator([""])))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -50,6 +52,7 @@ def _big_conversation(home, size: int) -> str:
     return big
 
 
+@pytest.mark.slow
 async def test_a_5_mb_reply_opens_and_closes_quickly_and_says_what_is_not_shown(home):
     big = _big_conversation(home, 5_000_000)
     app = create_app(home, "demo", factory(FakeGenerator(["ok"])))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from engine.runtime.availability import model_availability
 from tests.tui.fakes import FakeGenerator
 from tests.tui.helpers import wait_for, wait_idle
@@ -56,6 +58,7 @@ async def test_f5_marks_the_profile_in_use_and_models_on_disk(home):
         assert not labels["remote"].startswith("●") and "not on disk" in labels["remote"]
 
 
+@pytest.mark.slow
 async def test_a_model_not_on_disk_is_said_at_once_offline(home, monkeypatch):
     _profiles(home)
     release = threading.Event()

@@ -3,6 +3,7 @@ Markdown message: nothing is lost or split inside a code block on the way."""
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Markdown
 
 from tests.tui.fakes import FakeGenerator, factory
@@ -20,6 +21,7 @@ def _long_reply() -> str:
     return "\n\n".join(parts)
 
 
+@pytest.mark.slow
 async def test_long_reply_streams_in_chunks_and_ends_as_one_markdown(home):
     reply = _long_reply()
     assert len(reply) > 3 * FREEZE_CHARS

@@ -3,6 +3,8 @@ keeps running, nothing is shown as saved that was not, and nothing already saved
 
 from __future__ import annotations
 
+import pytest
+
 from engine.home import ensure_dir
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import events, screen_text, send, wait_for, wait_idle
@@ -14,6 +16,7 @@ def _notices(app) -> str:
     return " | ".join(n.message for n in app._notifications)
 
 
+@pytest.mark.slow
 async def test_a_log_that_becomes_unwritable_mid_session_is_reported_and_nothing_is_lost(home):
     app = create_app(home, "demo", factory(FakeGenerator(["a reply"])))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -46,6 +49,7 @@ async def test_a_log_that_becomes_unwritable_mid_session_is_reported_and_nothing
         assert "👍" in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_a_reply_that_cannot_be_saved_is_reported_and_the_app_goes_on(home):
     words = " ".join(f"w{i}" for i in range(40))
     app = create_app(home, "demo", factory(FakeGenerator([words], delay=0.05)))
@@ -61,6 +65,7 @@ async def test_a_reply_that_cannot_be_saved_is_reported_and_the_app_goes_on(home
         assert "generating" not in screen_text(app) and "w39" not in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_an_unwritable_home_is_named_as_the_home_folder_not_the_model(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
