@@ -29,6 +29,7 @@ def _critiques(log: FeedbackLog, n: int = 2) -> list[dict]:
     return out
 
 
+@pytest.mark.slow
 def test_the_reward_model_picks_one_of_k_revisions_and_rows_are_marked(log, demo_home):
     from engine.runtime import load_model
 
@@ -52,6 +53,7 @@ def test_the_reward_model_picks_one_of_k_revisions_and_rows_are_marked(log, demo
     assert (row["critique"], row["source"], row["outcome"]) == ("too long", "machine_revision", None)
 
 
+@pytest.mark.slow
 def test_the_self_check_keeps_only_revisions_the_model_says_address_the_critique(log, demo_home):
     from engine.runtime import load_model
 

@@ -3,6 +3,8 @@ then accept it, edit it, ask for another or discard it; every step is in the log
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import events, screen_text, send, wait_for, wait_idle
 from tui.app import create_app
@@ -65,6 +67,7 @@ async def test_critique_revision_then_accept(home):
         assert "✓ accepted" in screen_text(app) and "★ picked" in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_critique_revision_then_edit(home):
     app = create_app(home, "demo", factory(FakeGenerator(["wrong: 7 × 8 is 54", "7 × 8 is 58"])))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -90,6 +93,7 @@ async def test_critique_revision_then_edit(home):
         assert "7 × 8 is 56" in text and "✎ edited" in text and "revised: 7 × 8 is 56" in text
 
 
+@pytest.mark.slow
 async def test_another_revision_then_discard(home):
     gen = FakeGenerator(["Bonjour? No: hello", "still English", "Bonjour !"])
     app = create_app(home, "demo", factory(gen))
@@ -155,6 +159,7 @@ def _night(home):
     return originals
 
 
+@pytest.mark.slow
 async def test_morning_review_approves_and_rejects_with_one_key_each(home):
     from engine.feedback import FeedbackLog, preference_rows
     from engine.train import revise
