@@ -40,6 +40,10 @@ def finetune(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the last unfinished run from its newest complete checkpoint.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (if installed).")] = False,
+    machine_revisions: Annotated[bool, typer.Option(
+        "--machine-revisions/--no-machine-revisions",
+        help="Before training, revise critiques (👎 with a comment) nobody revised in the chat with the starting "
+             "model; such rows are marked machine_revision and weigh half as much as accepted ones.")] = True,
 ) -> None:
     """Train a LoRA adapter on your feedback; promote it if it is not worse than the one in use.
 
@@ -52,7 +56,8 @@ def finetune(
                      grad_accum=grad_accum, max_length=max_length, seed=seed, save_steps=save_steps,
                      save_minutes=save_minutes)
     opts = FinetuneOptions(method=method, start_from=start_from, overrides=overrides, time_budget=time_budget,
-                           until=until, resume=resume, tensorboard=tensorboard)
+                           until=until, resume=resume, tensorboard=tensorboard,
+                           machine_revisions=machine_revisions)
     h = home_of(home)
     result = run(h, profile_of(profile, h).name, opts)
     if result.exit_code:

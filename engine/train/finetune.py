@@ -41,6 +41,8 @@ class FinetuneOptions:
     until: str | None = None
     resume: bool = False
     tensorboard: bool = False
+    machine_revisions: bool = True
+    """Revise critiques nobody revised in the chat before training (engine.train.revise)."""
     stream: TextIO | None = None
     """Where progress and the report go (default: stderr for progress, stdout for the report)."""
 
@@ -118,6 +120,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     method = opts.method or settings.method
     parent_id, parent_path = _parent_adapter(home, profile, opts.start_from)
     snap = data.collect(home, profile.name)
+    machine = _machine_revisions(home, profile, snap, parent_id, settings.seed, opts)
     counts = snap.rows.counts()
     stages, why = plan.choose(method, counts, settings.min_rows)
     current = adapters.promoted_run(home, profile.name)
@@ -158,6 +161,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     lock.update(rd.run_id)
     split_counts = data.write_split(rd.data, snap.rows, split)
     data.write_rehearsal(rd.data, rehearsal_rows)
+    machine_info = _write_machine_revisions(rd.data, machine, opts)
     data_dir_files = {p.name: runs.sha256_file(p) for p in sorted(rd.data.glob("*.jsonl"))}
     manifest = {
         "command": "finetune",
@@ -184,6 +188,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "log_warnings": snap.warnings,
         "data": {"fingerprint": data.fingerprint(rd.data), "files": data_dir_files},
         "rehearsal": rehearsal_info,
+        "machine_revisions": machine_info,
         "settings": as_dict(settings),
         "overrides": {k: v for k, v in opts.overrides.items() if v is not None},
         "profile_settings": plan.profile_settings(profile),
@@ -197,6 +202,37 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         _say(opts, f"warning: {warning}")
     _say(opts, f"run {rd.run_id}: {why}; {split.note}")
     return rd.run_id
+
+
+def _machine_revisions(home: Home, profile: Profile, snap, parent_id: str | None, seed: int, opts: FinetuneOptions):
+    """The offline revision pass (engine.train.revise): its revisions; their rows join ``snap.rows``, and rows
+    of revisions a person accepted then weigh more (written twice)."""
+    if not opts.machine_revisions or snap.state is None:
+        return []
+    from engine.train import revise
+
+    machine = revise.run_pass(home, profile, snap.state, parent_id, seed=seed, say=lambda text: _say(opts, text))
+    sft, pref = revise.machine_rows(machine)
+    if sft:
+        snap.rows.sft = revise.weighted(snap.rows.sft) + sft
+        snap.rows.pref = revise.weighted(snap.rows.pref) + pref
+    return machine
+
+
+def _write_machine_revisions(data_dir: Path, machine: list, opts: FinetuneOptions) -> dict:
+    """``data/machine_revisions.jsonl`` (every critique revised offline, chosen or not) and the manifest's summary."""
+    import json
+
+    from engine.home import write_private
+
+    if not opts.machine_revisions:
+        return {"enabled": False}
+    write_private(data_dir / "machine_revisions.jsonl",
+                  "".join(json.dumps(r.export_row(), ensure_ascii=False) + "\n" for r in machine))
+    chosen = [r for r in machine if r.revision is not None]
+    return {"enabled": True, "critiques": len(machine), "revised": len(chosen),
+            "not_addressed": len(machine) - len(chosen), "chosen_by": sorted({r.chosen_by for r in machine}),
+            "file": "data/machine_revisions.jsonl"}
 
 
 def _prepare_resume(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs.RunLock) -> str:

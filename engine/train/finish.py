@@ -173,6 +173,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "loss_first": curve[0][2] if curve else None,
         "loss_last": curve[-1][2] if curve else None,
         "png_note": png_note,
+        "machine_revisions": manifest.get("machine_revisions"),
         "finished": time.time(),
     }
     text = report_mod.render(report, curve)
