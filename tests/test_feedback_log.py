@@ -127,7 +127,7 @@ def test_corrupt_lines_are_skipped_and_reported(home):
         json.dumps({"v": 1, "id": "x", "ts": 1.0, "type": "rating", "message_id": "m1", "value": 7}).encode(),
         json.dumps({"v": 1, "id": "y", "ts": 1.0, "type": "teleport"}).encode(),
         b'{"v":1,"pad":"' + b"x" * (16 * 1024 * 1024) + b'"}',
-        json.dumps({"v": 2, "id": "z", "ts": 2.0, "type": "hologram", "message_id": "m1"}).encode(),
+        json.dumps({"v": 3, "id": "z", "ts": 2.0, "type": "hologram", "message_id": "m1"}).encode(),
     ]
     with open(log.path, "ab") as f:
         f.write(b"\n".join(bad_lines) + b"\n")

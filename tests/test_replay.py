@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from engine.feedback import FeedbackLog
+import pytest
+
+from engine.feedback import FeedbackLog, InvalidEvent
 
 
 def chat(log: FeedbackLog, conv: str = "c1", question: str = "What is the capital of France?"):
@@ -143,7 +145,7 @@ def test_future_version_events_are_ignored_by_replay(home):
     _, a, _ = chat(log)
     log.rate(a["id"], 1)
     with open(log.path, "a") as f:
-        f.write(json.dumps({"v": 2, "id": "f" * 32, "ts": 9e9, "type": "rating", "message_id": a["id"], "value": -1}))
+        f.write(json.dumps({"v": 3, "id": "f" * 32, "ts": 9e9, "type": "rating", "message_id": a["id"], "value": -1}))
         f.write("\n")
     state = log.replay()
     assert state.messages[a["id"]].rating == 1
@@ -183,3 +185,56 @@ def test_any_valid_event_sequence_replays(events):
         assert isinstance(conv.title, str)
     assert sum(m.picked for m in state.messages.values()) <= len(state.choices)
     sft_rows(state), preference_rows(state), unpaired_rows(state)
+
+
+# ---- language feedback (schema v2 critique events) ------------------------------------------------------------
+
+
+def _critiqued(log):
+    chat(log)
+    orig = log.read().events[1]
+    rev = log.add_message(orig["conversation_id"], orig["parent_id"], "assistant", "shorter answer",
+                          generation={"revision_of": orig["id"], "critique": "too long", "revision_prompt": "P"})
+    log.choose(rev["id"], [rev["id"], orig["id"]], "regenerate", sources={rev["id"]: "revision", orig["id"]: "original"})
+    log.critique(orig["id"], "too long", rev["id"], "accepted")
+    return orig, rev
+
+
+def test_critique_events_are_v2_and_replay_marks_the_revision(home):
+    log = FeedbackLog(home, "demo")
+    orig, rev = _critiqued(log)
+    versions = {(e["type"], e["v"]) for e in log.read().events}
+    assert versions == {("message", 1), ("choice", 1), ("critique", 2)}  # only the new type is v2
+    state = log.replay()
+    r = state.messages[rev["id"]]
+    assert (r.revision_of, r.critique, r.outcome, r.picked) == (orig["id"], "too long", "accepted", True)
+    assert state.messages[orig["id"]].revision_of is None and state.problems == []
+
+
+def test_an_old_reader_skips_critiques_and_replays_the_rest(home, monkeypatch):
+    """A version-1 tuneloop keeps v2 events as 'from a newer tuneloop' and replays everything else."""
+    import importlib
+
+    ev_mod = importlib.import_module("engine.feedback.events")
+    replay_mod = importlib.import_module("engine.feedback.replay")
+
+    log = FeedbackLog(home, "demo")
+    _, rev = _critiqued(log)
+    monkeypatch.setattr(ev_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(replay_mod, "SCHEMA_VERSION", 1)
+    log = FeedbackLog(home, "demo")
+    result = log.read()
+    assert result.future_versions == 1 and result.problems == []
+    state = log.replay()
+    assert state.messages[rev["id"]].picked and state.messages[rev["id"]].outcome is None
+    assert state.problems == []
+
+
+def test_a_critique_naming_an_unknown_revision_is_a_problem_not_a_crash(home):
+    log = FeedbackLog(home, "demo")
+    _, a, _ = chat(log)
+    log.critique(a["id"], "wrong", "nope", "discarded")
+    state = log.replay()
+    assert state.replay_problems == 1 and "nope" in state.problems[-1].reason
+    with pytest.raises(InvalidEvent, match="'outcome'"):
+        log.critique(a["id"], "wrong", None, "maybe")

@@ -28,7 +28,7 @@ from engine.profiles import Profile, load_profile, profile_names
 from tui.config import UiConfig, load_ui_config
 from tui.generator import GeneratorFactory, load_real_model
 from tui.judging import JudgingMixin
-from tui.messages import ProfileList
+from tui.messages import ProfileList, ReviewList
 from tui.promotion import POLL_SECONDS, PromotionWatch
 from tui.replies import RepliesMixin, ReplyJob
 from tui.screens.choose import ChooseScreen
@@ -36,6 +36,7 @@ from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
 from tui.screens.loop import IN_USE_UNKNOWN, LoopScreen, gate_verdicts
 from tui.screens.prompt import PromptScreen
+from tui.screens.review import ReviewScreen
 from tui.session import ChatSession
 from tui.widgets.chat_view import CHAT_BINDINGS, ChatView
 from tui.widgets.composer import Composer
@@ -60,6 +61,8 @@ APP_BINDINGS = [
     Binding("f6", "use_promoted", "Use new adapter", id="app.use_promoted", priority=True,
             tooltip="Reply with the adapter just promoted by engine finetune (offered when it happens)"),
     Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="app.sidebar", show=False, tooltip="Show/hide conversations"),
+    Binding("f8", "review", "Review", id="app.review", show=False,
+            tooltip="Morning review: approve or reject the revisions engine finetune wrote for your critiques"),
 ]
 
 
@@ -68,10 +71,12 @@ def binding_sections() -> list[tuple[str, list[Binding]]]:
     from tui.screens.compare import CompareScreen
     from tui.screens.edit import EditScreen
     from tui.screens.reason import ReasonScreen
+    from tui.screens.review import ReviewScreen
 
     return [("Anywhere", APP_BINDINGS), ("Composer", Composer.BINDINGS),
             ("Message list (selected message)", CHAT_BINDINGS), ("Edit screen", EditScreen.BINDINGS),
-            ("Reason screen", ReasonScreen.BINDINGS), ("Compare screen", CompareScreen.BINDINGS)]
+            ("Reason screen", ReasonScreen.BINDINGS), ("Compare screen", CompareScreen.BINDINGS),
+            ("Review screen (F8)", ReviewScreen.BINDINGS)]
 
 
 NARROW_BELOW = 70
@@ -345,6 +350,36 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
     def action_choose_profile(self) -> None:
         self.list_profiles(self.profile.name)
 
+    def action_review(self) -> None:
+        from engine.train.revise import log_ids
+
+        self.list_review(self.profile.name, *log_ids(self.session.state))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="review")
+    def list_review(self, profile: str, known: set, revised: set) -> None:
+        """F8's items: the machine revisions of the profile's runs not reviewed yet (files read off the UI thread)."""
+        from engine.train.revise import review_items
+
+        self.post_message(ReviewList(profile, review_items(self.home, profile, known, revised)))
+
+    def on_review_list(self, message: ReviewList) -> None:
+        if message.profile != self.profile.name:
+            return
+        if not message.items:
+            self.notify("No machine revisions to review: engine finetune writes them for critiques (👎 with a "
+                        "comment) you did not revise in the chat.")
+            return
+        originals = {i.original_id: self.session.message(i.original_id).final_text for i in message.items}
+        self.push_screen(ReviewScreen(message.items, originals), lambda _: self.call_later(self.refresh_chat))
+
+    def on_review_screen_judged(self, event: ReviewScreen.Judged) -> None:
+        item = event.item
+        with self.saving() as saved:
+            self.session.review_machine_revision(item.original_id, item.critique, item.revision, item.run_id,
+                                                 event.approve)
+        if saved.ok and isinstance(self.screen, ReviewScreen):
+            self.screen.advance(event.approve)
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="profiles")
     def list_profiles(self, current: str) -> None:
         """F5's items: each profile with its model, whether that is on disk, and the one in use."""
@@ -407,6 +442,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         yield SystemCommand("Rename conversation", "Give this conversation a title", self.action_rename)
         yield SystemCommand("Feedback and adapters", "Counts since the last training run, eval numbers",
                             self.action_loop)
+        yield SystemCommand("Review machine revisions", "Approve or reject the revisions written overnight",
+                            self.action_review)
         yield SystemCommand("Keys", "Every key and its id for remapping", self.action_help)
 
     # ---- errors ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from tui.best_of import best_of_n_for
 from tui.replies import ReplyJob
 from tui.screens.compare import SLOTS, CompareScreen
 from tui.screens.edit import EditScreen
+from tui.screens.prompt import PromptScreen
 from tui.screens.reason import Reason, ReasonScreen
 from tui.widgets.chat_view import ChatView
 
@@ -59,11 +60,17 @@ class JudgingMixin:
     async def judge_edit(self, msg) -> None:
         if not self._reply_only(msg):
             return
+        pending_revision = msg.revision_of is not None and msg.outcome not in ("accepted", "edited")
 
         async def save(text: str | None) -> None:
             if text is not None:
                 with self.saving() as saved:
-                    self.session.edit(msg.id, text)
+                    if pending_revision and text == msg.content:  # saved unchanged: accepted as it is
+                        self.session.resolve_revision(msg.id, "accepted")
+                    elif pending_revision:  # the edit wins, the critique is kept, the revision is chosen
+                        self.session.resolve_revision(msg.id, "edited", text)
+                    else:
+                        self.session.edit(msg.id, text)
                 if not saved.ok:
                     self.copy_to_clipboard(text)  # the corrected text is not lost
                     self.notify("Your corrected text is on the clipboard.", severity="warning")
@@ -85,10 +92,43 @@ class JudgingMixin:
     async def judge_pick(self, msg) -> None:
         if not self._reply_only(msg):
             return
+        if msg.revision_of is not None and msg.outcome not in ("accepted", "edited"):
+            self.session.resolve_revision(msg.id, "accepted")  # the revision over the original (a discarded one too)
+            return
         if len(self.session.siblings(msg.id)) < 2:
             self.notify("Nothing to pick from: regenerate (r) first.", severity="warning")
             return
         self.session.pick(msg.id)
+
+    async def judge_critique(self, msg) -> None:
+        """Language feedback: a critique in words, then a revision streams in as a sibling of the reply
+        (on a revision: another revision of the same original, the critique offered again)."""
+        if not self._reply_only(msg) or not self._can_generate():
+            return
+        original = self.session.message(msg.revision_of) if msg.revision_of else msg
+        value = msg.critique or (original.comment if original.rating == -1 else None) or ""
+        again = any(s.revision_of == original.id for s in self.session.siblings(original.id))
+        sample = again and not self.profile.generation.do_sample
+
+        async def revise(critique: str | None) -> None:
+            if critique and self._can_generate():
+                overrides = {"do_sample": True} if sample else {}  # another revision must differ
+                await self.enqueue(ReplyJob(original.parent_id, overrides=overrides,
+                                            revision=(original.id, critique)))
+                await self.refresh_chat()
+
+        self.push_screen(PromptScreen("What is wrong with this reply? The model writes a revision "
+                                      "(Enter asks for it, Esc cancels).", value), revise)
+
+    async def judge_discard(self, msg) -> None:
+        if msg.revision_of is None:
+            self.notify("Only a revision can be discarded: press v on a reply to critique it.", severity="warning")
+            return
+        if msg.outcome in ("accepted", "edited"):
+            self.notify("This revision was accepted: pick another reply (p) instead.", severity="warning")
+            return
+        self.session.resolve_revision(msg.id, "discarded")
+        self.chat.selected_id = msg.revision_of
 
     async def judge_copy(self, msg) -> None:
         self.copy_to_clipboard(msg.final_text)

@@ -108,3 +108,11 @@ class ProfileList(Message):
     """The F5 list, computed in a worker (whether each model is on disk takes file-system looks)."""
 
     items: list[tuple[str, str]]
+
+
+@dataclass
+class ReviewList(Message):
+    """F8's machine revisions to review (engine.train.revise.review_items), read in a worker."""
+
+    profile: str
+    items: list

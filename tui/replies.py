@@ -62,6 +62,9 @@ class ReplyJob:
     key: str = field(default_factory=lambda: f"reply-{next(_keys)}")
     stop_requested: bool = False
     """Esc was pressed: a best-of job starts no further candidate."""
+    revision: tuple[str, str] | None = None
+    """(original reply id, critique): a revision of that reply after the critique (language feedback);
+    ``parent_id`` is then the original's parent, so the revision becomes its sibling."""
 
 
 class RepliesMixin:
@@ -194,7 +197,12 @@ class RepliesMixin:
         if self.current is not None or not self.queue or self.lm is None:
             return None
         job = self.current = self.queue.pop(0)
-        self.generate(job, self.session.prompt_for(job.parent_id))
+        if job.revision is not None:
+            original_id, critique = job.revision
+            messages = self.session.revision_prompt_for(original_id, critique, self.profile.revision_prompt)
+        else:
+            messages = self.session.prompt_for(job.parent_id)
+        self.generate(job, messages)
         return job
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="reply")
@@ -280,7 +288,12 @@ class RepliesMixin:
             return
         record = {"profile": self.profile.name, **message.record}
         with self.saving() as saved:
-            msg = self.session.add_reply(job.parent_id, message.text, record, show=job.target == "chat")
+            if job.revision is not None:
+                original_id, critique = job.revision
+                msg = self.session.add_revision(original_id, message.text, record, critique,
+                                                self.profile.revision_prompt)
+            else:
+                msg = self.session.add_reply(job.parent_id, message.text, record, show=job.target == "chat")
         self.current = None
         if not saved.ok:
             await self._reply_not_saved(job)

@@ -3,8 +3,8 @@
 No Textual here, so it is easy to test and to reason about. Every action that judges a reply is
 appended to the log (``engine.feedback.FeedbackLog``) before the method returns. The log is replayed
 once at start; after that each event this session writes is applied to the in-memory state with
-the same rules as ``engine.feedback.replay`` (a full replay per keypress costs about a second at
-15,000 events). The restart test checks that the screen after a replay is identical.
+``State.apply``, the function replay itself uses per event (a full replay per keypress costs about a
+second at 15,000 events). The restart test checks that the screen after a replay is identical.
 
 Which sibling is shown at a branch: the one the person last chose to show in this session, else the
 picked one, else the best-scored one (best-of-n replies carry ``generation["reward_score"]``), else
@@ -17,7 +17,8 @@ import uuid
 from typing import Any
 
 from engine.errors import UserError
-from engine.feedback import Conversation, FeedbackLog, Message
+from engine.feedback import FeedbackLog, Message
+from engine.feedback.language import revision_messages, revision_request
 from engine.home import Home
 
 
@@ -41,31 +42,8 @@ class ChatSession:
         self.state = self.log.replay()
 
     def _apply(self, ev: dict) -> None:
-        """Apply one event this session just appended, exactly as replay would."""
-        state, kind = self.state, ev["type"]
-        if kind == "message":
-            msg = Message(id=ev["id"], conversation_id=ev["conversation_id"], parent_id=ev["parent_id"],
-                          role=ev["role"], content=ev["content"], ts=float(ev["ts"]),
-                          generation=ev.get("generation"))
-            conv = state.conversations.get(msg.conversation_id)
-            if conv is None:
-                conv = state.conversations[msg.conversation_id] = Conversation(msg.conversation_id, msg.ts)
-            conv.messages.append(msg)
-            state.messages[msg.id] = msg
-        elif kind == "rating":
-            msg = state.messages[ev["message_id"]]
-            msg.rating = ev["value"]
-            msg.tags = list(ev.get("tags") or []) if ev["value"] else []
-            msg.comment = ev.get("comment") if ev["value"] else None
-        elif kind == "edit":
-            msg = state.messages[ev["message_id"]]
-            msg.edited = ev["content"] if ev["content"] != msg.content else None
-        elif kind == "choice":
-            chosen = state.messages[ev["chosen_id"]]
-            for sibling in state.conversations[chosen.conversation_id].children(chosen.parent_id):
-                sibling.picked = sibling.id == chosen.id
-        elif kind == "title":
-            state.conversations[ev["conversation_id"]].explicit_title = ev["title"].strip() or None
+        """Apply one event this session just appended, by the replay's own rules (State.apply)."""
+        self.state.apply(ev)
 
     @property
     def conversation(self):
@@ -192,6 +170,42 @@ class ChatSession:
 
     def rename(self, title: str) -> None:
         self._apply(self._save(self.log.rename, self.conversation_id, title))
+
+    # ---- language feedback (engine.feedback.language) -------------------------------------------------
+    def revision_prompt_for(self, original_id: str, critique: str, template: str) -> list[dict]:
+        """The chat messages a revision of reply ``original_id`` after ``critique`` is generated from."""
+        original = self.message(original_id)
+        return revision_messages(self.prompt_for(original.parent_id), original.final_text, critique, template)
+
+    def add_revision(self, original_id: str, text: str, record: dict[str, Any], critique: str,
+                     template: str) -> Message:
+        """The revision, a sibling of the original, shown at once; its record names the original, the
+        critique and the revision prompt used."""
+        record = {**record, "revision_of": original_id, "critique": critique,
+                  "revision_prompt": revision_request(template, critique)}
+        return self.add_reply(self.message(original_id).parent_id, text, record)
+
+    def resolve_revision(self, revision_id: str, outcome: str, text: str | None = None) -> None:
+        """accepted: a choice of the revision over the original, then the critique event; edited: the edit
+        (``text``) first, then the same; discarded: the critique event, and the original is shown again."""
+        rev = self.message(revision_id)
+        original = self.message(rev.revision_of)
+        if outcome == "edited":
+            self.edit(rev.id, text if text is not None else rev.final_text)
+        if outcome in ("accepted", "edited"):
+            self.choose_among(rev.id, [rev.id, original.id], "regenerate",
+                              {rev.id: "revision", original.id: "original"})
+        self._apply(self._save(self.log.critique, original.id, rev.critique or "", rev.id, outcome))
+        if outcome == "discarded":
+            self.show(original.id)
+
+    def review_machine_revision(self, original_id: str, critique: str, text: str, run_id: str, approve: bool):
+        """The morning review of a revision ``engine finetune`` wrote (engine.train.revise): it becomes a
+        revision in the log, accepted (a human-accepted pair for the next run) or discarded."""
+        record = {"machine_revision": True, "run": run_id, "revision_of": original_id, "critique": critique}
+        rev = self.add_reply(self.message(original_id).parent_id, text, record, show=False)
+        self.resolve_revision(rev.id, "accepted" if approve else "discarded")
+        return rev
 
 
 def _best_of_size(message) -> int:

@@ -22,21 +22,24 @@ def _warn(warnings: list[str]) -> None:
 
 
 def export(
-    format: Annotated[str, typer.Option("--format", "-f", help="sft, preference or unpaired.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write (TRL dataset format).")],
+    format: Annotated[str, typer.Option("--format", "-f", help=(
+        "sft, preference or unpaired (TRL formats), or critique (language feedback: prompt, original, critique, "
+        "revision)."))],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file to write.")],
     profile: ProfileOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Write the profile's feedback as TRL training rows (JSONL)."""
+    """Write the profile's feedback as TRL training rows, or its language feedback (JSONL)."""
     from engine.errors import UserError
     from engine.feedback import FeedbackLog, replay
     from engine.feedback.export import export_rows
+    from engine.feedback.language import CRITIQUE_FORMAT
     from engine.feedback.rows import FORMATS
 
     h = home_of(home)
     profile = profile_of(profile, h).name
-    if format not in FORMATS:
-        raise UserError(f"unknown --format {format!r}: use sft, preference or unpaired.")
+    if format not in (*FORMATS, CRITIQUE_FORMAT):
+        raise UserError(f"unknown --format {format!r}: use sft, preference, unpaired or critique.")
     result = FeedbackLog(h, profile).read()
     state = replay(result)
     _warn(result.warnings() + state.warnings())
@@ -45,10 +48,11 @@ def export(
 
 
 def import_(
-    file: Annotated[Path, typer.Argument(help="TRL-format JSONL: preference, sft (messages) or unpaired rows.")],
+    file: Annotated[Path, typer.Argument(help=(
+        "JSONL: TRL preference, sft (messages) or unpaired rows, or critique rows (engine export -f critique)."))],
     profile: ProfileOption = None,
     format: Annotated[
-        str, typer.Option("--format", "-f", help="auto (from the first row), preference, sft or unpaired.")
+        str, typer.Option("--format", "-f", help="auto (from the first row), preference, sft, unpaired or critique.")
     ] = "auto",
     again: Annotated[
         bool, typer.Option("--again", help="Import a file even though the same bytes were imported before.")

@@ -40,6 +40,10 @@ def finetune(
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the last unfinished run from its newest complete checkpoint.")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard (if installed).")] = False,
+    machine_revisions: Annotated[bool, typer.Option(
+        "--machine-revisions/--no-machine-revisions",
+        help="Before training, revise critiques (👎 with a comment) nobody revised in the chat with the starting "
+             "model; such rows are marked machine_revision and weigh half as much as accepted ones.")] = True,
 ) -> None:
     """Train a LoRA adapter on your feedback; promote it if it is not worse than the one in use.
 
@@ -52,7 +56,8 @@ def finetune(
                      grad_accum=grad_accum, max_length=max_length, seed=seed, save_steps=save_steps,
                      save_minutes=save_minutes)
     opts = FinetuneOptions(method=method, start_from=start_from, overrides=overrides, time_budget=time_budget,
-                           until=until, resume=resume, tensorboard=tensorboard)
+                           until=until, resume=resume, tensorboard=tensorboard,
+                           machine_revisions=machine_revisions)
     h = home_of(home)
     result = run(h, profile_of(profile, h).name, opts)
     if result.exit_code:
@@ -74,6 +79,7 @@ def adapters_cmd(
     from engine.errors import UserError
     from engine.home import check_name
     from engine.train import runs
+    from engine.train.methods import rows_of
 
     h = home_of(home)
     profile = profile_of(profile, h).name
@@ -95,9 +101,7 @@ def adapters_cmd(
     for run in runs.run_summaries(h, profile, command="finetune"):
         manifest, rep = run.manifest, run.report
         new = rep.get("eval", {}).get("new", {})
-        kinds = {"sft": "sft", "dpo": "pref", "kto": "kto"}
-        train_rows = sum(manifest.get("rows", {}).get(kinds.get(m, m), {}).get("train", 0)
-                         for m in set(manifest.get("plan", [])))
+        train_rows = sum(manifest.get("rows", {}).get(kind, {}).get("train", 0) for kind in rows_of(run.plan))
         status = ("promoted" if rep.get("promoted") else "refused") if rep else "unfinished"
         rows.append((("*" if run.run_id == promoted else " "), run.run_id, "+".join(run.plan),
                      str(train_rows), str(rep.get("steps", "-")), _fmt(new.get("loss")),

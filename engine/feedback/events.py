@@ -1,10 +1,16 @@
-"""The feedback event schema (version 1) and its validation.
+"""The feedback event schema (versions 1 and 2) and its validation.
 
 Every line of the log is one of these objects. Validation runs on append (so a bad event never
 reaches the disk) and on read (so a hand-edited or corrupted line is skipped and reported instead
 of poisoning replay). Unknown extra keys are allowed: a later minor addition must not make old
 readers drop events. Events with ``"v"`` greater than :data:`SCHEMA_VERSION` are kept by the reader
 but not validated or replayed (a newer tuneloop wrote them).
+
+Version 2 adds one event type, ``critique`` (language feedback: what the person said is wrong with a reply,
+which revision the model wrote for it, and what the person did with that revision). Every other type is
+still written as version 1, so a version-1 reader replays all of them and skips only the critiques
+(counted as newer events). The revision itself is an ordinary assistant ``message`` (a sibling of the
+reply it revises) whose ``generation`` record carries ``revision_of``, ``critique`` and ``revision_prompt``.
 """
 
 from __future__ import annotations
@@ -16,10 +22,14 @@ from typing import Any
 
 from engine.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The newest event version this reader understands (see :data:`TYPE_VERSION`)."""
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is refused on append and skipped on read
 
-EVENT_TYPES = ("message", "rating", "edit", "choice", "title", "import")
+EVENT_TYPES = ("message", "rating", "edit", "choice", "title", "import", "critique")
+TYPE_VERSION = {"critique": 2}
+"""The version an event type is written with (1 when not listed): the oldest reader that knows the type."""
+CRITIQUE_OUTCOMES = ("accepted", "edited", "discarded")
 IMPORT_KEY = "import_id"
 """Set on every event an ``engine import`` wrote: the event counts only once its ``import`` commit record
 (same ``import_id``) is in the log (see engine.feedback.replay.visible_events)."""
@@ -42,13 +52,18 @@ def complete(event: dict[str, Any]) -> dict[str, Any]:
     filled in where missing. On disk every key of the schema is required (see :func:`validate`)."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"a feedback event must be a JSON object, not {type(event).__name__}.")
-    out = {"v": SCHEMA_VERSION, "id": new_id(), "ts": time.time()}
+    out = {"v": version_of(event.get("type")), "id": new_id(), "ts": time.time()}
     out.update(event)
     # Fill-ins only when absent; an explicit None is a caller bug, reported by validate().
     if out.get("type") == "rating":
         out.setdefault("tags", [])
         out.setdefault("comment", None)
     return out
+
+
+def version_of(kind: Any) -> int:
+    """The version an event of type ``kind`` is written with."""
+    return TYPE_VERSION.get(kind, 1) if isinstance(kind, str) else 1
 
 
 def _is_str(value: Any) -> bool:
@@ -81,11 +96,15 @@ def _check(ok: bool, event: dict, field: str, expected: str) -> None:
 
 
 def validate(event: Any) -> dict[str, Any]:
-    """Check a version-1 event; return it unchanged or raise :class:`InvalidEvent` naming the field."""
+    """Check an event of a known version; return it unchanged or raise :class:`InvalidEvent` naming the field.
+    A type is valid from its :data:`TYPE_VERSION` on (a version-1 ``critique`` is refused)."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"a feedback event must be a JSON object, not {type(event).__name__}.")
-    _check(_is_int(event.get("v")) and event.get("v") == SCHEMA_VERSION, event, "v", f"the integer {SCHEMA_VERSION}")
-    _check(event.get("type") in EVENT_TYPES, event, "type", "one of " + ", ".join(EVENT_TYPES))
+    v = event.get("v")
+    _check(isinstance(v, int) and _is_int(v) and 1 <= v <= SCHEMA_VERSION, event, "v",
+           f"an integer from 1 to {SCHEMA_VERSION}")
+    known = [t for t in EVENT_TYPES if version_of(t) <= event["v"]]
+    _check(event.get("type") in known, event, "type", "one of " + ", ".join(known))
     _check(_is_id(event.get("id")), event, "id", "a non-empty id string")
     ts = event.get("ts")
     _check(_is_time(ts), event, "ts", "a unix time")
@@ -148,11 +167,21 @@ def _import(e: dict) -> None:
     _check(_is_str(e.get("file")), e, "file", "the imported file's name")
 
 
+def _critique(e: dict) -> None:
+    """Language feedback on reply ``message_id``: the ``critique`` text, the ``revision_id`` written for it
+    (null: none) and the ``outcome`` for that revision (accepted, edited or discarded)."""
+    _check(_is_id(e.get("message_id")), e, "message_id", "an id string")
+    _check(_is_str(e.get("critique")) and bool(e["critique"].strip()), e, "critique", "a non-empty string")
+    _check("revision_id" in e and (e["revision_id"] is None or _is_id(e["revision_id"])), e, "revision_id",
+           "an id string or null")
+    _check(e.get("outcome") in CRITIQUE_OUTCOMES, e, "outcome", "one of " + ", ".join(CRITIQUE_OUTCOMES))
+
+
 def _title(e: dict) -> None:
     _check(_is_id(e.get("conversation_id")), e, "conversation_id", "an id string")
     _check(_is_str(e.get("title")), e, "title", "a string")
 
 
 _VALIDATORS = {"message": _message, "rating": _rating, "edit": _edit, "choice": _choice, "title": _title,
-               "import": _import}
+               "import": _import, "critique": _critique}
 

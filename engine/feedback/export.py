@@ -1,4 +1,5 @@
-"""Write training rows as TRL-format JSONL (what ``datasets.load_dataset("json", ...)`` reads)."""
+"""Write training rows as TRL-format JSONL (what ``datasets.load_dataset("json", ...)`` reads), and language
+feedback in its own documented shape (``critique``: engine.feedback.language.CRITIQUE_FORMAT)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 
 from engine.errors import UserError
+from engine.feedback.language import CRITIQUE_FORMAT, critique_rows
 from engine.feedback.replay import State
 from engine.feedback.rows import Row, rows_for
 from engine.home import write_private
@@ -22,9 +24,13 @@ def export_rows(state: State, fmt: str, out: Path, profile: str = "") -> int:
     Refuses to write an empty file (the datasets library cannot load one): a UserError says what
     feedback the format needs.
     """
-    rows = rows_for(state, fmt)
+    if fmt == CRITIQUE_FORMAT:
+        rows = critique_rows(state)
+    else:
+        rows = rows_for(state, fmt)
     if not rows:
         need = {
+            CRITIQUE_FORMAT: "critique a reply (v in the chat) or dislike one with a comment",
             "sft": "like, edit or pick some replies",
             "preference": "edit replies, pick among regenerations, or like one sibling and dislike another",
             "unpaired": "like or dislike some replies",

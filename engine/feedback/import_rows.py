@@ -6,6 +6,10 @@ Accepted rows (``--format auto`` decides per file from the first row's keys):
   ``chosen`` and ``rejected`` (messages, or characters for plain text, as TRL's ``extract_prompt``).
 - sft: conversational ``messages``; the last turn must be the assistant's and is the liked reply.
 - unpaired: ``prompt``/``completion``/``label`` (label true or false).
+- critique: language feedback as ``engine export -f critique`` writes it (engine.feedback.language.CRITIQUE_FORMAT):
+  the original reply, and the revision as its sibling whose generation record names the critique; an accepted
+  or edited revision gets a ``choice`` (kind ``import``) over the original, every outcome its ``critique``
+  event; a critique without a revision becomes a 👎 on the original with the critique as its comment.
 Each row becomes a new conversation: the prompt's turns as a chain of messages, then the reply or
 replies. A preference pair is two assistant siblings, a ``choice`` of kind ``import`` of the chosen
 one, and ratings +1 (chosen) and -1 (rejected); an sft reply is rated +1; an unpaired reply is
@@ -36,7 +40,7 @@ from engine.feedback import events as ev
 from engine.feedback.events import ROLES, new_id
 from engine.feedback.log import FeedbackLog, encode_event
 
-FORMATS = ("auto", "preference", "sft", "unpaired")
+FORMATS = ("auto", "preference", "sft", "unpaired", "critique")
 
 
 @dataclass
@@ -57,6 +61,8 @@ class _RowError(Exception):
 
 
 def detect_format(row: dict) -> str:
+    if "critique" in row and "original" in row:
+        return "critique"
     if "messages" in row:
         return "sft"
     if "chosen" in row and "rejected" in row:
@@ -65,7 +71,7 @@ def detect_format(row: dict) -> str:
         return "unpaired"
     raise _RowError(
         "cannot tell the format: expected 'messages' (sft), 'chosen'+'rejected' (preference) "
-        "or 'prompt'+'completion'+'label' (unpaired)"
+        "'prompt'+'completion'+'label' (unpaired) or 'original'+'critique' (critique)"
     )
 
 
@@ -164,8 +170,68 @@ def _parse_unpaired(row: dict) -> tuple[str, list, str, bool]:
     return system, turns, _reply(row["completion"], "completion"), label
 
 
+def _parse_critique(row: dict) -> tuple[str, list, str, str, str | None, str | None]:
+    system, turns = _prompt(row.get("prompt"))
+    critique = row["critique"]
+    if not isinstance(critique, str) or not critique.strip():
+        raise _RowError("'critique' must be a non-empty string")
+    revision = row.get("revision")
+    revision = None if revision is None else _reply(revision, "revision")
+    outcome = row.get("outcome")
+    if outcome not in (None, *ev.CRITIQUE_OUTCOMES):
+        raise _RowError(f"'outcome' must be one of {', '.join(ev.CRITIQUE_OUTCOMES)} or null, not {outcome!r:.40}")
+    if revision is None and outcome is not None:
+        raise _RowError("has an 'outcome' but no 'revision'")
+    return system, turns, _reply(row["original"], "original"), critique, revision, outcome
+
+
+def _critique_events(row: dict, source: str) -> list[dict]:
+    system, prompt, original, critique, revision, outcome = _parse_critique(row)
+    generation = {"imported": source, "system_prompt": system}
+    events, parent, conv = _chain(prompt, generation)
+    orig = _message(conv, parent, original, dict(generation))
+    events.append(orig)
+    if revision is None:
+        events.append({"type": "rating", "message_id": orig["id"], "value": -1, "tags": ["imported"],
+                       "comment": critique})
+        return events
+    machine = row.get("source") == "machine_revision"
+    rev = _message(conv, parent, revision, {**generation, "revision_of": orig["id"], "critique": critique,
+                                            **({"machine_revision": True} if machine else {})})
+    events.append(rev)
+    if outcome in ("accepted", "edited"):
+        events.append({"type": "choice", "chosen_id": rev["id"], "candidates": [rev["id"], orig["id"]],
+                       "kind": "import", "sources": {rev["id"]: "revision", orig["id"]: "original"}})
+    if outcome is not None:
+        events.append({"type": "critique", "message_id": orig["id"], "critique": critique, "revision_id": rev["id"],
+                       "outcome": outcome})
+    return events
+
+
+def _message(conv: str, parent: str | None, text: str, generation: dict) -> dict:
+    return {"type": "message", "id": new_id(), "conversation_id": conv, "parent_id": parent, "role": "assistant",
+            "content": text, "generation": generation}
+
+
+def _chain(prompt: list[dict[str, str]], generation: dict) -> tuple[list[dict], str | None, str]:
+    """A new conversation's prompt turns as a chain of messages: (events, last id, conversation id)."""
+    conv = new_id()
+    events: list[dict] = []
+    parent: str | None = None
+    for turn in prompt:
+        e: dict[str, Any] = {"type": "message", "id": new_id(), "conversation_id": conv, "parent_id": parent,
+                             "role": turn["role"], "content": turn["content"]}
+        if turn["role"] == "assistant":
+            e["generation"] = dict(generation)
+        events.append(e)
+        parent = e["id"]
+    return events, parent, conv
+
+
 def _row_events(fmt: str, row: dict, source: str) -> tuple[list[dict], bool]:
     """The events for one row, and whether the row counts (False: identical preference pair)."""
+    if fmt == "critique":
+        return _critique_events(row, source), True
     if fmt == "preference":
         system, prompt, (chosen, rejected) = _parse_preference(row)
         replies = [(chosen, 1), (rejected, -1)]
@@ -306,7 +372,8 @@ class _Rows:
             raise _RowError("is not a JSON object")
         if self.format is None:
             self.format = detect_format(row)
-        required = {"preference": ("chosen", "rejected"), "sft": ("messages",), "unpaired": ("completion", "label")}
+        required = {"preference": ("chosen", "rejected"), "sft": ("messages",), "unpaired": ("completion", "label"),
+                    "critique": ("prompt", "original", "critique")}
         missing = [k for k in required[self.format] if k not in row]
         if missing:
             raise _RowError(f"is missing {missing[0]!r} for the {self.format} format")
@@ -318,7 +385,7 @@ def plan_import(path: Path, fmt: str = "auto") -> tuple[list[dict], ImportResult
     event in memory: for tests and small files; :func:`import_file` streams."""
     path = Path(path)
     if fmt not in FORMATS:
-        raise UserError(f"unknown import format {fmt!r}: use auto, preference, sft or unpaired.")
+        raise UserError(f"unknown import format {fmt!r}: use auto, preference, sft, unpaired or critique.")
     rows = _Rows(path, fmt)
     with os.fdopen(_open_regular(path), "rb") as f:
         events = [e for batch in rows(f) for e in batch]
@@ -328,7 +395,7 @@ def plan_import(path: Path, fmt: str = "auto") -> tuple[list[dict], ImportResult
 def previous_imports(log: FeedbackLog, sha256: str) -> list[dict]:
     """Commit records of earlier imports of a file with this sha256."""
     return [e for e in log.read().events
-            if e.get("type") == "import" and e.get("v") == ev.SCHEMA_VERSION and e.get("sha256") == sha256]
+            if e.get("type") == "import" and e.get("v") == ev.version_of("import") and e.get("sha256") == sha256]
 
 
 def import_file(log: FeedbackLog, path: Path, fmt: str = "auto", again: bool = False) -> ImportResult:
@@ -338,7 +405,7 @@ def import_file(log: FeedbackLog, path: Path, fmt: str = "auto", again: bool = F
     unfinished import); a file whose sha256 an earlier commit recorded is refused unless ``again``."""
     path = Path(path)
     if fmt not in FORMATS:
-        raise UserError(f"unknown import format {fmt!r}: use auto, preference, sft or unpaired.")
+        raise UserError(f"unknown import format {fmt!r}: use auto, preference, sft, unpaired or critique.")
     with os.fdopen(_open_regular(path), "rb") as f:
         check = _Rows(path, fmt)
         for _batch in check(f):

@@ -225,6 +225,12 @@ class FeedbackLog:
     def rename(self, conversation_id: str, title: str) -> dict[str, Any]:
         return self.append({"type": "title", "conversation_id": conversation_id, "title": title})
 
+    def critique(self, message_id: str, critique: str, revision_id: str | None, outcome: str) -> dict[str, Any]:
+        """Language feedback (a version-2 event): ``critique`` of reply ``message_id`` and what became of the
+        revision ``revision_id`` written for it (accepted, edited or discarded)."""
+        return self.append({"type": "critique", "message_id": message_id, "critique": critique,
+                            "revision_id": revision_id, "outcome": outcome})
+
     # ----------------------------------------------------------------- reading
     def files(self) -> list[Path]:
         """Every ``*.jsonl`` in the profile's folder, in name order; links are left out (see links())."""

@@ -7,6 +7,8 @@ order is what the appends produced, while clocks can jump. Rules:
 - choice: per sibling group (same parent) the latest choice wins: its chosen message is
   ``picked``, every other sibling is not. All candidates must be siblings of the chosen one.
 - title: the latest wins; the default is the first user message, cut to ~48 characters.
+- critique (schema v2, language feedback): the latest outcome of a revision wins (``Message.outcome``); the
+  revision is a sibling of the critiqued reply whose generation record names it (``revision_of``).
 Events that point at something unknown (a parent, message or conversation that is not in the log)
 become problems, never crashes; a message whose parent is unknown is dropped with its descendants.
 Events with ``"v"`` above the supported version, or of a type this reader does not know, are ignored.
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from engine.feedback.events import EVENT_TYPES, IMPORT_KEY, SCHEMA_VERSION
+from engine.feedback.events import EVENT_TYPES, IMPORT_KEY, SCHEMA_VERSION, version_of
 from engine.feedback.gc_pause import gc_paused
 from engine.feedback.log import Problem, ReadResult
 
@@ -41,11 +43,25 @@ class Message:
     comment: str | None = None
     edited: str | None = None
     picked: bool = False
+    outcome: str | None = None
+    """A revision's latest outcome from a ``critique`` event: accepted, edited, discarded (None: none yet)."""
 
     @property
     def final_text(self) -> str:
         """The text to use from now on: the edit if there is one, else the original."""
         return self.edited if self.edited is not None else self.content
+
+    @property
+    def revision_of(self) -> str | None:
+        """The reply this one revises after a critique (language feedback), else None."""
+        value = (self.generation or {}).get("revision_of")
+        return value if isinstance(value, str) else None
+
+    @property
+    def critique(self) -> str | None:
+        """The critique this revision answers (None for an ordinary reply)."""
+        value = (self.generation or {}).get("critique") if self.revision_of else None
+        return value if isinstance(value, str) else None
 
     @property
     def system_prompt(self) -> str:
@@ -129,6 +145,101 @@ class State:
     uncommitted: dict[str, int] = field(default_factory=dict)
     """import id -> events of an ``engine import`` that never wrote its commit record (ignored)."""
 
+    _latest_choice: dict[tuple[str, str | None], Choice] = field(default_factory=dict, repr=False, compare=False)
+    """(conversation, parent id) -> its latest choice (``choices`` is its values, kept in step)."""
+
+    # ---- the replay rules, one event at a time -----------------------------------------------------
+    def apply(self, e: dict[str, Any]) -> bool:
+        """Apply one visible event (see :func:`visible_events`) after those before it in the log: the one
+        place the replay rules are written (a live session applies its own appends with it too).
+        An event that points at something unknown becomes a problem and changes nothing: returns False."""
+        kind = e["type"]
+        if kind == "message":
+            parent = self.messages.get(e["parent_id"]) if e["parent_id"] is not None else None
+            if e["parent_id"] is not None and (parent is None or parent.conversation_id != e["conversation_id"]):
+                self._problem(e, f"parent {e['parent_id']} is unknown or in another conversation, message skipped")
+                return False
+            if e["id"] in self.messages:
+                self._problem(e, "duplicate message id, later copy ignored")
+                return False
+            self._add_message(e)
+        elif kind == "title":
+            conv = self.conversations.get(e["conversation_id"])
+            if conv is None:
+                self._problem(e, f"conversation {e['conversation_id']} is unknown")
+                return False
+            conv.explicit_title = e["title"].strip() or None
+        elif kind in ("rating", "edit"):
+            msg = self.messages.get(e["message_id"])
+            if msg is None:
+                self._problem(e, f"message {e['message_id']} is unknown")
+                return False
+            if kind == "rating":
+                msg.rating = e["value"]
+                msg.tags = list(e.get("tags") or []) if e["value"] else []
+                msg.comment = e.get("comment") if e["value"] else None
+            else:
+                msg.edited = e["content"] if e["content"] != msg.content else None
+        elif kind == "choice":
+            return self._apply_choice(e)
+        elif kind == "critique":
+            msg = self.messages.get(e["message_id"])
+            rid = e.get("revision_id")
+            rev = self.messages.get(rid) if rid is not None else None
+            if msg is None or (rid is not None and rev is None):
+                self._problem(e, f"message {e['message_id'] if msg is None else rid} is unknown")
+                return False
+            if rev is not None:
+                rev.outcome = e["outcome"]
+        return True
+
+    def _apply_choice(self, e: dict[str, Any]) -> bool:
+        missing = [c for c in e["candidates"] if c not in self.messages]
+        if missing:
+            self._problem(e, f"candidate {missing[0]} is unknown")
+            return False
+        msgs = [self.messages[c] for c in e["candidates"]]
+        chosen = self.messages[e["chosen_id"]]
+        if any(m.parent_id != chosen.parent_id or m.conversation_id != chosen.conversation_id for m in msgs):
+            self._problem(e, "candidates are not siblings of the chosen message")
+            return False
+        key = (chosen.conversation_id, chosen.parent_id)
+        self._latest_choice.pop(key, None)  # re-insert so dict order is the order choices were made
+        self._latest_choice[key] = Choice(
+            id=e["id"],
+            conversation_id=chosen.conversation_id,
+            parent_id=chosen.parent_id,
+            chosen_id=chosen.id,
+            candidates=list(e["candidates"]),
+            kind=e["kind"],
+            sources=e.get("sources"),
+            ts=float(e["ts"]),
+        )
+        for sibling in self.conversations[chosen.conversation_id].children(chosen.parent_id):
+            sibling.picked = sibling.id == chosen.id
+        self.choices = list(self._latest_choice.values())
+        return True
+
+    def _add_message(self, e: dict[str, Any]) -> Message:
+        msg = Message(
+            id=e["id"],
+            conversation_id=e["conversation_id"],
+            parent_id=e["parent_id"],
+            role=e["role"],
+            content=e["content"],
+            ts=float(e["ts"]),
+            generation=e.get("generation"),
+        )
+        conv = self.conversations.get(msg.conversation_id)
+        if conv is None:
+            conv = self.conversations[msg.conversation_id] = Conversation(msg.conversation_id, msg.ts)
+        conv.messages.append(msg)
+        self.messages[msg.id] = msg
+        return msg
+
+    def _problem(self, event: dict, reason: str) -> None:
+        self.problems.append(Problem("replay", 0, f"{event.get('type')} event {event.get('id')}: {reason}"))
+
     def warnings(self) -> list[str]:
         """One line about events that were ignored because they point at unknown messages, and one about
         unfinished imports."""
@@ -146,12 +257,13 @@ class State:
 
 
 def visible_events(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The version-1 events replay uses, in log order, and ``{import id: events}`` of unfinished imports.
+    """The events of known versions replay uses, in log order, and ``{import id: events}`` of unfinished imports.
 
     Import commit records themselves, newer-version events and unknown types are left out; an event with
     an ``import_id`` is kept only when that import's commit record is somewhere in the log.
     """
-    current = [e for e in events if e.get("v") == SCHEMA_VERSION and e.get("type") in EVENT_TYPES]
+    current = [e for e in events if e.get("type") in EVENT_TYPES and _is_version(e.get("v"))
+               and version_of(e["type"]) <= e["v"]]
     committed = {e["import_id"] for e in current if e["type"] == "import"}
     out: list[dict[str, Any]] = []
     pending: dict[str, int] = {}
@@ -165,6 +277,10 @@ def visible_events(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
             continue
         out.append(e)
     return out, pending
+
+
+def _is_version(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= SCHEMA_VERSION
 
 
 def default_title(messages: Iterable[Message]) -> str:
@@ -194,7 +310,7 @@ def _replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
         )
 
     def problem(event: dict, reason: str) -> None:
-        state.problems.append(Problem("replay", 0, f"{event.get('type')} event {event.get('id')}: {reason}"))
+        state._problem(event, reason)
 
     current, state.uncommitted = visible_events(events)
 
@@ -238,72 +354,11 @@ def _replay(source: ReadResult | Iterable[dict[str, Any]]) -> State:
         if not resolvable(mid):
             problem(e, f"parent {e['parent_id']} is unknown or in another conversation, message skipped")
             continue
-        msg = Message(
-            id=e["id"],
-            conversation_id=e["conversation_id"],
-            parent_id=e["parent_id"],
-            role=e["role"],
-            content=e["content"],
-            ts=float(e["ts"]),
-            generation=e.get("generation"),
-        )
-        conv = state.conversations.get(msg.conversation_id)
-        if conv is None:
-            conv = state.conversations[msg.conversation_id] = Conversation(msg.conversation_id, msg.ts)
-        conv.messages.append(msg)
-        state.messages[msg.id] = msg
+        state._add_message(e)
 
-    # 2. Judgements, in log order: the latest wins.
-    latest_choice: dict[tuple[str, str | None], Choice] = {}
+    # 2. Judgements, in log order: the latest wins (the same rule a live session applies per event).
     for e in current:
-        kind = e["type"]
-        if kind == "message":
-            continue
-        if kind == "title":
-            conv = state.conversations.get(e["conversation_id"])
-            if conv is None:
-                problem(e, f"conversation {e['conversation_id']} is unknown")
-            else:
-                conv.explicit_title = e["title"].strip() or None
-            continue
-        if kind in ("rating", "edit"):
-            rated = state.messages.get(e["message_id"])
-            if rated is None:
-                problem(e, f"message {e['message_id']} is unknown")
-                continue
-            if kind == "rating":
-                rated.rating = e["value"]
-                rated.tags = list(e.get("tags") or []) if e["value"] else []
-                rated.comment = e.get("comment") if e["value"] else None
-            else:
-                rated.edited = e["content"] if e["content"] != rated.content else None
-            continue
-        # choice
-        missing = [c for c in e["candidates"] if c not in state.messages]
-        if missing:
-            problem(e, f"candidate {missing[0]} is unknown")
-            continue
-        msgs = [state.messages[c] for c in e["candidates"]]
-        chosen = state.messages[e["chosen_id"]]
-        if any(m.parent_id != chosen.parent_id or m.conversation_id != chosen.conversation_id for m in msgs):
-            problem(e, "candidates are not siblings of the chosen message")
-            continue
-        key = (chosen.conversation_id, chosen.parent_id)
-        latest_choice.pop(key, None)  # re-insert so dict order is the order choices were made
-        latest_choice[key] = Choice(
-            id=e["id"],
-            conversation_id=chosen.conversation_id,
-            parent_id=chosen.parent_id,
-            chosen_id=chosen.id,
-            candidates=list(e["candidates"]),
-            kind=e["kind"],
-            sources=e.get("sources"),
-            ts=float(e["ts"]),
-        )
-    for choice in latest_choice.values():
-        conv = state.conversations[choice.conversation_id]
-        for sibling in conv.children(choice.parent_id):
-            sibling.picked = sibling.id == choice.chosen_id
-    state.choices = list(latest_choice.values())
+        if e["type"] != "message":
+            state.apply(e)
     state.replay_problems = sum(1 for p in state.problems if p.path == "replay")
     return state

@@ -18,6 +18,10 @@ Unpaired (``prompt``, ``completion``, ``label``), identical rows deduplicated:
   - a picked reply that is not rated: True. The other candidates of a choice are labelled only by
     their own rating (a regenerate or compare loser was not necessarily bad, just less good).
 
+Language feedback (engine.feedback.language): a revision the person accepted (or edited) after a critique is
+picked by its choice, so it is an SFT row like any pick, and the choice's pair is the revision's final text
+(the edit, when edited) over the original; both rows are marked ``source="revision"``.
+
 The prompt of a row is the path from the root to the reply's parent: user and assistant turns with
 their final (edited) text, any system messages of the tree as they are, preceded by
 ``{"role": "system", "content": <generation.system_prompt>}`` when the reply's generation record has
@@ -31,6 +35,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from engine.feedback.language import REVISION_SOURCE, is_accepted_revision
 from engine.feedback.replay import Conversation, Message, State
 
 FORMATS = ("sft", "preference", "unpaired")
@@ -44,6 +49,9 @@ class Row:
     conversation_id: str
     message_ids: tuple[str, ...]
     """The replies this row judges (for preference rows: chosen first, then rejected)."""
+    source: str | None = None
+    """Where the lesson came from when it is not an ordinary judgement: ``revision`` (a revision accepted in
+    the chat after a critique) or ``machine_revision`` (written before training; engine.train.revise)."""
 
     def key(self) -> str:
         return json.dumps(self.data, sort_keys=True, ensure_ascii=False)
@@ -84,11 +92,12 @@ def sft_rows(state: State) -> list[Row]:
     for conv, m in _replies(state):
         if _is_positive(m):
             data = {"messages": prompt_for(conv, m) + [_turn("assistant", m.final_text)]}
-            rows.append(Row(data, conv.id, (m.id,)))
+            rows.append(Row(data, conv.id, (m.id,), REVISION_SOURCE if is_accepted_revision(state, m) else None))
     return rows
 
 
-def _pair(conv: Conversation, chosen: Message, chosen_text: str, rejected: Message, rejected_text: str) -> Row | None:
+def _pair(conv: Conversation, chosen: Message, chosen_text: str, rejected: Message, rejected_text: str,
+          source: str | None = None) -> Row | None:
     if chosen_text == rejected_text:
         return None
     data = {
@@ -97,7 +106,7 @@ def _pair(conv: Conversation, chosen: Message, chosen_text: str, rejected: Messa
         "rejected": [_turn("assistant", rejected_text)],
     }
     ids = (chosen.id,) if chosen.id == rejected.id else (chosen.id, rejected.id)
-    return Row(data, conv.id, ids)
+    return Row(data, conv.id, ids, source)
 
 
 def preference_rows(state: State) -> list[Row]:
@@ -118,7 +127,11 @@ def preference_rows(state: State) -> list[Row]:
                 for cid in choice.candidates:
                     if cid != chosen.id:
                         other = state.messages[cid]
-                        candidates.append(_pair(conv, chosen, chosen.content, other, other.content))
+                        if chosen.revision_of == other.id and is_accepted_revision(state, chosen):
+                            candidates.append(_pair(conv, chosen, chosen.final_text, other, other.content,
+                                                    REVISION_SOURCE))
+                        else:
+                            candidates.append(_pair(conv, chosen, chosen.content, other, other.content))
             liked = [m for m in siblings if m.rating == 1]
             disliked = [m for m in siblings if m.rating == -1]
             for good in liked:

@@ -40,6 +40,10 @@ class Rows:
         out["kto_desirable"] = sum(1 for r in self.kto if _data(r).get("label"))
         out["kto_undesirable"] = out["kto"] - out["kto_desirable"]
         out["edits"] = self.edits
+        for kind in ("sft", "pref"):  # language feedback (engine.feedback.language), counted by where it came from
+            for source in ("revision", "machine_revision"):
+                if n := sum(1 for r in self.of(kind) if getattr(r, "source", None) == source):
+                    out[f"{source}_{kind}"] = n
         return out
 
     def conversations(self) -> list[str]:
@@ -64,6 +68,8 @@ class Snapshot:
     log_offsets: dict[str, int]
     log_cutoff_ts: float | None
     warnings: list[str]
+    state: object = None
+    """The replayed log the rows came from (engine.train.revise revises its unrevised critiques)."""
 
 
 def collect(home, profile: str) -> Snapshot:
@@ -78,7 +84,7 @@ def collect(home, profile: str) -> Snapshot:
     rows = Rows(sft=list(feedback_rows.sft_rows(state)), pref=list(feedback_rows.preference_rows(state)),
                 kto=list(feedback_rows.unpaired_rows(state)),
                 edits=sum(1 for m in state.messages.values() if m.role == "assistant" and m.edited is not None))
-    return Snapshot(rows, snap.sha256, dict(snap.end_offsets), snap.result.cutoff_ts, snap.result.warnings())
+    return Snapshot(rows, snap.sha256, dict(snap.end_offsets), snap.result.cutoff_ts, snap.result.warnings(), state)
 
 
 @dataclass
@@ -210,9 +216,9 @@ def adapter_rows(home, profile: str, run_id: str | None) -> set[str]:
             break
         report = runs.read_json(rd.report_json) if rd.finished else {}
         part = "all" if report.get("adapter_rows") == "all" or manifest.get("eval_on_train") else "train"
-        from engine.train.plan import ROW_KIND
+        from engine.train.methods import rows_of
 
-        for kind in {ROW_KIND[m] for m in manifest.get("plan", []) if m in ROW_KIND}:
+        for kind in rows_of(manifest.get("plan", [])):
             try:
                 for r in read_rows(rd.data, kind, part):
                     seen.add(row_key(kind, r))

@@ -26,7 +26,7 @@ from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import Profile, TrainSettings, load_profile
 from engine.settings import as_dict
-from engine.train import data, plan, runs
+from engine.train import data, methods, plan, runs
 
 
 @dataclass
@@ -41,6 +41,8 @@ class FinetuneOptions:
     until: str | None = None
     resume: bool = False
     tensorboard: bool = False
+    machine_revisions: bool = True
+    """Revise critiques nobody revised in the chat before training (engine.train.revise)."""
     stream: TextIO | None = None
     """Where progress and the report go (default: stderr for progress, stdout for the report)."""
 
@@ -85,7 +87,8 @@ def run(home: Home, profile_name: str, opts: FinetuneOptions) -> FinetuneResult:
         rd = runs.RunDir(home, profile.name, run_id)
         manifest = rd.read_manifest()
         with runs.StopRequest() as stop:
-            return _train_and_finish(home, profile, rd, manifest, opts, deadline, stop)
+            settings = TrainSettings(**manifest["settings"])
+            return _train_and_finish(Run(home, profile, rd, manifest, settings, opts, deadline, stop))
     finally:
         lock.release()
 
@@ -117,10 +120,11 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     method = opts.method or settings.method
     parent_id, parent_path = _parent_adapter(home, profile, opts.start_from)
     snap = data.collect(home, profile.name)
+    machine = _machine_revisions(home, profile, snap, parent_id, settings.seed, opts)
     counts = snap.rows.counts()
     stages, why = plan.choose(method, counts, settings.min_rows)
     current = adapters.promoted_run(home, profile.name)
-    kinds = tuple(dict.fromkeys(plan.ROW_KIND[m] for m in stages))
+    kinds = tuple(methods.rows_of(stages))
     seen = data.adapter_rows(home, profile.name, current)
     if opts.start_from == "base" and current is not None and data.nothing_new(snap.rows, seen, kinds):
         # starting over on feedback the adapter in use has all learned: no row is unseen by it, so the
@@ -157,6 +161,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     lock.update(rd.run_id)
     split_counts = data.write_split(rd.data, snap.rows, split)
     data.write_rehearsal(rd.data, rehearsal_rows)
+    machine_info = _write_machine_revisions(rd.data, machine, opts)
     data_dir_files = {p.name: runs.sha256_file(p) for p in sorted(rd.data.glob("*.jsonl"))}
     manifest = {
         "command": "finetune",
@@ -183,6 +188,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "log_warnings": snap.warnings,
         "data": {"fingerprint": data.fingerprint(rd.data), "files": data_dir_files},
         "rehearsal": rehearsal_info,
+        "machine_revisions": machine_info,
         "settings": as_dict(settings),
         "overrides": {k: v for k, v in opts.overrides.items() if v is not None},
         "profile_settings": plan.profile_settings(profile),
@@ -196,6 +202,37 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         _say(opts, f"warning: {warning}")
     _say(opts, f"run {rd.run_id}: {why}; {split.note}")
     return rd.run_id
+
+
+def _machine_revisions(home: Home, profile: Profile, snap, parent_id: str | None, seed: int, opts: FinetuneOptions):
+    """The offline revision pass (engine.train.revise): its revisions; their rows join ``snap.rows``, and rows
+    of revisions a person accepted then weigh more (written twice)."""
+    if not opts.machine_revisions or snap.state is None:
+        return []
+    from engine.train import revise
+
+    machine = revise.run_pass(home, profile, snap.state, parent_id, seed=seed, say=lambda text: _say(opts, text))
+    sft, pref = revise.machine_rows(machine)
+    if sft:
+        snap.rows.sft = revise.weighted(snap.rows.sft) + sft
+        snap.rows.pref = revise.weighted(snap.rows.pref) + pref
+    return machine
+
+
+def _write_machine_revisions(data_dir: Path, machine: list, opts: FinetuneOptions) -> dict:
+    """``data/machine_revisions.jsonl`` (every critique revised offline, chosen or not) and the manifest's summary."""
+    import json
+
+    from engine.home import write_private
+
+    if not opts.machine_revisions:
+        return {"enabled": False}
+    write_private(data_dir / "machine_revisions.jsonl",
+                  "".join(json.dumps(r.export_row(), ensure_ascii=False) + "\n" for r in machine))
+    chosen = [r for r in machine if r.revision is not None]
+    return {"enabled": True, "critiques": len(machine), "revised": len(chosen),
+            "not_addressed": len(machine) - len(chosen), "chosen_by": sorted({r.chosen_by for r in machine}),
+            "file": "data/machine_revisions.jsonl"}
 
 
 def _prepare_resume(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs.RunLock) -> str:
@@ -239,6 +276,33 @@ def _stage_dir(rd: runs.RunDir, index: int, method: str, phase: str = "") -> Pat
     return rd.root / "stages" / f"{phase}{index + 1}-{method}"
 
 
+@dataclass(frozen=True)
+class Run:
+    """Everything the recipe below passes down: the run's directory, its frozen manifest and settings,
+    the command's options, and how it may be stopped."""
+
+    home: Home
+    profile: Profile
+    rd: runs.RunDir
+    manifest: dict
+    settings: TrainSettings
+    opts: FinetuneOptions
+    deadline: runs.Deadline | None
+    stop: runs.StopRequest
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One method of the plan in one phase: ``phase`` "" (the candidate, ``part`` "train") or "refit-"
+    (every row, ``part`` "all"), trained on top of ``parent`` (None: a fresh LoRA)."""
+
+    index: int
+    method: methods.Method
+    parent: Path | None
+    phase: str
+    part: str
+
+
 @dataclass
 class PhaseResult:
     steps: int = 0
@@ -247,14 +311,14 @@ class PhaseResult:
     adapter: Path | None = None
 
 
-def _train_phase(home, profile, rd, manifest, settings, opts, deadline, stop, phase: str) -> PhaseResult:
+def _train_phase(run: Run, phase: str) -> PhaseResult:
     """Train every stage of the plan once: ``phase`` "" is the candidate (training rows only), ``refit-``
     the same recipe from the same parent on every row, held-out ones included."""
-    part = "all" if phase else "train"
+    manifest = run.manifest
     parent = Path(manifest["parent_adapter_path"]) if manifest.get("parent_adapter_path") else None
     result = PhaseResult()
     for index, method in enumerate(manifest["plan"]):
-        sdir = _stage_dir(rd, index, method, phase)
+        sdir = _stage_dir(run.rd, index, method, phase)
         if runs.is_complete(sdir):
             info = runs.read_json(sdir / runs.COMPLETE_MARKER)
             result.steps += info.get("steps", 0)
@@ -263,8 +327,8 @@ def _train_phase(home, profile, rd, manifest, settings, opts, deadline, stop, ph
             if result.stopped:
                 break
             continue
-        stage_steps, stopped_by = _train_stage(home, profile, rd, manifest, settings, index, method, parent, opts,
-                                               deadline, stop, phase, part)
+        stage = Stage(index, methods.METHODS[method], parent, phase, "all" if phase else "train")
+        stage_steps, stopped_by = _train_stage(run, stage)
         result.steps += stage_steps
         result.stopped = stopped_by
         if stopped_by == "signal":
@@ -275,7 +339,8 @@ def _train_phase(home, profile, rd, manifest, settings, opts, deadline, stop, ph
     return result
 
 
-def _stopped_by_signal(opts, stop, profile, rd, steps, phase) -> FinetuneResult:
+def _stopped_by_signal(run: Run, steps: int, phase: str) -> FinetuneResult:
+    opts, stop, profile, rd = run.opts, run.stop, run.profile, run.rd
     what = "the refit on all feedback" if phase else "training"
     msg = (f"stopped by {stop.signal_name or 'a signal'} during {what} (step {steps}); the checkpoint is saved. "
            f"Resume with: engine finetune --profile {profile.name} --resume")
@@ -283,26 +348,27 @@ def _stopped_by_signal(opts, stop, profile, rd, steps, phase) -> FinetuneResult:
     return FinetuneResult(rd.run_id, runs.EXIT_INTERRUPTED, msg)
 
 
-def _train_and_finish(home, profile, rd, manifest, opts, deadline, stop) -> FinetuneResult:
+def _train_and_finish(run: Run) -> FinetuneResult:
     """candidate -> gate on feedback neither adapter has seen -> refit on everything -> publish + report."""
     from engine.train.finish import finish, gate_candidate
 
-    settings = TrainSettings(**manifest["settings"])
-    candidate = _train_phase(home, profile, rd, manifest, settings, opts, deadline, stop, "")
+    home, profile, rd, manifest, settings, opts, stop = (run.home, run.profile, run.rd, run.manifest, run.settings,
+                                                         run.opts, run.stop)
+    candidate = _train_phase(run, "")
     if candidate.stopped == "signal":
-        return _stopped_by_signal(opts, stop, profile, rd, candidate.steps, "")
+        return _stopped_by_signal(run, candidate.steps, "")
     budget_note = "time budget reached" if candidate.stopped == "budget" else None
     verdict = runs.on_main(gate_candidate, home, profile, rd, manifest, settings, candidate.adapter, stop)
     runs.barrier()
     if verdict is None:
-        return _stopped_in_finish(opts, stop, profile, rd)
+        return _stopped_in_finish(run)
     final, steps, adapter_rows = candidate.adapter, candidate.steps, "train"
     if manifest.get("eval_on_train"):
         adapter_rows = "all"  # nothing was held out: the candidate already learned every row
     elif verdict["promote"] and candidate.stopped is None:
-        refit = _train_phase(home, profile, rd, manifest, settings, opts, deadline, stop, "refit-")
+        refit = _train_phase(run, "refit-")
         if refit.stopped == "signal":
-            return _stopped_by_signal(opts, stop, profile, rd, refit.steps, "refit-")
+            return _stopped_by_signal(run, refit.steps, "refit-")
         if refit.stopped is None:
             final, steps, adapter_rows = refit.adapter, steps + refit.steps, "all"
         else:
@@ -312,30 +378,31 @@ def _train_and_finish(home, profile, rd, manifest, opts, deadline, stop) -> Fine
                           adapter_rows, opts, stop)
     runs.barrier()
     if report is None:  # a signal during publish: stopped before promoting
-        return _stopped_in_finish(opts, stop, profile, rd)
+        return _stopped_in_finish(run)
     return FinetuneResult(rd.run_id, 0, report["reason"], report)
 
 
-def _stopped_in_finish(opts, stop, profile, rd) -> FinetuneResult:
+def _stopped_in_finish(run: Run) -> FinetuneResult:
+    opts, stop, profile, rd = run.opts, run.stop, run.profile, run.rd
     msg = (f"stopped by {stop.signal_name or 'a signal'} while evaluating the new adapter (nothing promoted "
            f"by this step). Resume with: engine finetune --profile {profile.name} --resume")
     _say(opts, msg)
     return FinetuneResult(rd.run_id, runs.EXIT_INTERRUPTED, msg)
 
 
-def _train_stage(home, profile, rd, manifest, settings, index, method, parent, opts, deadline, stop,
-                 phase: str = "", part: str = "train"):
+def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     """Train one method; returns (global steps, None | "signal" | "budget")."""
     import torch
 
-    from engine.train import dpo, kto, sft, trainer_args
     from engine.train import model as model_mod
+    from engine.train import trainer_args
     from engine.train.callbacks import RunCallback
     from engine.train.progress import ProgressCallback
 
-    recipe = {"sft": sft, "dpo": dpo, "kto": kto}[method]
-    rows = data.read_rows(rd.data, plan.ROW_KIND[method], part)
-    if method == "sft" and rows:
+    home, profile, rd, manifest, settings, opts = run.home, run.profile, run.rd, run.manifest, run.settings, run.opts
+    index, parent, phase, method = stage.index, stage.parent, stage.phase, stage.method.name
+    rows = data.read_rows(rd.data, stage.method.rows, stage.part)
+    if stage.method.rehearsal and rows:
         rows = rows + data.read_rehearsal(rd.data)  # the model's own replies beside the feedback
     if not rows:
         raise UserError(f"run {rd.run_id} has no training rows for {method} in {rd.data}; start a new run.")
@@ -355,11 +422,11 @@ def _train_stage(home, profile, rd, manifest, settings, index, method, parent, o
     tb_dir = rd.root / "tensorboard" if opts.tensorboard else None
     trainer_args.tensorboard_env(tb_dir)
     args = trainer_args.common_args(settings, out_dir, use_cpu, dtype, tb_dir)
-    if method in ("dpo", "kto") and settings.preference_learning_rate is not None:
+    if stage.method.preference and settings.preference_learning_rate is not None:
         args["learning_rate"] = settings.preference_learning_rate
-    run_cb = RunCallback(rd.metrics, f"{phase}{method}", stop, deadline, settings.save_minutes)
-    progress = ProgressCallback(f"{phase}{method}", deadline, stream=sys.stderr)
-    trainer = recipe.build(peft_model, tokenizer, rows, settings, args, [run_cb, progress])
+    run_cb = RunCallback(rd.metrics, f"{phase}{method}", run.stop, run.deadline, settings.save_minutes)
+    progress = ProgressCallback(f"{phase}{method}", run.deadline, stream=sys.stderr)
+    trainer = stage.method.recipe().build(peft_model, tokenizer, rows, settings, args, [run_cb, progress])
     batching = getattr(trainer, "tuneloop_batching", "padded batches (TRL supports padding-free only for SFT)")
     trainer_args.strip_default_printer(trainer)
     rd.check(out_dir)  # the Trainer writes here: no link on the way out of the home

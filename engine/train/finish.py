@@ -19,7 +19,7 @@ from pathlib import Path
 from engine import adapters
 from engine.home import Home, write_private
 from engine.profiles import Profile, TrainSettings
-from engine.train import data, gate, plan, runs
+from engine.train import data, gate, methods, runs
 from engine.train import report as report_mod
 
 
@@ -27,7 +27,7 @@ def _eval_rows(rd: runs.RunDir, manifest: dict) -> tuple[gate.EvalRows, list[str
     """Held-out rows of every kind; a kind the run trained on with no held-out rows falls back to its train rows."""
     notes = []
     rows = gate.EvalRows()
-    trained = {plan.ROW_KIND[m] for m in manifest["plan"]}
+    trained = set(methods.rows_of(manifest["plan"]))
     for kind in data.KINDS:
         items = data.read_rows(rd.data, kind, "eval")
         if not items and kind in trained:
@@ -173,6 +173,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "loss_first": curve[0][2] if curve else None,
         "loss_last": curve[-1][2] if curve else None,
         "png_note": png_note,
+        "machine_revisions": manifest.get("machine_revisions"),
         "finished": time.time(),
     }
     text = report_mod.render(report, curve)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from engine.errors import UserError
 from engine.profiles import Profile, TrainSettings
 from engine.settings import as_dict, override
+from engine.train import methods
 
-METHODS = ("auto", "sft", "dpo", "kto")
-ROW_KIND = {"sft": "sft", "dpo": "pref", "kto": "kto"}
+METHODS = ("auto", *methods.METHODS)
 AUTO_MIN_PAIRS = 4
 """``auto`` runs DPO only with at least this many preference pairs (fewer pairs overfit; KTO uses ratings)."""
 

@@ -71,6 +71,11 @@ def render(report: dict, curve: list[tuple[str, int, float]]) -> str:
         lines.append("      " + report["split_note"])
     if report.get("adapter_learned"):
         lines.append("      the adapter learned " + report["adapter_learned"] + ".")
+    machine = report.get("machine_revisions") or {}
+    if machine.get("critiques"):
+        lines.append(f"      machine revisions: {machine['revised']} of {machine['critiques']} unrevised critiques "
+                     f"revised before training ({', '.join(machine['chosen_by'])}; listed in {machine['file']}; "
+                     "--no-machine-revisions leaves them out).")
     if report.get("stopped"):
         lines.append(f"stopped early: {report['stopped']}")
     for stage in dict.fromkeys(s for s, _, _ in curve):

@@ -13,6 +13,7 @@ import pytest
 from engine import adapters
 from engine.profiles import load_profile
 from engine.train import data
+from engine.train.methods import METHODS
 from tests.train.conftest import SYSTEM, converse, run_engine
 
 # one style across both (what a user who likes replies tends to like), so that learning one reply also
@@ -53,7 +54,7 @@ def test_two_liked_replies_one_finetune_both_answers_are_learned(log, demo_home)
 
 def _rows(run_dir, part: str) -> set[str]:
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    kinds = {"sft": "sft", "dpo": "pref", "kto": "kto"}
+    kinds = {name: m.rows for name, m in METHODS.items()}
     return {data.row_key(kinds[m], r) for m in manifest["plan"] for r in data.read_rows(run_dir / "data", kinds[m], part)}
 
 

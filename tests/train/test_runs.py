@@ -107,3 +107,12 @@ def test_plan_auto_trains_a_few_corrections_with_sft_not_kto():
     assert stages == ["sft"] and "corrections" in why
     # a real dislike beside the corrections: KTO can use it
     assert plan.choose("auto", dict(one_edit, kto=3, kto_undesirable=2), 1)[0] == ["kto"]
+
+
+def test_the_profile_setting_train_method_accepts_exactly_the_registered_methods():
+    from typing import get_args
+
+    from engine.settings import Method
+    from engine.train.methods import METHODS
+
+    assert set(get_args(Method)) == {"auto", *METHODS} == set(plan.METHODS)

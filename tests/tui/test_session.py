@@ -30,7 +30,10 @@ def test_in_memory_state_matches_a_replay_of_the_file(home):
     s.new_conversation()
     s.add_user("another topic")
 
-    assert _snapshot(s.state) == _snapshot(FeedbackLog(home, "demo").replay())
+    replayed = FeedbackLog(home, "demo").replay()
+    assert _snapshot(s.state) == _snapshot(replayed)
+    assert [asdict(c) for c in s.state.choices] == [asdict(c) for c in replayed.choices]  # one rule (State.apply)
+    assert [c.chosen_id for c in s.state.choices] == [a2.id]
     assert s.message(a1.id).edited == "4, not 5" and s.message(a2.id).picked
 
 

@@ -36,6 +36,11 @@ CHAT_BINDINGS = [
             tooltip="Best of n: n new replies (profile's generation.best_of, else 3) scored by the reward model, "
                     "its favourite first"),
     Binding("p", "act('pick')", "Pick", id="chat.pick", tooltip="Pick this reply as the best of its siblings"),
+    Binding("v", "act('critique')", "Critique", id="chat.critique", show=False,
+            tooltip="Say what is wrong: the model revises the reply (a sibling marked revised); on a revision: "
+                    "another revision"),
+    Binding("d", "act('discard')", "Discard", id="chat.discard", show=False,
+            tooltip="Discard the selected revision (p accepts it, e edits it)"),
     Binding("a", "act('compare')", "A/B", id="chat.compare", tooltip="Blind A/B: two new replies side by side"),
     Binding("c", "act('copy')", "Copy", id="chat.copy", tooltip="Copy the message to the clipboard"),
     Binding("escape,i", "act('compose')", "Write", id="chat.compose", show=False, tooltip="Back to the composer"),

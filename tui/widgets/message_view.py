@@ -61,6 +61,18 @@ def header_text(message, index: int, count: int, show_original: bool = False) ->
         parts.append("✎ original" if show_original else "✎ edited")
     if message.picked:
         parts.append("★ picked")
+    critique = getattr(message, "critique", None)
+    if critique:
+        short = " ".join(critique.split())
+        short = short if len(short) <= 60 else short[:59] + "…"
+        parts.append(f"✍ revised: {escape(short)}")
+        outcome = getattr(message, "outcome", None)
+        if outcome is None:
+            parts.append("[dim](p accept · e edit · v again · d discard)[/dim]")
+        elif outcome == "discarded":
+            parts.append("✗ discarded")
+        else:
+            parts.append("✓ accepted")
     if gen.get("stopped"):
         parts.append("⏹ stopped")
     if message.role == "assistant" and not body_text(message, show_original).strip():
