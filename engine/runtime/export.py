@@ -43,7 +43,7 @@ def export_model(profile, home, adapter: str | None, out: Path, progress=None) -
     run_id, adapter_dir = resolve_adapter(home, profile.name, adapter)
     lm = load_model(profile, home, progress=progress, adapter="base")
     model = lm.model
-    if run_id is not None:
+    if run_id is not None and adapter_dir is not None:
         from peft import PeftModel
 
         from engine.quiet import quiet_loading
