@@ -67,6 +67,7 @@ def test_max_tokens_is_honoured(client):
     assert resp.choices[0].finish_reason in ("length", "stop")
 
 
+@pytest.mark.slow
 def test_seed_makes_sampling_repeatable_and_temperature_samples(client):
     def reply(seed):
         return (
@@ -81,6 +82,7 @@ def test_seed_makes_sampling_repeatable_and_temperature_samples(client):
     assert len({reply(s) for s in (1, 2, 3)}) > 1
 
 
+@pytest.mark.slow
 def test_stop_sequence_cuts_the_reply(client):
     full = (
         client.chat.completions.create(model="demo", messages=QUESTION, max_tokens=30, temperature=0)
@@ -98,6 +100,7 @@ def test_stop_sequence_cuts_the_reply(client):
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == full[: full.index(stop)]
 
 
+@pytest.mark.slow
 def test_a_follow_up_continues_the_logged_conversation(client, server):
     first = client.chat.completions.create(
         model="demo", messages=[{"role": "user", "content": "Hello there"}], max_tokens=8, temperature=0

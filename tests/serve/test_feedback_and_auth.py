@@ -42,6 +42,7 @@ def test_a_rating_on_a_reply_id_lands_in_the_log(client, server, serve_home):
     assert msg.rating == -1 and msg.tags == ["wrong"] and msg.final_text == "The sea is large and salty."
 
 
+@pytest.mark.slow
 def test_a_pick_among_regenerated_replies_is_a_choice(client, server, serve_home):
     a = client.chat.completions.create(model="demo", messages=QUESTION, max_tokens=6, temperature=1, seed=1)
     b = client.chat.completions.create(model="demo", messages=QUESTION, max_tokens=6, temperature=1, seed=2)
@@ -90,6 +91,7 @@ def test_feedback_on_a_reply_the_chat_app_wrote_after_start(server, serve_home):
     assert feedback(server, {"reply_id": reply["id"], "rating": 1}).status_code == 200
 
 
+@pytest.mark.slow
 def test_with_an_api_key_a_missing_or_wrong_key_is_a_401(serve_home, demo_lm):
     import openai
 

@@ -26,6 +26,7 @@ def replies_in_log(state) -> list[dict]:
     return [e for e in map(json.loads, lines) if e.get("role") == "assistant"]
 
 
+@pytest.mark.slow
 def test_four_concurrent_requests_all_complete_one_at_a_time(client, server):
     def ask(i):
         return client.chat.completions.create(
@@ -62,6 +63,7 @@ def test_a_client_that_disconnects_mid_stream_stops_its_reply(server):
     assert gen["completion_tokens"] < 700
 
 
+@pytest.mark.slow
 def test_a_non_streamed_request_whose_client_gives_up_is_cancelled(server):
     state = server.state
     before = state.scheduler.counts["cancelled"]
@@ -73,6 +75,7 @@ def test_a_non_streamed_request_whose_client_gives_up_is_cancelled(server):
     assert reply["generation"]["stopped"] is True and reply["generation"]["completion_tokens"] < 700
 
 
+@pytest.mark.slow
 def test_a_full_queue_answers_429_in_openais_shape(serve_home, demo_lm):
     import openai
 
@@ -94,6 +97,7 @@ def test_a_full_queue_answers_429_in_openais_shape(serve_home, demo_lm):
         assert ok.usage.completion_tokens <= 2
 
 
+@pytest.mark.slow
 def test_a_request_that_leaves_while_waiting_never_generates(serve_home, demo_lm):
     srv, state = start_server(serve_home, demo_lm, max_waiting=4)
     with srv:

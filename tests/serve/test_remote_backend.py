@@ -26,6 +26,7 @@ def client_home(tmp_path, monkeypatch, server) -> Home:
     return add_user_profile(home, "remote", text)
 
 
+@pytest.mark.slow
 def test_engine_generate_through_the_server_records_where_the_reply_came_from(client_home, server, client):
     code, out = run_engine("generate", "--profile", "remote", "--record", QUESTION)
     assert code == 0, out
