@@ -33,7 +33,7 @@ def _reward(
 ) -> None:
     """Train a Bradley-Terry reward model on the profile's preference pairs (picks, edits, ratings)."""
     from engine.reward.run import RewardRunOptions, run_reward
-    from engine.train.runs import EXIT_INTERRUPTED
+    from engine.runs import EXIT_INTERRUPTED
 
     opts = RewardRunOptions(resume=resume, time_budget=time_budget, until=until, epochs=epochs,
                             max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size, seed=seed)

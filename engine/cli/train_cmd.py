@@ -75,10 +75,9 @@ def adapters_cmd(
     home: HomeOption = None,
 ) -> None:
     """List the profile's trained adapters with their numbers; `use RUN|base` switches, `rollback` goes back."""
-    from engine import adapters
+    from engine import adapters, runs
     from engine.errors import UserError
     from engine.home import check_name
-    from engine.train import runs
     from engine.train.methods import rows_of
 
     h = home_of(home)

@@ -1,6 +1,6 @@
 """`engine reward` as a run: lock, frozen data, manifest, signals, budget, resume, report.
 
-Built on engine.train.runs (the same machinery `engine finetune` uses), so a reward run is a run
+Built on engine.runs (the same machinery `engine finetune` uses), so a reward run is a run
 directory ``home/runs/<profile>/<YYYYMMDD-HHMMSS>-reward`` with ``kind: "reward"`` in its manifest,
 ``data/pref.{train,eval}.jsonl`` frozen from the log, checkpoints with COMPLETE markers, metrics.jsonl
 and report.json (``eval.accuracy``, ``eval.margin``, ``eval.baseline_accuracy``; also
@@ -62,8 +62,8 @@ def _settings(profile: Profile, opts: RewardRunOptions) -> dict:
 
 def _new_run(home: Home, profile: Profile, opts: RewardRunOptions, log):
     """Freeze the preference pairs into a fresh run dir; too few pairs -> UserError, no run dir."""
+    from engine import runs
     from engine.train import data as train_data
-    from engine.train import runs
 
     snap = train_data.collect(home, profile.name)
     pref = snap.rows.pref
@@ -106,8 +106,8 @@ def _new_run(home: Home, profile: Profile, opts: RewardRunOptions, log):
 
 
 def _resume_run(home: Home, profile: Profile, opts: RewardRunOptions, log):
+    from engine import runs
     from engine.train import data as train_data
-    from engine.train import runs
 
     rd = runs.last_unfinished_run(home, profile.name, kinds=[REWARD_KIND])
     if rd is None:
@@ -148,7 +148,7 @@ def _quiet_libraries() -> None:
 def run_reward(home: Home, profile_name: str, opts: RewardRunOptions | None = None,
                log: Callable[[str], None] = print) -> RewardRunResult:
     """Train a reward model for ``profile_name`` in a new (or resumed) run dir and write its report."""
-    from engine.train import runs
+    from engine import runs
 
     opts = opts or RewardRunOptions()
     # The budget covers the whole command (loading, training, evaluation); bad values fail before any work.
@@ -177,8 +177,8 @@ def run_reward(home: Home, profile_name: str, opts: RewardRunOptions | None = No
 
 
 def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResult:
+    from engine import runs
     from engine.reward.train import RewardOptions, train_reward
-    from engine.train import runs
     from engine.train.callbacks import RunCallback
     from engine.train.progress import ProgressCallback
 
@@ -230,7 +230,7 @@ def reward_run_summaries(home: Home, profile: str) -> list[dict]:
     """One dict per reward run of ``profile`` (oldest first) for listings such as `engine adapters`:
     run_id, status (finished / unfinished / interrupted), backbone, steps, accuracy, margin,
     baseline_accuracy, n (held-out pairs)."""
-    from engine.train import runs
+    from engine import runs
 
     out = []
     for run in runs.run_summaries(home, profile, kinds=[REWARD_KIND]):

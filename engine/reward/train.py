@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from engine.train.stopping import Deadline
+    from engine.runs.stopping import Deadline
 
 from engine.errors import UserError
 from engine.home import Home, write_private
@@ -42,7 +42,7 @@ class RewardOptions:
     """Extra transformers TrainerCallbacks (progress, time budget, signals from the run machinery)."""
     resume_from_checkpoint: str | None = None
     deadline: Deadline | None = None
-    """The whole command's engine.train.runs.Deadline (None: no budget)."""
+    """The whole command's engine.runs.Deadline (None: no budget)."""
     train_deadline: Deadline | None = None
     """The Deadline the callbacks poll to stop training; moved earlier to keep time for evaluation and
     calibration (engine.reward.budget)."""
@@ -87,8 +87,8 @@ def training_args(profile: Profile, run_dir: Path, opts: RewardOptions):
 
 
 def _save_model(model, tokenizer, target: Path) -> None:
-    """Write beside the final place, then rename (engine.train.runs.publish_dir): never half a model."""
-    from engine.train.runs import publish_dir
+    """Write beside the final place, then rename (engine.runs.publish_dir): never half a model."""
+    from engine.runs import publish_dir
 
     with publish_dir(target) as tmp:
         model.save_pretrained(tmp)
@@ -120,7 +120,7 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     backbone = resolve_backbone(profile, home)
     tokenizer = load_tokenizer(backbone)
     model = new_reward_model(backbone, tokenizer, profile, seed)
-    from engine.train import runs
+    from engine import runs
 
     runs.on_main(write_backbone, run_dir, backbone)
 

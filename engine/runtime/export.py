@@ -70,7 +70,7 @@ def export_model(profile, home, adapter: str | None, out: Path, progress=None) -
         os.rename(tmp, out)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        from engine.train.runs import as_disk_error
+        from engine.runs import as_disk_error
 
         full = as_disk_error(exc, out.parent)
         if full is not None:

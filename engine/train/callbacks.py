@@ -24,7 +24,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from engine.train import runs
+from engine import runs
 
 
 class RunCallback(TrainerCallback):

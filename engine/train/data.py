@@ -14,9 +14,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine import runs
 from engine.errors import UserError
 from engine.home import ensure_dir, write_private
-from engine.train import runs
 
 KINDS = ("sft", "pref", "kto")
 """Row kinds: ``sft`` (messages), ``pref`` (prompt/chosen/rejected), ``kto`` (prompt/completion/label)."""

@@ -14,19 +14,18 @@ directory, evaluates and promotes, the others wait at barriers.
 from __future__ import annotations
 
 import gc
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from engine import adapters
+from engine import adapters, runs
 from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import Profile, TrainSettings, load_profile
 from engine.settings import as_dict
-from engine.train import data, methods, plan, runs
+from engine.train import data, methods, plan
 
 
 @dataclass
@@ -474,10 +473,3 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     del trainer, peft_model, base
     gc.collect()
     return global_step, stopped_by
-
-
-def copy_adapter(src: Path, dst: Path) -> None:
-    with runs.publish_dir(dst) as tmp:
-        for p in Path(src).iterdir():
-            if p.is_file():
-                shutil.copy2(p, tmp / p.name)

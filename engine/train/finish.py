@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from engine import adapters
+from engine import adapters, runs
 from engine.home import Home, write_private
 from engine.profiles import Profile, TrainSettings
-from engine.train import data, gate, methods, runs
+from engine.train import data, gate, methods
 from engine.train import report as report_mod
 
 
@@ -135,14 +135,13 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
 
     A resume of a run that was already promoted (killed before report.json) neither republishes the
     adapter in use nor promotes it again (so ``rollback`` still goes back to the one it replaced)."""
-    from engine.train.finetune import copy_adapter
 
     out = getattr(opts, "stream", None) or sys.stdout
     if final_adapter is None:
         raise RuntimeError("no stage produced an adapter")
     already = adapters.promoted_run(home, profile.name) == rd.run_id
     if not already:
-        copy_adapter(final_adapter, rd.adapter)
+        runs.copy_adapter(final_adapter, rd.adapter)
     if stop is not None and stop.requested:
         return None
     if verdict["promote"] and not already:

@@ -12,7 +12,7 @@ import time
 
 from transformers import TrainerCallback
 
-from engine.train import runs
+from engine import runs
 
 
 def _fmt_secs(s: float | None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.train import runs
+from engine import runs
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 

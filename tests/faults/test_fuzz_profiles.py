@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import subprocess
 
 import pytest
@@ -93,7 +94,12 @@ def value_for(table: str, key: str):
     types = {f.name: f.type for f in dataclasses.fields(_TABLES[table])}
     if key not in types:
         return _value
-    right = _VALID[(table, key)] if (table, key) in _VALID else _BY_TYPE[types[key]]
+    if (table, key) in _VALID:
+        right = _VALID[(table, key)]
+    elif str(types[key]).startswith("Literal["):  # one of the allowed words
+        right = st.sampled_from(re.findall(r"'([^']*)'", str(types[key])))
+    else:
+        right = _BY_TYPE[types[key]]
     return st.one_of(right, right, right, _value)
 
 

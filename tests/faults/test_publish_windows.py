@@ -24,8 +24,7 @@ import time
 
 import pytest
 
-from engine import adapters
-from engine.train import runs
+from engine import adapters, runs
 
 from .faultlib import HELPERS_DIR, engine_cmd, engine_env, make_adapter, record_edit
 from .test_train_faults import run_until_hang, wait_for
@@ -33,7 +32,7 @@ from .test_train_faults import run_until_hang, wait_for
 PUBLISHER = """
 import sys, time
 from pathlib import Path
-from engine.train.runs import publish_dir
+from engine.runs import publish_dir
 final = Path(sys.argv[1])
 i = 0
 while True:

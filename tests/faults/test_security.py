@@ -298,7 +298,7 @@ def test_home_is_private_under_umask_0(home):
         record_edit(home)
         make_adapter(home, "demo", "20260101-000000-sft")
         adapters.set_promoted(home, "demo", "20260101-000000-sft")
-        from engine.train import runs
+        from engine import runs
 
         rd = runs.RunDir.create(home, "demo", "sft")
         rd.write_manifest({"command": "finetune"})

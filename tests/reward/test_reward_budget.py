@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from engine import runs
 from engine.feedback import FeedbackLog
 from engine.reward.budget import CALIBRATION_SAMPLE, plan_scoring
-from engine.train import runs
 from tests.reward.conftest import install_demo, run_engine
 from tests.reward.synthetic import write_picks
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
+from engine import runs
 from engine.feedback import FeedbackLog
-from engine.train import runs
 from tests.reward.conftest import install_demo, run_engine
 from tests.reward.synthetic import write_picks
 

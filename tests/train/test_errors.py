@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from engine import adapters
+from engine import adapters, runs
 from engine.errors import UserError
 from engine.home import ensure_dir
-from engine.train import runs
 from tests.train.conftest import converse, run_engine
 
 

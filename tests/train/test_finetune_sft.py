@@ -96,7 +96,7 @@ def test_too_little_data_exits_2_without_a_run_dir(log, demo_home):
 
 
 def test_lock_refuses_a_second_run_on_the_profile(log, demo_home):
-    from engine.train.runs import RunLock
+    from engine.runs import RunLock
 
     _, (reply,) = converse(log, QUESTION, ["x"])
     log.rate(reply["id"], 1)

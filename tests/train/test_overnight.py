@@ -112,7 +112,7 @@ def test_sigterm_saves_a_complete_checkpoint_and_exits_3_with_how_to_resume(log,
     assert proc.returncode == 3, out
     assert "stopped by SIGTERM" in out and "engine finetune --profile demo --resume" in out
     run_dir = _only_run(demo_home)
-    from engine.train.runs import newest_complete_checkpoint
+    from engine.runs import newest_complete_checkpoint
 
     ckpt = newest_complete_checkpoint(run_dir / "checkpoints" / "1-sft")
     assert ckpt is not None and int(ckpt.name.split("-")[1]) < 400

@@ -6,7 +6,8 @@ import io
 import json
 from types import SimpleNamespace
 
-from engine.train import gate, report, runs
+from engine import runs
+from engine.train import gate, report
 
 
 def test_gate_promotes_only_when_not_worse_by_the_margin():

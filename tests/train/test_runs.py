@@ -6,8 +6,9 @@ import os
 
 import pytest
 
+from engine import runs
 from engine.errors import UserError
-from engine.train import data, plan, runs
+from engine.train import data, plan
 
 
 def test_run_ids_sort_by_time_and_never_collide(home):

@@ -70,8 +70,8 @@ def eval_table(ev) -> Table | Text:
 
 
 def gate_verdicts(home: Home, profile: str) -> dict[str, str]:
-    """What the finetune gate said about each run (engine.train.runs.RunSummary.verdict): the words F4 shows."""
-    from engine.train.runs import run_summaries
+    """What the finetune gate said about each run (engine.runs.RunSummary.verdict): the words F4 shows."""
+    from engine.runs import run_summaries
 
     return {run.run_id: run.verdict for run in run_summaries(home, profile)}
 
@@ -94,7 +94,7 @@ def adapters_view(home: Home, profile: str, in_use=IN_USE_UNKNOWN) -> Group:
     if pointer != current:
         parts.append(Text(f"promoted.json points at {pointer or 'the base model'} (used at the next start; "
                           "F6 or F4 switches now)", style="yellow"))
-    from engine.train.runs import run_summaries
+    from engine.runs import run_summaries
 
     summaries = run_summaries(home, profile)
     if not summaries:

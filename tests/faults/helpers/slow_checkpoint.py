@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine import runs
 from engine.train import model as train_model
-from engine.train import runs
 
 HANG_AT = os.environ["HANG_AT"]
 FLAG_FILE = os.environ["FLAG_FILE"]

@@ -1,7 +1,7 @@
 """Data-parallel runs (``accelerate launch`` / ``torchrun``): only rank 0 writes the run directory.
 
 Everything is the identity when the process is alone; torch is imported only when a process group
-is running. Re-exported by engine.train.runs.
+is running. Re-exported by engine.runs.
 """
 
 from __future__ import annotations

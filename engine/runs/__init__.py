@@ -11,8 +11,8 @@ Overnight-safety rules kept here:
   every file in the checkpoint was fsync'd, so a run killed mid-save leaves a checkpoint without it;
 - finished artefacts (an adapter, a reward model) are written to a temp dir beside the target and
   renamed into place, so a full disk or a crash never leaves a half-written adapter under its name;
-- stops (budget, signals) live in engine.train.stopping and rank-0-only helpers in
-  engine.train.distributed; both are re-exported here so callers need one import;
+- stops (budget, signals) live in engine.runs.stopping and rank-0-only helpers in
+  engine.runs.distributed; both are re-exported here so callers need one import;
 - one run per profile at a time (``flock`` on ``runs/<profile>/.<name>.lock``), released by the kernel
   when the process dies, so a SIGKILLed run never blocks the next one.
 """
@@ -532,8 +532,16 @@ class RunLock:
         self.release()
 
 
+def copy_adapter(src: Path, dst: Path) -> None:
+    """Publish a copy of the adapter folder ``src`` as ``dst`` (publish_dir: never half there)."""
+    with publish_dir(dst) as tmp:
+        for p in Path(src).iterdir():
+            if p.is_file():
+                shutil.copy2(p, tmp / p.name)
+
+
 # Re-exported so callers keep one import (engine.reward uses runs.Deadline, runs.StopRequest, ...).
-from engine.train.distributed import (  # noqa: E402,F401
+from engine.runs.distributed import (  # noqa: E402,F401
     any_rank,
     barrier,
     broadcast,
@@ -543,4 +551,4 @@ from engine.train.distributed import (  # noqa: E402,F401
     on_main,
     world_size,
 )
-from engine.train.stopping import Deadline, StopRequest, parse_duration, parse_until  # noqa: E402,F401
+from engine.runs.stopping import Deadline, StopRequest, parse_duration, parse_until  # noqa: E402,F401

@@ -1,7 +1,7 @@
 """When a run must stop: a time budget (``--time-budget 6h`` / ``--until 07:00``) and SIGINT/SIGTERM.
 
 Both only set a deadline or a flag; the trainer callback polls them at step ends, saves a checkpoint
-and stops, so a stop never leaves a half-written file. Re-exported by engine.train.runs.
+and stops, so a stop never leaves a half-written file. Re-exported by engine.runs.
 """
 
 from __future__ import annotations
