@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from tui.best_of import best_of_n_for
+from tui.best_of_chat import best_of_n_for
 from tui.replies import ReplyJob
 from tui.screens.compare import SLOTS, CompareScreen
 from tui.screens.edit import EditScreen

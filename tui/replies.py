@@ -20,7 +20,7 @@ from textual.worker import get_current_worker
 from engine.adapters import adapter_path, promoted_run, set_promoted
 from engine.errors import UserError
 from engine.profiles import Profile
-from tui.best_of import no_reward_notice, run_best_of
+from tui.best_of_chat import no_reward_notice, run_best_of
 from tui.generator import build_params
 from tui.messages import (
     AdapterActive,

@@ -70,15 +70,6 @@ def pair_from_example(example: dict, where: str = "row") -> Pair:
     return Pair(pair.prompt, pair.chosen, pair.rejected, group=digest)
 
 
-def pairs_from_rows(rows) -> list[Pair]:
-    """Pairs from engine.feedback.rows.preference_rows, grouped by conversation."""
-    out = []
-    for row in rows:
-        pair = pair_from_example(row.data, f"conversation {row.conversation_id}")
-        out.append(Pair(pair.prompt, pair.chosen, pair.rejected, group=str(row.conversation_id)))
-    return out
-
-
 def read_pairs_file(path: Path) -> list[Pair]:
     """Every pair of a TRL preference file (.jsonl, or .json holding a list)."""
     path = Path(path)
@@ -144,10 +135,3 @@ def pair_to_json(pair: Pair) -> dict:
     if pair.prompt:
         data = {"prompt": pair.prompt, **data}
     return data
-
-
-def write_pairs(path: Path, pairs: list[Pair]) -> None:
-    """Freeze pairs as TRL-format JSONL (what `engine score` reads back)."""
-    from engine.home import write_private
-
-    write_private(path, "".join(json.dumps(pair_to_json(p), ensure_ascii=False) + "\n" for p in pairs))

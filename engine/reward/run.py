@@ -180,7 +180,7 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
     from engine import runs
     from engine.reward.train import RewardOptions, train_reward
     from engine.train.callbacks import RunCallback
-    from engine.train.progress import ProgressCallback
+    from engine.train.progress_callback import ProgressCallback
 
     train, held_out = _pairs(rd, "train"), ([] if manifest["split"]["eval_on_train"] else _pairs(rd, "eval"))
     checkpoint = runs.newest_complete_checkpoint(rd.checkpoints) if opts.resume else None

@@ -60,7 +60,7 @@ def _conv(row) -> str | None:
 
 
 @dataclass
-class Snapshot:
+class Collected:
     """The rows of the log right now, plus what the manifest needs to name the exact log bytes."""
 
     rows: Rows
@@ -72,7 +72,7 @@ class Snapshot:
     """The replayed log the rows came from (engine.train.revise revises its unrevised critiques)."""
 
 
-def collect(home, profile: str) -> Snapshot:
+def collect(home, profile: str) -> Collected:
     """Read the profile's log once (exact bytes) and turn it into training rows."""
     from engine.feedback import FeedbackLog
     from engine.feedback import rows as feedback_rows
@@ -84,7 +84,7 @@ def collect(home, profile: str) -> Snapshot:
     rows = Rows(sft=list(feedback_rows.sft_rows(state)), pref=list(feedback_rows.preference_rows(state)),
                 kto=list(feedback_rows.unpaired_rows(state)),
                 edits=sum(1 for m in state.messages.values() if m.role == "assistant" and m.edited is not None))
-    return Snapshot(rows, snap.sha256, dict(snap.end_offsets), snap.result.cutoff_ts, snap.result.warnings(), state)
+    return Collected(rows, snap.sha256, dict(snap.end_offsets), snap.result.cutoff_ts, snap.result.warnings(), state)
 
 
 @dataclass

@@ -396,7 +396,7 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     from engine.train import model as model_mod
     from engine.train import trainer_args
     from engine.train.callbacks import RunCallback
-    from engine.train.progress import ProgressCallback
+    from engine.train.progress_callback import ProgressCallback
 
     home, profile, rd, manifest, settings, opts = run.home, run.profile, run.rd, run.manifest, run.settings, run.opts
     index, parent, phase, method = stage.index, stage.parent, stage.phase, stage.method.name

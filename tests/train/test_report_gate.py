@@ -47,7 +47,7 @@ def _state(step, total=10, tokens=0):
 
 
 def test_progress_plain_lines_and_rich_bar_both_show_step_loss_and_budget():
-    from engine.train.progress import ProgressCallback
+    from engine.train.progress_callback import ProgressCallback
 
     args, control = SimpleNamespace(), SimpleNamespace()
     out = io.StringIO()
