@@ -26,9 +26,9 @@ class JudgingMixin:
             self.notify("No message selected yet.", severity="warning")
             return
         msg = self.session.message(mid)
-        handler = getattr(self, f"judge_{action}")
+        judge = JUDGES[action]  # ChatView only posts the actions its bindings name
         with self.saving():
-            await handler(msg)
+            await judge(self, msg)
         await self.refresh_chat()
 
     def _reply_only(self, msg) -> bool:
@@ -192,3 +192,20 @@ class JudgingMixin:
         self.chat.selected_id = ids[event.slot]
         screen.reveal(event.slot)
         await self.refresh_chat()
+
+JUDGES = {
+    "like": JudgingMixin.judge_like,
+    "dislike": JudgingMixin.judge_dislike,
+    "reason": JudgingMixin.judge_reason,
+    "edit": JudgingMixin.judge_edit,
+    "original": JudgingMixin.judge_original,
+    "show": JudgingMixin.judge_show,
+    "pick": JudgingMixin.judge_pick,
+    "critique": JudgingMixin.judge_critique,
+    "discard": JudgingMixin.judge_discard,
+    "copy": JudgingMixin.judge_copy,
+    "regenerate": JudgingMixin.judge_regenerate,
+    "best_of": JudgingMixin.judge_best_of,
+    "compare": JudgingMixin.judge_compare,
+}
+"""What each ``ChatView.Act`` action does: one entry per judging binding (``chat.<action>`` in tui/config.py)."""
