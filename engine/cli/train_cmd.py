@@ -50,14 +50,16 @@ def finetune(
     Exit codes: 0 finished (promoted or not, see the report), 2 a problem you can fix (the message says
     which), 3 stopped by Ctrl-C/SIGTERM after saving a checkpoint (continue with --resume).
     """
-    from engine.train.finetune import FinetuneOptions, run
+    from engine.reward.best_of import load_scorer
+    from engine.reward.evaluate import reward_win_rate
+    from engine.train.finetune import FinetuneOptions, RewardHooks, run
 
     overrides = dict(epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
                      grad_accum=grad_accum, max_length=max_length, seed=seed, save_steps=save_steps,
                      save_minutes=save_minutes)
     opts = FinetuneOptions(method=method, start_from=start_from, overrides=overrides, time_budget=time_budget,
                            until=until, resume=resume, tensorboard=tensorboard,
-                           machine_revisions=machine_revisions)
+                           machine_revisions=machine_revisions, reward=RewardHooks(load_scorer, reward_win_rate))
     h = home_of(home)
     result = run(h, profile_of(profile, h).name, opts)
     if result.exit_code:

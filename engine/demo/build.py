@@ -144,7 +144,7 @@ def build_demo_model(target: Path) -> Path:
     ensure_dir(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
     try:
-        from engine.runtime.routed_progress import routed_progress
+        from engine.routed_progress import routed_progress
 
         tok = _wrap_tokenizer(_train_tokenizer())
         model = _make_model(len(tok), tok.pad_token_id, tok.eos_token_id, _unprintable_ids(tok))

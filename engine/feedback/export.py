@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.feedback.language import CRITIQUE_FORMAT, critique_rows
+from engine.feedback.language import CRITIQUE_FORMAT
 from engine.feedback.replay import State
-from engine.feedback.rows import Row, rows_for
+from engine.feedback.rows import Row, critique_rows, rows_for
 from engine.home import write_private
 
 

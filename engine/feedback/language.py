@@ -92,26 +92,3 @@ CRITIQUE_FORMAT = "critique"
 
 ``prompt``/``original``/``revision`` are TRL's conversational shape (as ``prompt``/``chosen``/``rejected``);
 a leading system turn of ``prompt`` is the reply's system prompt."""
-
-
-def critique_rows(state: State) -> list:
-    """Every critique (:func:`language_feedback`) as a row of :data:`CRITIQUE_FORMAT`."""
-    from engine.feedback.rows import Row, prompt_for
-
-    out = []
-    for item in language_feedback(state):
-        conv = state.conversations[item.conversation_id]
-        rev = item.revision
-        if rev is None:
-            source = "comment"
-        else:
-            machine = (rev.generation or {}).get("machine_revision") and item.outcome not in ("accepted", "edited")
-            source = MACHINE_SOURCE if machine else REVISION_SOURCE  # an approved machine revision is the person's
-        data = {"prompt": prompt_for(conv, item.original),
-                "original": [{"role": "assistant", "content": item.original.content}],
-                "critique": item.critique,
-                "revision": None if rev is None else [{"role": "assistant", "content": rev.final_text}],
-                "outcome": item.outcome, "source": source}
-        ids = (item.original.id,) if rev is None else (rev.id, item.original.id)
-        out.append(Row(data, item.conversation_id, ids, None if rev is None else source))
-    return out

@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from engine.feedback.events import EVENT_TYPES, IMPORT_KEY, SCHEMA_VERSION, version_of
 from engine.feedback.gc_pause import gc_paused
-from engine.feedback.log import Problem, ReadResult
+from engine.feedback.read_result import Problem, ReadResult
 
 TITLE_CHARS = 48
 

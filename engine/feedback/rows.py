@@ -35,7 +35,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from engine.feedback.language import REVISION_SOURCE, is_accepted_revision
+from engine.feedback.language import MACHINE_SOURCE, REVISION_SOURCE, is_accepted_revision, language_feedback
 from engine.feedback.replay import Conversation, Message, State
 
 FORMATS = ("sft", "preference", "unpaired")
@@ -183,3 +183,25 @@ def rows_for(state: State, fmt: str) -> list[Row]:
 
     with gc_paused():
         return build(state)
+
+
+def critique_rows(state: State) -> list[Row]:
+    """Every critique (engine.feedback.language.language_feedback) as a row of its export format
+    (engine.feedback.language.CRITIQUE_FORMAT)."""
+    out = []
+    for item in language_feedback(state):
+        conv = state.conversations[item.conversation_id]
+        rev = item.revision
+        if rev is None:
+            source = "comment"
+        else:
+            machine = (rev.generation or {}).get("machine_revision") and item.outcome not in ("accepted", "edited")
+            source = MACHINE_SOURCE if machine else REVISION_SOURCE  # an approved machine revision is the person's
+        data = {"prompt": prompt_for(conv, item.original),
+                "original": [{"role": "assistant", "content": item.original.content}],
+                "critique": item.critique,
+                "revision": None if rev is None else [{"role": "assistant", "content": rev.final_text}],
+                "outcome": item.outcome, "source": source}
+        ids = (item.original.id,) if rev is None else (rev.id, item.original.id)
+        out.append(Row(data, item.conversation_id, ids, None if rev is None else source))
+    return out

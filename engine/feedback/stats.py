@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.feedback.log import FeedbackLog, ReadResult
+from engine.feedback.log import FeedbackLog
+from engine.feedback.read_result import ReadResult
 from engine.feedback.replay import State, replay, visible_events
 from engine.feedback.rows import preference_rows, sft_rows, unpaired_rows
 from engine.home import Home

@@ -129,7 +129,7 @@ def _convert(gguf: Path, out: Path, report: Callable[[float], None]) -> None:
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.runtime.routed_progress import QuietBar, routed_progress
+    from engine.routed_progress import QuietBar, routed_progress
 
     ensure_dir(out)
     # the de-quantizing loop uses tqdm directly (not transformers' hook): route it to our progress too

@@ -127,9 +127,9 @@ def load_model(profile, home: Home, progress: Progress | None = None, adapter: s
     ``tokenizer``, ``weights`` (fraction 0..1 as tensors load), ``device`` and ``ready``.
     """
     from engine.adapters import resolve_adapter
+    from engine.routed_progress import routed_progress
     from engine.runtime.device import resolve_device, resolve_dtype
     from engine.runtime.model import LoadedModel
-    from engine.runtime.routed_progress import routed_progress
 
     report = progress or (lambda stage, fraction: None)
     home = Home.resolve(home) if not isinstance(home, Home) else home

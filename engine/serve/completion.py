@@ -35,15 +35,6 @@ class CompletionInput:
     client: str | None = None  # the client's User-Agent
 
 
-@dataclass
-class CompletionResult:
-    reply_id: str
-    conversation_id: str
-    text: str
-    finish_reason: str  # stop / length (cancelled replies are never answered)
-    prompt_tokens: int
-    completion_tokens: int
-    record: dict
 
 
 class CompletionJob:

@@ -4,12 +4,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from engine.feedback.events import new_id
 from engine.serve.conversations import ConversationIndex, step
 from engine.serve.openai_errors import APIError
 
 SOURCE = "serve"
 
+
+
+@dataclass
+class CompletionResult:
+    """A finished reply as the handler answers it (and as the log has it)."""
+
+    reply_id: str
+    conversation_id: str
+    text: str
+    finish_reason: str  # stop / length (cancelled replies are never answered)
+    prompt_tokens: int
+    completion_tokens: int
+    record: dict
 
 class Recorder:
     def __init__(self, log, index: ConversationIndex) -> None:
@@ -18,8 +33,6 @@ class Recorder:
 
     def record(self, job, text: str, generation: dict):
         """Append the request's new turns and the reply in one write (all or nothing)."""
-        from engine.serve.completion import CompletionResult
-
         plan = self.index.plan(job.input.turns)
         conversation = plan.conversation_id or new_id()
         parent = plan.parent_id

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Callable, TextIO
 
 from engine import adapters, runs
 from engine.errors import UserError
@@ -42,8 +42,20 @@ class FinetuneOptions:
     tensorboard: bool = False
     machine_revisions: bool = True
     """Revise critiques nobody revised in the chat before training (engine.train.revise)."""
+    reward: RewardHooks | None = None
+    """What training uses of engine.reward, passed in by the command (engine/cli/train_cmd.py) so that
+    engine.train never imports engine.reward (which builds on engine.train). None: no reward model is
+    used (the gate's reward check is skipped and says so; machine revisions use the model's self-check)."""
     stream: TextIO | None = None
     """Where progress and the report go (default: stderr for progress, stdout for the report)."""
+
+
+@dataclass(frozen=True)
+class RewardHooks:
+    load_scorer: Callable[[Home, str], Any]
+    """engine.reward.best_of.load_scorer: the profile's newest reward model, or None."""
+    win_rate: Callable[..., Any]
+    """engine.reward.evaluate.reward_win_rate: how often the scorer prefers one adapter's replies."""
 
 
 @dataclass
@@ -210,7 +222,8 @@ def _machine_revisions(home: Home, profile: Profile, snap, parent_id: str | None
         return []
     from engine.train import revise
 
-    machine = revise.run_pass(home, profile, snap.state, parent_id, seed=seed, say=lambda text: _say(opts, text))
+    machine = revise.run_pass(home, profile, snap.state, parent_id, seed=seed, say=lambda text: _say(opts, text),
+                              load_scorer=opts.reward.load_scorer if opts.reward else None)
     sft, pref = revise.machine_rows(machine)
     if sft:
         snap.rows.sft = revise.weighted(snap.rows.sft) + sft
@@ -357,7 +370,7 @@ def _train_and_finish(run: Run) -> FinetuneResult:
     if candidate.stopped == "signal":
         return _stopped_by_signal(run, candidate.steps, "")
     budget_note = "time budget reached" if candidate.stopped == "budget" else None
-    verdict = runs.on_main(gate_candidate, home, profile, rd, manifest, settings, candidate.adapter, stop)
+    verdict = runs.on_main(gate_candidate, home, profile, rd, manifest, settings, candidate.adapter, stop, opts.reward)
     runs.barrier()
     if verdict is None:
         return _stopped_in_finish(run)

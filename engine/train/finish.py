@@ -66,16 +66,16 @@ def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettin
 
 
 def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | None, rows: gate.EvalRows,
-                  candidate: Path) -> dict:
+                  candidate: Path, reward) -> dict:
     """``train.gate_uses_reward``: the newest reward model's win rate of the new adapter's replies over the
     current one's on the held-out prompts (engine.reward.evaluate); skipped when there is no reward model."""
     import json
 
-    from engine.reward.best_of import load_scorer
-    from engine.reward.evaluate import reward_win_rate
     from engine.runtime import GenerationParams, load_model
 
-    scorer = load_scorer(home, profile.name)
+    if reward is None:
+        return {"skipped": "no reward model was offered to this run (run it with `engine finetune`)"}
+    scorer = reward.load_scorer(home, profile.name)
     if scorer is None:
         return {"skipped": "no reward model for this profile (train one with `engine reward`)"}
     seen, prompts = set(), []
@@ -91,12 +91,12 @@ def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | 
     lm.load_adapter(rd.run_id, candidate)
     if current is not None:
         lm.load_adapter(current, adapters.adapter_path(home, profile.name, current))
-    win = reward_win_rate(lm, scorer, prompts, rd.run_id, current, GenerationParams.from_profile(profile))
+    win = reward.win_rate(lm, scorer, prompts, rd.run_id, current, GenerationParams.from_profile(profile))
     return {"reward_run": scorer.run_id, **win.to_json()}
 
 
 def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
-                   candidate: Path | None, stop=None) -> dict | None:
+                   candidate: Path | None, stop=None, reward=None) -> dict | None:
     """Evaluate the candidate against the adapter the run was prepared against, on rows neither trained on;
     the verdict is kept in ``gate.json`` so a resumed run does not judge again (nor judge the adapter in
     use against itself). None when SIGINT/SIGTERM (``stop``) arrived meanwhile: ``--resume`` judges again."""
@@ -113,7 +113,7 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
     decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin)
     reward_check = None
     if settings.gate_uses_reward and decision.promote:
-        reward_check = _reward_check(home, profile, rd, current, rows, candidate)
+        reward_check = _reward_check(home, profile, rd, current, rows, candidate, reward)
         if reward_check.get("win_rate") is not None and reward_check["win_rate"] < 0.5:
             decision = gate.Decision(False, f"the reward model prefers the current adapter's replies (win rate "
                                             f"{reward_check['win_rate']:.0%} < 50%): not promoted.", decision.checks)

@@ -138,20 +138,21 @@ def weighted(rows: list) -> list:
     return out
 
 
-def run_pass(home, profile, state: State, parent_run: str | None, seed: int = 0, k: int = K, say=None):
+def run_pass(home, profile, state: State, parent_run: str | None, seed: int = 0, k: int = K, say=None,
+             load_scorer=None):
     """Load the starting model (and the reward model, if any) and revise every pending critique; returns the
-    revisions ([] when there is nothing to revise: no model is loaded then)."""
+    revisions ([] when there is nothing to revise: no model is loaded then). ``load_scorer``:
+    engine.reward.best_of.load_scorer, passed in (engine.train does not import engine.reward)."""
     items = pending(state)
     if not items:
         return []
-    from engine.reward.best_of import load_scorer
     from engine.runtime import load_model
 
     if say:
         say(f"machine revisions: revising {len(items)} critique(s) nobody revised in the chat with the "
             f"{'adapter ' + parent_run if parent_run else 'base model'} ({k} candidates each; "
             "--no-machine-revisions skips this)")
-    scorer = load_scorer(home, profile.name)
+    scorer = load_scorer(home, profile.name) if load_scorer else None
     lm = load_model(profile, home, adapter=parent_run or "base")
     try:
         return revise(lm, state, profile, items, k=k, scorer=scorer, seed=seed, say=say)
