@@ -73,6 +73,11 @@ class ModelSettings:
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                                     json_schema_extra={"allowed": "an environment variable name"})
     """The environment variable holding the server's API key (the key itself never goes in a profile)."""
+    server_loads_adapters: bool = False
+    """With ``backend = "openai"`` on a vLLM server started with ``--enable-lora`` (and
+    ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``): tuneloop loads each adapter it uses into the server through
+    its LoRA API (``POST {base_url}/load_lora_adapter``, named by run id, the adapter folder as its path:
+    the server must be able to read that folder), and ``engine finetune`` loads a newly promoted one at once."""
 
 
 @settings_table

@@ -61,6 +61,8 @@ class RemoteModel:
         return dict(self._adapters)
 
     def load_adapter(self, run_id: str, path=None) -> None:
+        if self.profile.model.server_loads_adapters and path is not None:
+            load_adapter_on_server(self.profile, run_id, path)
         self._adapters[run_id] = path
 
     def unload_adapter(self, run_id: str) -> None:
@@ -220,3 +222,29 @@ def _error_message(resp) -> str:
         return str(resp.json()["error"]["message"]).rstrip(".")
     except (ValueError, KeyError, TypeError):
         return resp.text[:200].strip() or resp.reason_phrase
+
+
+def load_adapter_on_server(profile, run_id: str, path) -> None:
+    """Load the adapter folder ``path`` into the profile's vLLM server under the name ``run_id`` (its runtime
+    LoRA API: ``POST {base_url}/load_lora_adapter``); one that is already loaded counts as loaded. A server
+    that refuses or cannot be reached is one sentence (UserError)."""
+    import httpx
+
+    m = profile.model
+    headers = {}
+    if m.api_key_env and os.environ.get(m.api_key_env):
+        headers["Authorization"] = f"Bearer {os.environ[m.api_key_env]}"
+    url = f"{(m.base_url or '').rstrip('/')}/load_lora_adapter"
+    try:
+        resp = httpx.post(url, json={"lora_name": run_id, "lora_path": str(path)}, headers=headers,
+                          timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
+    except httpx.HTTPError as exc:
+        raise UserError(f"cannot reach the model server at {m.base_url} to load adapter {run_id} "
+                        f"({type(exc).__name__}); is it running?") from None
+    if resp.status_code == 200:
+        return
+    message = _error_message(resp)
+    if resp.status_code == 400 and "already" in message.lower():
+        return
+    raise UserError(f"the model server at {m.base_url} did not load adapter {run_id} (HTTP {resp.status_code}: "
+                    f"{message}); start vLLM with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True.")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from engine import adapters, runs
+from engine.errors import UserError
 from engine.home import Home, write_private
 from engine.profiles import Profile, TrainSettings
 from engine.train import data, gate, methods
@@ -127,6 +128,20 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
     return verdict
 
 
+def _tell_server(profile: Profile, rd: runs.RunDir) -> str | None:
+    """``model.server_loads_adapters``: load the promoted adapter into the profile's vLLM server now, so the
+    next chat through it uses it. The promotion stands either way; what happened goes in the report."""
+    if profile.model.backend != "openai" or not profile.model.server_loads_adapters:
+        return None
+    from engine.runtime.remote import load_adapter_on_server
+
+    try:
+        load_adapter_on_server(profile, rd.run_id, rd.adapter)
+    except UserError as exc:
+        return f"not loaded into the model server: {exc} (the chat app loads it when it starts)"
+    return f"loaded into the model server at {profile.model.base_url} as {rd.run_id}"
+
+
 def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
            final_adapter: Path | None, verdict: dict, steps: int, stopped: str | None, adapter_rows: str,
            opts, stop=None) -> dict | None:
@@ -146,6 +161,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         return None
     if verdict["promote"] and not already:
         adapters.set_promoted(home, profile.name, rd.run_id, reason=verdict["reason"])
+    server_note = _tell_server(profile, rd) if verdict["promote"] else None
     curve = report_mod.loss_curve(rd.metrics)
     png_note = report_mod.save_png(curve, rd.root / "loss.png") if curve else None
     learned = ("every row, held-out ones included" if adapter_rows == "all"
@@ -173,6 +189,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "loss_last": curve[-1][2] if curve else None,
         "png_note": png_note,
         "machine_revisions": manifest.get("machine_revisions"),
+        "server": server_note,
         "finished": time.time(),
     }
     text = report_mod.render(report, curve)

@@ -76,6 +76,8 @@ def render(report: dict, curve: list[tuple[str, int, float]]) -> str:
         lines.append(f"      machine revisions: {machine['revised']} of {machine['critiques']} unrevised critiques "
                      f"revised before training ({', '.join(machine['chosen_by'])}; listed in {machine['file']}; "
                      "--no-machine-revisions leaves them out).")
+    if report.get("server"):
+        lines.append(f"      model server: {report['server']}")
     if report.get("stopped"):
         lines.append(f"stopped early: {report['stopped']}")
     for stage in dict.fromkeys(s for s, _, _ in curve):
