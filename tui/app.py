@@ -154,7 +154,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
 
     @property
     def status(self) -> StatusBar:
-        return self.query_one("#status", StatusBar)
+        """The status bar of the main screen (found there even while a modal is on top)."""
+        return self.screen_stack[0].query_one("#status", StatusBar)
 
     async def on_mount(self) -> None:
         if not self.ui.sidebar:  # (shown: left to the CSS, which hides it on a narrow screen)
@@ -458,6 +459,8 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         """The one place background failures arrive: shown in a modal, never a crash."""
         if event.state != WorkerState.ERROR:
             return
+        if not self.screen_stack or not self.screen_stack[0].query("#status"):
+            return  # the app is closing (its screen is gone): a worker failing now has nowhere to be shown
         exc = event.worker.error
         text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         group = event.worker.group
