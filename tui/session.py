@@ -73,10 +73,14 @@ class ChatSession:
         picked = [c for c in children if c.picked]
         if picked:
             return picked[-1]
-        scored = [c for c in children if (c.generation or {}).get("reward_score") is not None]
+        continued = [c for c in children if conv.children(c.id)]
+        if continued:  # the branch the person went on with (the newest such)
+            return max(continued, key=lambda c: max(m.ts for m in conv.children(c.id)))
+        kept = [c for c in children if c.outcome != "discarded"] or children  # a discarded revision: only if alone
+        scored = [c for c in kept if (c.generation or {}).get("reward_score") is not None]
         if scored:  # best-of-n candidates: the reward model's favourite first
             return max(scored, key=lambda c: float(c.generation["reward_score"]))
-        return children[-1]
+        return kept[-1]
 
     def path(self) -> list:
         """The messages on screen, root first, following the shown sibling at every branch."""

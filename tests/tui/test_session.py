@@ -56,3 +56,18 @@ def test_best_of_n_candidates_show_the_top_score_first(home):
     for text, score in [("meh", 0.1), ("best", 0.9), ("ok", 0.5)]:
         s.add_reply(u.id, text, {"reward_score": score}, show=False)
     assert s.path()[-1].content == "best"
+
+
+def test_after_restart_the_continued_branch_is_shown_never_a_discarded_revision(home):
+    s = ChatSession(home, "demo")
+    u = s.add_user("Name a fruit.")
+    original = s.add_reply(u.id, "Apple, pear and plum.", {})
+    rev = s.add_revision(original.id, "Apple.", {}, "name only one fruit", "Revise: {critique}")
+    s.resolve_revision(rev.id, "discarded")
+    assert s.path()[-1].id == original.id
+    assert [m.id for m in ChatSession(home, "demo").path()] == [u.id, original.id]  # not the discarded one
+    u2 = s.add_user("Say hello.")
+    assert u2.parent_id == original.id
+    s.add_reply(original.parent_id, "Banana.", {})  # a newer sibling nobody continued from
+    again = ChatSession(home, "demo")
+    assert [m.content for m in again.path()][:3] == ["Name a fruit.", "Apple, pear and plum.", "Say hello."]
