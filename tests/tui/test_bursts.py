@@ -16,6 +16,7 @@ def _user_texts(home):
     return [e["content"] for e in events(home, type_="message") if e["role"] == "user"]
 
 
+@pytest.mark.slow
 async def test_text_and_enter_in_one_burst_send_exactly_the_text(home):
     app = create_app(home, "demo", factory(FakeGenerator(["ok"])))
     async with app.run_test(size=(100, 30)) as pilot:

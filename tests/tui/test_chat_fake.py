@@ -204,6 +204,7 @@ async def test_command_palette_offers_profile_and_adapter_switching(home):
         assert [o.id for o in app.screen.query_one("#choices").options] == ["__base__"]
 
 
+@pytest.mark.slow
 async def test_quit_while_streaming_saves_the_partial_reply(home):
     gen = FakeGenerator([" ".join(f"w{i}" for i in range(300))], delay=0.05)
     app = create_app(home, "demo", factory(gen))

@@ -122,6 +122,7 @@ async def test_another_revision_then_discard(home):
         assert app.chat.selected_id == original and "‹1/3›" in screen_text(app)
 
 
+@pytest.mark.slow
 async def test_discard_on_an_ordinary_reply_says_what_to_do(home):
     app = create_app(home, "demo", factory(FakeGenerator(["a reply"])))
     async with app.run_test(size=(100, 30)) as pilot:
