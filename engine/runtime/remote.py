@@ -22,6 +22,19 @@ CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0  # a queued request on a busy server may wait long for its first token
 
 
+def api_key(profile) -> str | None:
+    """The server's API key from the variable ``model.api_key_env`` names (None: the profile names none);
+    a named variable that is not set is one sentence."""
+    name = profile.model.api_key_env
+    if not name:
+        return None
+    key = os.environ.get(name)
+    if not key:
+        raise UserError(f"profile {profile.name!r} takes the server's API key from ${name}, which is not set; "
+                        "export it and start again.")
+    return key
+
+
 class RemoteModel:
     device = "remote"
     dtype = "remote"
@@ -40,14 +53,7 @@ class RemoteModel:
         self.base_url = m.base_url.rstrip("/")
         self.remote_model = m.remote_model or m.id
         self.revision = f"remote:{self.remote_model}"
-        self.api_key = None
-        if m.api_key_env:
-            self.api_key = os.environ.get(m.api_key_env)
-            if not self.api_key:
-                raise UserError(
-                    f"profile {profile.name!r} takes the server's API key from ${m.api_key_env}, which "
-                    "is not set; export it and start again."
-                )
+        self.api_key = api_key(profile)
         self._adapter: str | None = None
         self._adapters: dict[str, object] = {}
 
@@ -231,9 +237,8 @@ def load_adapter_on_server(profile, run_id: str, path) -> None:
     import httpx
 
     m = profile.model
-    headers = {}
-    if m.api_key_env and os.environ.get(m.api_key_env):
-        headers["Authorization"] = f"Bearer {os.environ[m.api_key_env]}"
+    key = api_key(profile)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     url = f"{(m.base_url or '').rstrip('/')}/load_lora_adapter"
     try:
         resp = httpx.post(url, json={"lora_name": run_id, "lora_path": str(path)}, headers=headers,
