@@ -73,9 +73,10 @@ class ChatSession:
         picked = [c for c in children if c.picked]
         if picked:
             return picked[-1]
-        continued = [c for c in children if conv.children(c.id)]
+        latest_follow_up = {c.id: max((m.ts for m in conv.children(c.id)), default=None) for c in children}
+        continued = [c for c in children if latest_follow_up[c.id] is not None]
         if continued:  # the branch the person went on with (the newest such)
-            return max(continued, key=lambda c: max(m.ts for m in conv.children(c.id)))
+            return max(continued, key=lambda c: latest_follow_up[c.id])
         kept = [c for c in children if c.outcome != "discarded"] or children  # a discarded revision: only if alone
         scored = [c for c in kept if (c.generation or {}).get("reward_score") is not None]
         if scored:  # best-of-n candidates: the reward model's favourite first
