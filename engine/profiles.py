@@ -25,6 +25,7 @@ from engine.settings import (  # noqa: F401  (re-exported: the settings tables a
     LoraSettings,
     ModelSettings,
     RewardSettings,
+    RlSettings,
     SamplingSettings,
     TrainSettings,
     build_table,
@@ -53,6 +54,7 @@ class Profile:
     lora: LoraSettings = field(default_factory=LoraSettings)
     train: TrainSettings = field(default_factory=TrainSettings)
     reward: RewardSettings = field(default_factory=RewardSettings)
+    rl: RlSettings = field(default_factory=RlSettings)
     path: Path | None = None
     """The file it was read from."""
     source: str = "builtin"

@@ -43,7 +43,7 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 NOT_BLANK = r"\S"
 
 Dtype = Literal["auto", "bf16", "fp16", "fp32", "bfloat16", "float16", "float32"]
-Method = Literal["auto", "sft", "dpo", "kto"]
+Method = Literal["auto", "sft", "dpo", "kto", "rloo", "grpo"]
 
 
 @settings_table
@@ -127,7 +127,8 @@ class LoraSettings:
 @settings_table
 class TrainSettings:
     method: Method = "auto"
-    """``auto`` (decide from the data), ``sft``, ``dpo`` or ``kto``."""
+    """``auto`` (decide from the data), ``sft``, ``dpo``, ``kto``, or RL against the profile's reward model:
+    ``rloo`` or ``grpo`` (settings in ``[rl]``)."""
     learning_rate: float = Field(2e-4, gt=0, lt=1)
     """Peak learning rate of the optimizer."""
     epochs: float = Field(3.0, gt=0, le=10_000)
@@ -196,12 +197,52 @@ class RewardSettings:
     """Seed for the head init, the split and the data order."""
 
 
+@settings_table
+class RlSettings:
+    """RL against the person's own reward model (``engine finetune --method rloo|grpo``; engine/train/rl.py)."""
+
+    samples_per_prompt: int = Field(4, ge=2, le=256)
+    """Replies sampled per prompt; each is judged against the others (the leave-one-out / group baseline)."""
+    prompts_per_step: int = Field(2, ge=1, le=65_536)
+    """Prompts per optimizer step (each with ``samples_per_prompt`` replies)."""
+    steps: int = Field(100, ge=1, le=10_000_000)
+    """Optimizer steps of an RL stage (``--max-steps`` overrides it)."""
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    """Learning rate of the RL stage (``--learning-rate`` overrides it)."""
+    kl: float = Field(0.05, ge=0, le=100)
+    """Weight of the KL term that keeps the policy near the reference (the adapter in use, or the base)."""
+    max_reply_tokens: int = Field(128, ge=1, le=1_000_000)
+    """Longest sampled reply during training, in tokens."""
+    temperature: float = Field(1.0, gt=0, le=100)
+    """Sampling temperature of the training replies."""
+    auto: bool = False
+    """Let ``--method auto`` add an RL stage when the reward model is good enough (``min_reward_accuracy``) and
+    there are ``min_prompts`` prompts. Off by default: RL samples many replies per step and is slow on a CPU."""
+    min_reward_accuracy: float = Field(0.7, ge=0, le=1)
+    """Held-out pairwise accuracy the reward model needs before ``auto`` trusts it for RL."""
+    min_prompts: int = Field(16, ge=1)
+    """Prompts (user turns with their context) ``auto`` needs before it chooses RL."""
+    gate_max_length_ratio: float = Field(1.5, gt=0, le=1000)
+    """The gate refuses an RL adapter whose held-out replies are on average more than this many times as long
+    as the reference's (a reward model that pays for length is the commonest hack)."""
+    gate_max_repetition_increase: float = Field(0.1, ge=0, le=1)
+    """The gate refuses an RL adapter whose share of repeated 4-grams in its replies exceeds the reference's by
+    more than this."""
+    gate_max_kl: float = Field(1.0, ge=0, le=1000)
+    """The gate refuses an RL adapter whose replies' mean KL to the reference exceeds this (nats per token)."""
+    use_vllm: bool = False
+    """GPU only: sample training replies with vLLM (``pip install vllm``; not available or tested on CPU)."""
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    """``colocate`` runs vLLM inside the training process; ``server`` talks to ``trl vllm-serve``."""
+
+
 TABLES: dict[str, type] = {
     "model": ModelSettings,
     "generation": GenerationSettings,
     "lora": LoraSettings,
     "train": TrainSettings,
     "reward": RewardSettings,
+    "rl": RlSettings,
 }
 DEFAULT_REVISION_PROMPT = (
     "Here is feedback on your last reply:\n\n{critique}\n\n"

@@ -19,7 +19,8 @@ def finetune(
     profile: ProfileOption = None,
     home: HomeOption = None,
     method: Annotated[Optional[str], typer.Option(
-        "--method", help="auto (decide from the data), sft, dpo or kto. Default: the profile's train.method.")] = None,
+        "--method", help="auto (decide from the data), sft, dpo, kto, or RL against the profile's reward model: rloo or "
+                             "grpo (settings in the profile's rl table). Default: the profile's train.method.")] = None,
     start_from: Annotated[str, typer.Option(
         "--from", help="promoted: keep training the adapter in use; base: start a fresh LoRA.")] = "promoted",
     epochs: Annotated[Optional[float], typer.Option("--epochs", help=setting_help("train", "epochs"))] = None,
@@ -52,6 +53,8 @@ def finetune(
     """
     from engine.reward.best_of import load_scorer
     from engine.reward.evaluate import reward_win_rate
+    from engine.reward.run import newest_for_rl
+    from engine.reward.score import RewardScorer
     from engine.train.finetune import FinetuneOptions, RewardHooks, run
 
     overrides = dict(epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, batch_size=batch_size,
@@ -59,7 +62,8 @@ def finetune(
                      save_minutes=save_minutes)
     opts = FinetuneOptions(method=method, start_from=start_from, overrides=overrides, time_budget=time_budget,
                            until=until, resume=resume, tensorboard=tensorboard,
-                           machine_revisions=machine_revisions, reward=RewardHooks(load_scorer, reward_win_rate))
+                           machine_revisions=machine_revisions, reward=RewardHooks(load_scorer, reward_win_rate, newest_for_rl,
+                                                                     RewardScorer.load))
     h = home_of(home)
     result = run(h, profile_of(profile, h).name, opts)
     if result.exit_code:

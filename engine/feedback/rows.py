@@ -158,6 +158,12 @@ def unpaired_rows(state: State) -> list[Row]:
     return _dedupe(candidates)
 
 
+def prompt_rows(state: State) -> list[Row]:
+    """Each prompt a reply answered (``{"prompt": messages}``, the conversation up to the reply), once: the
+    person's own questions, judged or not, for RL to sample new replies to."""
+    return _dedupe([Row({"prompt": prompt_for(conv, m)}, conv.id, (m.id,)) for conv, m in _replies(state)])
+
+
 def _dedupe(rows: list[Row | None]) -> list[Row]:
     seen: set[str] = set()
     out = []

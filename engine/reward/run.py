@@ -275,3 +275,16 @@ def report_lines(report: dict, rd=None) -> list[str]:
             lines.append(f"  {note}" if note else f"  loss curve: {rd.root / 'loss.png'}")
         lines.append(f"  saved in {rd.root}")
     return lines
+
+
+def newest_for_rl(home: Home, profile: str):
+    """The newest finished reward run as ``engine.train.plan.RewardModel`` (its id and held-out accuracy), or
+    None: what ``engine finetune`` uses to decide on and to run an RL stage."""
+    from engine.reward.score import newest_reward_run
+    from engine.train.plan import RewardModel
+
+    run_id = newest_reward_run(home, profile)
+    if run_id is None:
+        return None
+    accuracy = next((s["accuracy"] for s in reward_run_summaries(home, profile) if s["run_id"] == run_id), None)
+    return RewardModel(run_id, float(accuracy) if accuracy is not None else None)

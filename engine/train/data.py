@@ -18,8 +18,10 @@ from engine import runs
 from engine.errors import UserError
 from engine.home import ensure_dir, write_private
 
-KINDS = ("sft", "pref", "kto")
-"""Row kinds: ``sft`` (messages), ``pref`` (prompt/chosen/rejected), ``kto`` (prompt/completion/label)."""
+FEEDBACK_KINDS = ("sft", "pref", "kto")
+"""Rows that judge a reply: ``sft`` (messages), ``pref`` (prompt/chosen/rejected), ``kto`` (prompt/completion/label)."""
+KINDS = (*FEEDBACK_KINDS, "prompt")
+"""Every row kind a run freezes; ``prompt`` (prompt only) is what RL samples replies to (engine.train.methods)."""
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Rows:
     sft: list = field(default_factory=list)
     pref: list = field(default_factory=list)
     kto: list = field(default_factory=list)
+    prompt: list = field(default_factory=list)
+    """Every prompt of the person's conversations (judged or not), once each: what RL samples replies to."""
     edits: int = 0
     """Replies the user corrected (each gives an SFT row, a pair and a liked/disliked unpaired row)."""
 
@@ -47,7 +51,7 @@ class Rows:
         return out
 
     def conversations(self) -> list[str]:
-        ids = {_conv(r) for k in KINDS for r in self.of(k)}
+        ids = {_conv(r) for k in FEEDBACK_KINDS for r in self.of(k)}
         return sorted(i for i in ids if i is not None)
 
 
@@ -82,7 +86,7 @@ def collect(home, profile: str) -> Collected:
     snap = log.snapshot()
     state = replay(snap.result)
     rows = Rows(sft=list(feedback_rows.sft_rows(state)), pref=list(feedback_rows.preference_rows(state)),
-                kto=list(feedback_rows.unpaired_rows(state)),
+                kto=list(feedback_rows.unpaired_rows(state)), prompt=list(feedback_rows.prompt_rows(state)),
                 edits=sum(1 for m in state.messages.values() if m.role == "assistant" and m.edited is not None))
     return Collected(rows, snap.sha256, dict(snap.end_offsets), snap.result.cutoff_ts, snap.result.warnings(), state)
 

@@ -56,6 +56,11 @@ class RewardHooks:
     """engine.reward.best_of.load_scorer: the profile's newest reward model, or None."""
     win_rate: Callable[..., Any]
     """engine.reward.evaluate.reward_win_rate: how often the scorer prefers one adapter's replies."""
+    newest: Callable[[Home, str], Any] | None = None
+    """engine.reward.run.newest_for_rl: the newest finished reward run as plan.RewardModel, or None."""
+    load_run: Callable[[Home, str, str], Any] | None = None
+    """engine.reward.score.RewardScorer.load: one reward run's scorer by id (RL trains against the run the
+    manifest names, so a resume uses the same one)."""
 
 
 @dataclass
@@ -133,7 +138,11 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     snap = data.collect(home, profile.name)
     machine = _machine_revisions(home, profile, snap, parent_id, settings.seed, opts)
     counts = snap.rows.counts()
-    stages, why = plan.choose(method, counts, settings.min_rows)
+    reward_model = opts.reward.newest(home, profile.name) if opts.reward and opts.reward.newest else None
+    stages, why = plan.choose(method, counts, settings.min_rows, profile.rl, reward_model)
+    if methods.uses_reward(stages) and reward_model is None:
+        raise UserError(f"{'+'.join(stages)} trains against the profile's reward model and profile {profile.name!r} "
+                        f"has none: train one first with `engine reward --profile {profile.name}`.")
     current = adapters.promoted_run(home, profile.name)
     kinds = tuple(methods.rows_of(stages))
     seen = data.adapter_rows(home, profile.name, current)
@@ -141,7 +150,8 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         # starting over on feedback the adapter in use has all learned: no row is unseen by it, so the
         # fresh adapter is judged against the base model (which has seen nothing) instead
         current, seen = None, set()
-    split = data.split_new_feedback(snap.rows, seen, settings.eval_fraction, settings.seed, current, kinds)
+    split = data.split_new_feedback(snap.rows, seen, settings.eval_fraction, settings.seed, current,
+                                    tuple(methods.gate_rows_of(stages)))
     lock.acquire()
     from engine.train.model import load_tokenizer, resolve_model_path
 
@@ -201,6 +211,8 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "rehearsal": rehearsal_info,
         "machine_revisions": machine_info,
         "settings": as_dict(settings),
+        "rl": as_dict(profile.rl),
+        "reward_model": as_dict(reward_model) if reward_model and methods.uses_reward(stages) else None,
         "overrides": {k: v for k, v in opts.overrides.items() if v is not None},
         "profile_settings": plan.profile_settings(profile),
         "lora": as_dict(profile.lora),
@@ -402,6 +414,23 @@ def _stopped_in_finish(run: Run) -> FinetuneResult:
     return FinetuneResult(rd.run_id, runs.EXIT_INTERRUPTED, msg)
 
 
+def _rl_inputs(run: Run, args: dict, use_cpu: bool) -> dict:
+    """What an RL recipe (engine.train.rl) needs beside the common arguments: the reward function of the reward
+    run the manifest names, the frozen [rl] settings; its rate and steps unless flags were given."""
+    from engine.train import rl
+
+    manifest, overrides = run.manifest, run.manifest.get("overrides", {})
+    reward_model, hooks = manifest.get("reward_model"), run.opts.reward
+    if not reward_model or hooks is None or hooks.load_run is None:
+        raise UserError(f"run {run.rd.run_id} trains against a reward model and none was offered to it; run it with "
+                        "`engine finetune`.")
+    scorer = hooks.load_run(run.home, run.profile.name, reward_model["run_id"])
+    settings = manifest["rl"]
+    args["learning_rate"] = overrides.get("learning_rate", settings["learning_rate"])
+    args["max_steps"] = overrides.get("max_steps", settings["steps"])
+    return {"reward": rl.reward_function(scorer), "rl": settings, "use_cpu": use_cpu}
+
+
 def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     """Train one method; returns (global steps, None | "signal" | "budget")."""
     import torch
@@ -436,9 +465,11 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     args = trainer_args.common_args(settings, out_dir, use_cpu, dtype, tb_dir)
     if stage.method.preference and settings.preference_learning_rate is not None:
         args["learning_rate"] = settings.preference_learning_rate
+    rl_inputs = _rl_inputs(run, args, use_cpu) if stage.method.reward else {}
     run_cb = RunCallback(rd.metrics, f"{phase}{method}", run.stop, run.deadline, settings.save_minutes)
     progress = ProgressCallback(f"{phase}{method}", run.deadline, stream=sys.stderr)
-    trainer = stage.method.recipe().build(peft_model, tokenizer, rows, settings, args, [run_cb, progress])
+    trainer = stage.method.recipe().build(peft_model, tokenizer, rows, settings, args, [run_cb, progress],
+                                          **rl_inputs)
     batching = getattr(trainer, "tuneloop_batching", "padded batches (TRL supports padding-free only for SFT)")
     trainer_args.strip_default_printer(trainer)
     rd.check(out_dir)  # the Trainer writes here: no link on the way out of the home

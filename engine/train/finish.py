@@ -112,8 +112,27 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
     if stop is not None and stop.requested:
         return None
     decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin)
+    rl_check = None
+    if methods.uses_reward(manifest["plan"]) and decision.promote:
+        from engine.train import rl_gate
+
+        if reward is None or reward.load_run is None:
+            raise UserError(f"run {rd.run_id} trained against a reward model and none was offered to its gate; run "
+                            "it with `engine finetune`.")
+        rl_check = rl_gate.run_checks(home, profile, manifest, settings, candidate, current, rows, reward.load_run)
+        if stop is not None and stop.requested:
+            return None
+        refused = rl_gate.refusal(rl_check["checks"])
+        if refused:
+            decision = gate.Decision(False, refused, decision.checks)
+        elif rl_check["checks"]:
+            m = rl_check["measures"]
+            summary = (f"on {m['prompts']} held-out prompts its replies win {m['reward_win_rate']:.0%} on the reward "
+                       f"model, length x{m['length_ratio']:.2f}, KL {m['kl']:.3f}: promoted.")
+            decision.reason = (decision.reason.replace(": promoted.", f"; {summary}") if decision.checks
+                               else summary[0].upper() + summary[1:])
     reward_check = None
-    if settings.gate_uses_reward and decision.promote:
+    if settings.gate_uses_reward and decision.promote and rl_check is None:
         reward_check = _reward_check(home, profile, rd, current, rows, candidate, reward)
         if reward_check.get("win_rate") is not None and reward_check["win_rate"] < 0.5:
             decision = gate.Decision(False, f"the reward model prefers the current adapter's replies (win rate "
@@ -123,6 +142,7 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
                 ": promoted.", f", and the reward model's win rate is {reward_check['win_rate']:.0%}: promoted.")
     verdict = {"promote": decision.promote, "reason": decision.reason, "checks": decision.checks,
                "eval": results, "current_run": current, "current_label": label, "reward": reward_check,
+               "rl": rl_check,
                "notes": notes, "candidate": str(candidate)}
     rd.write_json(path, verdict)
     return verdict
@@ -180,7 +200,9 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "eval": verdict["eval"],
         "current_run": verdict["current_run"],
         "current_label": verdict["current_label"],
-        "gate": {"margin": settings.gate_margin, "checks": verdict["checks"], "reward": verdict["reward"]},
+        "gate": {"margin": settings.gate_margin, "checks": verdict["checks"], "reward": verdict["reward"],
+                 "rl": verdict.get("rl")},
+        "reward_model": manifest.get("reward_model"),
         "promoted": verdict["promote"],
         "reason": verdict["reason"],
         "adapter_rows": adapter_rows,
@@ -192,7 +214,9 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "server": server_note,
         "finished": time.time(),
     }
-    text = report_mod.render(report, curve)
+    extra = {key.split("/")[-1]: points for key in report_mod.RL_CURVES
+             if methods.uses_reward(manifest["plan"]) and (points := report_mod.loss_curve(rd.metrics, key))}
+    text = report_mod.render(report, curve, extra)
     write_private(rd.root / "report.txt", text + "\n", home)
     rd.write_json(rd.report_json, report)
     print(text, file=out, flush=True)

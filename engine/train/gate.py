@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 # metric -> (higher is better?, methods that make it a gate check)
 CHECKS = {
     "liked_logprob": (True, {"sft"}),
-    "pref_accuracy": (True, {"dpo"}),
+    "pref_accuracy": (True, {"dpo", "rloo", "grpo"}),  # RL: the person's held-out pairs, not the reward model
     "dpo_loss": (False, {"dpo"}),
     "kto_accuracy": (True, {"kto"}),
 }
@@ -66,6 +66,8 @@ class EvalRows:
     sft: list[dict] = field(default_factory=list)
     pref: list[dict] = field(default_factory=list)
     kto: list[dict] = field(default_factory=list)
+    prompt: list[dict] = field(default_factory=list)
+    """Held-out prompts (RL runs): engine.train.rl_gate answers them with both adapters."""
 
 
 def _score(model, tokenizer, rows: EvalRows, max_length: int) -> dict[str, list]:
@@ -130,6 +132,11 @@ def evaluate(peft_model, tokenizer, rows: EvalRows, variants: dict[str, str | No
     return out
 
 
+def methods_need_no_metric(methods: list[str]) -> bool:
+    """RL alone may have no held-out pairs: its own checks (engine.train.rl_gate) then decide."""
+    return bool(methods) and all(m in ("rloo", "grpo") for m in methods)
+
+
 @dataclass
 class Decision:
     promote: bool
@@ -146,7 +153,7 @@ def decide(new: dict[str, float], current: dict[str, float], methods: list[str],
         a, b = new[metric], current[metric]
         ok = a >= b - margin if higher else a <= b + margin
         checks.append({"metric": metric, "new": a, "current": b, "higher_is_better": higher, "ok": ok})
-    if not checks:
+    if not checks and not methods_need_no_metric(methods):
         return Decision(False, "no held-out rows to compare the adapters on; not promoted (use `engine adapters "
                                "use RUN` to promote it by hand).", checks)
     failed = [c for c in checks if not c["ok"]]
@@ -155,5 +162,7 @@ def decide(new: dict[str, float], current: dict[str, float], methods: list[str],
         word = "lower" if c["higher_is_better"] else "higher"
         return Decision(False, f"{c['metric']} is {word} than the current adapter's ({c['new']:.4f} vs "
                                f"{c['current']:.4f}, margin {margin:g}): not promoted.", checks)
+    if not checks:
+        return Decision(True, "no held-out pairs to compare the adapters on: the RL checks decide.", checks)
     names = ", ".join(str(c["metric"]) for c in checks)
     return Decision(True, f"not worse than the current adapter on {names} (margin {margin:g}): promoted.", checks)

@@ -23,6 +23,8 @@ class RowKind(StrEnum):
     """A prompt with a chosen and a rejected reply (an edit, a pick, a liked and a disliked sibling)."""
     KTO = "kto"
     """A prompt with one reply labelled desirable or not (a rating)."""
+    PROMPT = "prompt"
+    """A prompt (a user turn with its context) from the person's own conversations: RL samples replies to it."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,12 @@ class Method:
     """Train on the starting model's own replies beside the feedback (engine.train.rehearsal)."""
     preference: bool
     """Use ``train.preference_learning_rate`` when it is set (preference objectives move further per step)."""
+    reward: bool = False
+    """RL against the profile's reward model: ``build`` gets ``reward=`` (a function scoring replies), the run
+    records which reward run it used, and the gate checks the replies themselves (engine.train.rl_gate)."""
+    gate_rows: tuple[RowKind, ...] = ()
+    """Kinds held out for the gate beside ``rows`` though the method does not train on them (RL: human pairs,
+    whose implicit-reward accuracy the gate checks because it cannot trust the training reward)."""
 
     def recipe(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -44,9 +52,24 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("sft", RowKind.SFT, "engine.train.sft", rehearsal=True, preference=False),
     Method("dpo", RowKind.PREF, "engine.train.dpo", rehearsal=False, preference=True),
     Method("kto", RowKind.KTO, "engine.train.kto", rehearsal=False, preference=True),
+    Method("rloo", RowKind.PROMPT, "engine.train.rloo", rehearsal=False, preference=False, reward=True,
+           gate_rows=(RowKind.PREF,)),
+    Method("grpo", RowKind.PROMPT, "engine.train.grpo", rehearsal=False, preference=False, reward=True,
+           gate_rows=(RowKind.PREF,)),
 )}
 
 
 def rows_of(plan: list[str]) -> list[RowKind]:
     """The row kinds a plan (a list of method names) trains on, in order, each once."""
     return list(dict.fromkeys(METHODS[m].rows for m in plan if m in METHODS))
+
+
+def gate_rows_of(plan: list[str]) -> list[RowKind]:
+    """The row kinds a plan holds out for its gate: what it trains on, plus each method's ``gate_rows``."""
+    kinds = [k for m in plan if m in METHODS for k in (METHODS[m].rows, *METHODS[m].gate_rows)]
+    return list(dict.fromkeys(kinds))
+
+
+def uses_reward(plan: list[str]) -> bool:
+    """Whether a plan has an RL stage (it needs the profile's reward model)."""
+    return any(METHODS[m].reward for m in plan if m in METHODS)

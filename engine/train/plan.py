@@ -5,6 +5,8 @@ Both are decided before a run directory exists, so too little data or a bad flag
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from engine.errors import UserError
 from engine.profiles import Profile, TrainSettings
 from engine.settings import as_dict, override
@@ -30,7 +32,8 @@ def effective_settings(profile: Profile, overrides: dict) -> TrainSettings:
 
 def profile_settings(profile: Profile) -> dict:
     """What a resume compares: the profile's model, LoRA and training settings as they are now."""
-    return {"model": as_dict(profile.model), "lora": as_dict(profile.lora), "train": as_dict(profile.train)}
+    return {"model": as_dict(profile.model), "lora": as_dict(profile.lora), "train": as_dict(profile.train),
+            "rl": as_dict(profile.rl)}
 
 
 def first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
@@ -46,10 +49,55 @@ def first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
     return None
 
 
-def choose(method: str, counts: dict[str, int], min_rows: int) -> tuple[list[str], str]:
-    """The methods to run in order, and why (written to the manifest). Too little data is a UserError."""
+@dataclass(frozen=True)
+class RewardModel:
+    """What ``auto`` knows of the profile's newest finished reward model (engine reward), to decide on RL."""
+
+    run_id: str
+    accuracy: float | None
+    """Held-out pairwise accuracy (None: the run measured none)."""
+
+
+def choose(method: str, counts: dict[str, int], min_rows: int, rl=None,
+           reward: RewardModel | None = None) -> tuple[list[str], str]:
+    """The methods to run in order, and why (written to the manifest). Too little data is a UserError.
+    ``rl`` (the profile's RlSettings) and ``reward`` let ``auto`` add an RL stage (``rl.auto``)."""
     if method not in METHODS:
         raise UserError(f"--method {method!r} is not one of {', '.join(METHODS)}.")
+    if method in ("rloo", "grpo"):
+        n_prompts = counts.get("prompt", 0)
+        if n_prompts < max(1, min_rows):
+            raise UserError(f"{method} needs at least {max(1, min_rows)} prompts from your conversations and the "
+                            f"feedback log has {n_prompts}: chat more first.")
+        return [method], f"asked for {method}: {n_prompts} prompts, rewards from the profile's reward model"
+    stages, why = _choose_supervised(method, counts, min_rows)
+    if method == "auto" and rl is not None:
+        rl_why = _rl_refusal(counts, rl, reward)
+        if rl_why is None:
+            assert reward is not None
+            return [*stages, "rloo"], (f"{why}; then RLOO against reward model {reward.run_id} (held-out accuracy "
+                                       f"{reward.accuracy:.0%}, {counts.get('prompt', 0)} prompts)")
+        if rl.auto:
+            why = f"{why}; no RL stage: {rl_why}"
+    return stages, why
+
+
+def _rl_refusal(counts: dict[str, int], rl, reward: RewardModel | None) -> str | None:
+    """Why ``auto`` adds no RL stage, or None when it may."""
+    if not rl.auto:
+        return "rl.auto is off"
+    if reward is None:
+        return "no finished reward model (train one with `engine reward`)"
+    if reward.accuracy is None or reward.accuracy < rl.min_reward_accuracy:
+        acc = "unmeasured" if reward.accuracy is None else f"{reward.accuracy:.0%}"
+        return f"reward model {reward.run_id}'s held-out accuracy is {acc}, below rl.min_reward_accuracy " \
+               f"{rl.min_reward_accuracy:.0%}"
+    if counts.get("prompt", 0) < rl.min_prompts:
+        return f"{counts.get('prompt', 0)} prompts, fewer than rl.min_prompts {rl.min_prompts}"
+    return None
+
+
+def _choose_supervised(method: str, counts: dict[str, int], min_rows: int) -> tuple[list[str], str]:
     need = max(1, min_rows)
     n_sft, n_pref = counts.get("sft", 0), counts.get("pref", 0)
     n_good, n_bad = counts.get("kto_desirable", 0), counts.get("kto_undesirable", 0)

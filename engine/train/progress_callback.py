@@ -14,6 +14,9 @@ from transformers import TrainerCallback
 
 from engine import runs
 
+RL_SHOWN = (("reward", "reward"), ("kl", "KL"), ("completions/mean_length", "reply len"))
+"""What an RL stage's progress line shows beside the loss: TRL's log key and its label."""
+
 
 def _fmt_secs(s: float | None) -> str:
     if s is None or s != s or s < 0:
@@ -37,6 +40,8 @@ class ProgressCallback(TrainerCallback):
         self._first_step: int | None = None
         self._tokens0 = 0
         self._loss: float | None = None
+        self._rl: dict[str, float] = {}
+        """An RL stage's last logged reward, KL and mean reply length (TRL's names)."""
         self._progress = None
         self._task = None
         self.active = runs.is_main_process()
@@ -52,7 +57,10 @@ class ProgressCallback(TrainerCallback):
         budget = ""
         if self.deadline and self.deadline.at is not None:
             budget = f" / budget {_fmt_secs(self.deadline.total)} (left {_fmt_secs(self.deadline.remaining())})"
-        return (f"[{self.stage}] step {state.global_step}/{total}  loss {loss}  {tps:,.0f} tok/s  "
+        rl = ""
+        if self._rl:
+            rl = "  ".join(f"{label} {self._rl[key]:.3g}" for key, label in RL_SHOWN if key in self._rl) + "  "
+        return (f"[{self.stage}] step {state.global_step}/{total}  loss {loss}  {rl}{tps:,.0f} tok/s  "
                 f"ETA {_fmt_secs(eta)}  elapsed {_fmt_secs(elapsed)}{budget}")
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -74,6 +82,9 @@ class ProgressCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self._loss = float(logs["loss"])
+        for key, _ in RL_SHOWN:
+            if logs and isinstance(logs.get(key), (int, float)):
+                self._rl[key] = float(logs[key])
         return self._show(state)
 
     def on_step_end(self, args, state, control, **kwargs):

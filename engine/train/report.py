@@ -13,12 +13,17 @@ from engine import runs
 BLOCKS = "▁▂▃▄▅▆▇█"
 
 
-def loss_curve(metrics_path: Path) -> list[tuple[str, int, float]]:
-    """(stage, step, loss) per logged training step; a step logged twice (after a resume) keeps its last value."""
+RL_CURVES = ("reward", "kl", "completions/mean_length")
+"""What an RL stage logs beside its loss (TRL's names), drawn in the report like the loss."""
+
+
+def loss_curve(metrics_path: Path, key: str = "loss") -> list[tuple[str, int, float]]:
+    """(stage, step, value of ``key``) per logged training step; a step logged twice (after a resume) keeps its
+    last value."""
     seen: dict[tuple[str, int], float] = {}
     for rec in runs.read_jsonl(metrics_path):
-        if "loss" in rec and isinstance(rec.get("step"), int):
-            seen[(rec.get("stage", ""), rec["step"])] = float(rec["loss"])
+        if isinstance(rec.get(key), (int, float)) and isinstance(rec.get("step"), int):
+            seen[(rec.get("stage", ""), rec["step"])] = float(rec[key])
     return [(stage, step, loss) for (stage, step), loss in seen.items()]
 
 
@@ -61,7 +66,7 @@ def _fmt(v) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def render(report: dict, curve: list[tuple[str, int, float]]) -> str:
+def render(report: dict, curve: list[tuple[str, int, float]], extra: dict | None = None) -> str:
     """The text a person reads at the end of ``engine finetune``."""
     lines = [f"run {report['run_id']} ({report['method']}): {report['steps']} steps"]
     rows = report.get("rows", {})
@@ -83,6 +88,10 @@ def render(report: dict, curve: list[tuple[str, int, float]]) -> str:
     for stage in dict.fromkeys(s for s, _, _ in curve):
         values = [loss for s, _, loss in curve if s == stage]
         lines.append(f"loss [{stage}] {values[0]:.3f} {sparkline(values)} {values[-1]:.3f}")
+    for name, points in (extra or {}).items():  # RL: reward, KL, reply length per step
+        for stage in dict.fromkeys(s for s, _, _ in points):
+            values = [v for s, _, v in points if s == stage]
+            lines.append(f"{name} [{stage}] {values[0]:.3f} {sparkline(values)} {values[-1]:.3f}")
     if report.get("png_note"):
         lines.append(report["png_note"])
     new, cur = report["eval"].get("new", {}), report["eval"].get("current", {})
@@ -95,5 +104,14 @@ def render(report: dict, curve: list[tuple[str, int, float]]) -> str:
         lines.append(f"reward check: skipped ({reward['skipped']})" if "skipped" in reward else
                      f"reward check: new adapter's replies win {reward['win_rate']:.0%} against the current's "
                      f"(reward model {reward.get('reward_run')}, {reward['n']} prompts)")
+    rl = (report.get("gate") or {}).get("rl")
+    if rl and rl.get("measures"):
+        m = rl["measures"]
+        lines.append(f"RL checks on {m['prompts']} held-out prompts (reward model {rl.get('reward_run')}, reference "
+                     f"{rl.get('reference')}): reward win rate {m['reward_win_rate']:.0%}, length {m['length_new']:.0f} "
+                     f"vs {m['length_reference']:.0f} tokens, repeated 4-grams {m['repetition_new']:.0%} vs "
+                     f"{m['repetition_reference']:.0%}, KL {m['kl']:.3f} nats/token")
+    elif rl and rl.get("skipped"):
+        lines.append(f"RL checks: skipped ({rl['skipped']})")
     lines.append(("PROMOTED: " if report["promoted"] else "NOT PROMOTED: ") + report["reason"])
     return "\n".join(lines)
