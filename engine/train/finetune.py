@@ -389,6 +389,10 @@ def _train_and_finish(run: Run) -> FinetuneResult:
     final, steps, adapter_rows = candidate.adapter, candidate.steps, "train"
     if manifest.get("eval_on_train"):
         adapter_rows = "all"  # nothing was held out: the candidate already learned every row
+    elif verdict["promote"] and methods.reward_only(manifest["plan"]):
+        # RL's rows are prompts, not judgements (those are in the reward model): held-out prompts need no
+        # second run, and the next run can judge on them
+        pass
     elif verdict["promote"] and candidate.stopped is None:
         refit = _train_phase(run, "refit-")
         if refit.stopped == "signal":

@@ -132,9 +132,11 @@ def evaluate(peft_model, tokenizer, rows: EvalRows, variants: dict[str, str | No
     return out
 
 
-def methods_need_no_metric(methods: list[str]) -> bool:
+def methods_need_no_metric(plan: list[str]) -> bool:
     """RL alone may have no held-out pairs: its own checks (engine.train.rl_gate) then decide."""
-    return bool(methods) and all(m in ("rloo", "grpo") for m in methods)
+    from engine.train.methods import reward_only
+
+    return reward_only(plan)
 
 
 @dataclass

@@ -73,3 +73,8 @@ def gate_rows_of(plan: list[str]) -> list[RowKind]:
 def uses_reward(plan: list[str]) -> bool:
     """Whether a plan has an RL stage (it needs the profile's reward model)."""
     return any(METHODS[m].reward for m in plan if m in METHODS)
+
+
+def reward_only(plan: list[str]) -> bool:
+    """Whether every stage is RL: such a run is not refit on its held-out rows (prompts, not judgements)."""
+    return bool(plan) and all(m in METHODS and METHODS[m].reward for m in plan)

@@ -122,3 +122,14 @@ def test_rloo_against_the_engine_reward_model_resumes_after_sigkill(reward_home)
     assert "RL checks on" in out and "reward [rloo]" in out and ("PROMOTED" in out)
     code, listing = run_engine("adapters", "--profile", "demo", "--home", str(reward_home.root))
     assert code == 0 and run_dir.name in listing and "rloo" in listing
+
+
+@pytest.mark.slow
+def test_grpo_runs_through_the_same_recipe(demo_home):
+    add_user_profile(demo_home, "lenhack", PROFILE)
+    _short_answers(FeedbackLog(demo_home, "lenhack"), n=4)
+    result = run(demo_home, "lenhack", FinetuneOptions(method="grpo", start_from="base", machine_revisions=False,
+                                                       reward=HOOKS, overrides={"max_steps": 2}))
+    report = result.report or {}
+    assert report["method"] == "grpo" and report["steps"] == 2, result.message
+    assert report["gate"]["rl"]["measures"]["prompts"] >= 1
