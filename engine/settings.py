@@ -145,6 +145,10 @@ class TrainSettings:
     """DPO/KTO temperature."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less GPU memory, slower."""
+    quantize: Literal["none", "4bit", "8bit"] = "none"
+    """QLoRA: load the frozen base model in 4-bit NF4 (or 8-bit) with bitsandbytes while the LoRA trains in the
+    model's dtype; CUDA only (``pip install bitsandbytes``). A 7B-8B model's weights then take about 5 GB
+    instead of 15-16 GB in bf16 (docs/ARCHITECTURE.md, "Large models")."""
     padding_free: bool = True
     """Pack rows without padding where TRL supports it (faster on mixed lengths)."""
     save_steps: int = Field(50, ge=1)

@@ -170,7 +170,7 @@ def gate_metrics(home: Home, profile, adapter_run: str, against_run: str | None,
         if against_run is not None:
             peft_model.load_adapter(adapter_path(home, profile.name, against_run), adapter_name="current")
             variants["current"] = "current"
-        peft_model.to(device)
+        train_model.to_device(peft_model, device)
     methods = [m for m, k in (("sft", "sft"), ("dpo", "pref"), ("kto", "kto")) if rows.get(k)]
     result = gate.evaluate(peft_model, tokenizer, eval_rows, variants, profile.train.beta, methods,
                            profile.train.max_length)

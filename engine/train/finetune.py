@@ -157,6 +157,9 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
 
     model_path = resolve_model_path(profile, home)
     tokenizer = load_tokenizer(profile, model_path)  # a missing model fails here, before a run dir exists
+    from engine.train.model import quantization
+
+    quantization(profile, None)  # so does train.quantize on a machine that cannot quantize
     if "sft" in stages:
         from engine.train.chat_tokens import check_template
 

@@ -50,7 +50,7 @@ def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettin
     dtype = model_mod.train_dtype(profile, device)
     path = model_mod.resolve_model_path(profile, home)
     tokenizer = model_mod.load_tokenizer(profile, path)
-    base = model_mod.load_base(profile, path, dtype).to(device)
+    base = model_mod.to_device(model_mod.load_base(profile, path, dtype), device)
     peft_model = PeftModel.from_pretrained(base, str(new_adapter), adapter_name="new")
     variants: dict[str, str | None] = {"new": "new", "current": None}
     label = "base model"

@@ -58,17 +58,58 @@ def load_tokenizer(profile: Profile, path: str):
 
 
 def load_base(profile: Profile, path: str, dtype):
+    """The frozen base model for training or evaluation: in ``dtype``, or quantized (``train.quantize``, QLoRA)
+    and already on its GPU. Move it with :func:`to_device` (a quantized model refuses ``.to``)."""
     from transformers import AutoModelForCausalLM
 
+    extra = quantization(profile, dtype)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, revision=profile.model.revision, dtype=dtype,
                                                      use_safetensors=True,
-                                                     trust_remote_code=profile.model.trust_remote_code)
+                                                     trust_remote_code=profile.model.trust_remote_code, **extra)
     except OSError as exc:
         raise UserError(f"cannot load the base model {profile.model.id!r} ({_first_line(exc)}); check the "
                         "profile's model.id or download the model first.") from None
     model.config.use_cache = False
+    if extra:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=profile.train.gradient_checkpointing)
     return model
+
+
+def quantization(profile: Profile, dtype) -> dict:
+    """``from_pretrained`` arguments for ``train.quantize`` (empty for ``none``); one sentence when the device or
+    the bitsandbytes package cannot do it."""
+    import importlib.util
+
+    mode = profile.train.quantize
+    if mode == "none":
+        return {}
+    device = train_device(profile)
+    where = f"{profile.path}: key 'train.quantize'" if profile.path else "train.quantize"
+    if not device.startswith("cuda"):
+        raise UserError(f"{where} = {mode!r} needs a CUDA GPU (bitsandbytes quantizes on the GPU) and this profile "
+                        f"trains on {device}; set quantize = \"none\".")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UserError(f"{where} = {mode!r} needs the bitsandbytes package: pip install bitsandbytes.")
+    from transformers import BitsAndBytesConfig
+
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if mode == "4bit":
+        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                    bnb_4bit_compute_dtype=dtype)
+    else:
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": config, "device_map": {"": index}}
+
+
+def to_device(model, device: str):
+    """``model.to(device)``, except for a quantized model, which was placed when it was loaded."""
+    if getattr(model, "is_quantized", False) or getattr(model, "hf_quantizer", None) is not None:
+        return model
+    return model.to(device)
 
 
 def check_target_modules(model, names: str | list[str], where: str = "lora.target_modules") -> None:

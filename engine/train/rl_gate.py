@@ -173,7 +173,7 @@ def run_checks(home, profile, manifest: dict, settings, candidate, current: str 
     device = model_mod.train_device(profile)
     path = model_mod.resolve_model_path(profile, home)
     tokenizer = model_mod.load_tokenizer(profile, path)
-    base = model_mod.load_base(profile, path, model_mod.train_dtype(profile, device)).to(device)
+    base = model_mod.to_device(model_mod.load_base(profile, path, model_mod.train_dtype(profile, device)), device)
     base.config.use_cache = True
     peft_model = PeftModel.from_pretrained(base, str(candidate), adapter_name="new")
     reference = None

@@ -94,3 +94,17 @@ def test_gate_uses_reward_without_a_reward_model_skips_that_check_and_says_so(lo
     (run_id,) = adapters.run_ids(demo_home, "demo")
     report = json.loads((demo_home.run_dir("demo", run_id) / "report.json").read_text())
     assert report["gate"]["reward"]["skipped"].startswith("no reward model")
+
+
+@pytest.mark.slow
+def test_qlora_on_a_cpu_is_one_sentence_before_any_run(log, demo_home):
+    from engine.feedback import FeedbackLog
+    from tests.conftest import add_user_profile
+
+    add_user_profile(demo_home, "q", '[model]\nid = "builtin:demo"\ndevice = "cpu"\n[train]\nquantize = "4bit"\n'
+                                     'min_rows = 1\n')
+    _, (reply,) = converse(FeedbackLog(demo_home, "q"), "Hi?", ["Hello."])
+    FeedbackLog(demo_home, "q").rate(reply["id"], +1)
+    code, out = run_engine("finetune", "--profile", "q", "--home", str(demo_home.root))
+    assert code == 2 and "train.quantize' = '4bit' needs a CUDA GPU" in out and "Traceback" not in out
+    assert not [p for p in demo_home.runs_dir("q").glob("*") if p.is_dir()]  # no run directory was made
