@@ -22,7 +22,9 @@ Targets: runtime >= 0.97, TUI >= 0.95.
 With SmolLM2 it also times plain ``generate`` under CPU settings, each as a ratio over fp32 with all
 cores, interleaved: one thread, bf16 weights, a static KV cache, and with ``--compile`` static cache +
 ``torch.compile``; and checks bf16's greedy replies against fp32's (the tolerance: the same first 16
-tokens on each of 5 fixed prompts), which decides whether ``dtype = "auto"`` may pick bf16 on a CPU.
+tokens on each of 5 fixed prompts), which decides whether ``dtype = "auto"`` may pick bf16 on a CPU. The anchor row compares the runtime
+with llama.cpp on the same GGUF file when ``llama-cpp-python`` is installed (optional; otherwise the
+row says "not installed").
 
     python -m bench.decode [--quick] [--json OUT] [--model default|smollm2|all] [--compile]
 """
@@ -41,10 +43,12 @@ from bench.common import (
     describe_shape,
     finish,
     median,
+    not_measured,
     now,
     parse_args,
     set_threads,
     smollm2_dir,
+    smollm2_gguf,
     temp_home,
     write_profile,
 )
@@ -262,6 +266,70 @@ def cpu_variants(path: Path, n_tokens: int, reps: int, compile_too: bool) -> tup
     return rows, {"tok_per_s": tps, "agreement_prefixes": prefixes, "notes": notes}
 
 
+def llama_cpp_anchor(home, profile_name: str, n_tokens: int, reps: int) -> tuple[list[Row], dict]:
+    """tuneloop's runtime (``lm.stream``, fp32 weights de-quantized from the GGUF) over llama.cpp
+    (``llama-cpp-python``) on the very GGUF file, same prompt ids, greedy, same token count,
+    interleaved. llama.cpp runs with 1 thread and with all cores (on a shared, oversubscribed CPU its
+    spinning thread barriers can make more threads much slower); the ratio is over its faster setting.
+    llama.cpp is optional: without it the row says so."""
+    name = "SmolLM2: tuneloop runtime / llama.cpp tokens/s (same GGUF)"
+    try:
+        import llama_cpp
+    except ImportError:
+        return [not_measured(BENCH, name, "llama-cpp-python is not installed (optional, not a tuneloop dependency: "
+                             "`pip install llama-cpp-python` builds it from source)", unit="x")], {}
+    from engine.profiles import load_profile
+    from engine.runtime import load_model
+
+    cores = os.cpu_count() or 1
+    lm = load_model(load_profile(profile_name, home), home, adapter=None)
+    ids = lm.encode([{"role": "user", "content": PROMPT}])[0].tolist()
+    gguf = smollm2_gguf()
+    llms = {n: llama_cpp.Llama(model_path=str(gguf), n_ctx=1024, n_threads=n, n_threads_batch=n, seed=0,
+                               verbose=False) for n in sorted({1, cores})}
+
+    def cpp(n: int) -> tuple[float, list[int]]:
+        llm = llms[n]
+        out: list[int] = []
+        llm.reset()
+        t0 = now()
+        for tok in llm.generate(ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0, reset=True):
+            out.append(int(tok))
+            if len(out) == n_tokens:
+                break
+        return n_tokens / (now() - t0), out
+
+    for n in llms:  # warm-up
+        cpp(n)
+    runtime_stream(lm)
+    ours: list[float] = []
+    theirs: dict[int, list[float]] = {n: [] for n in llms}
+    sides = ["rt", *llms]
+    cpp_tokens: list[int] = []
+    for rep in range(reps):
+        for side in sides[rep % len(sides):] + sides[:rep % len(sides)]:
+            if side == "rt":
+                t, k = runtime_stream(lm)
+                if k != n_tokens:
+                    return [not_measured(BENCH, name, f"the runtime made {k} tokens, not {n_tokens}", unit="x")], {}
+                ours.append(k / t)
+            else:
+                tps, cpp_tokens = cpp(int(side))
+                theirs[int(side)].append(tps)
+    best = max(theirs, key=lambda n: median(theirs[n]))
+    ratios = [a / b for a, b in zip(ours, theirs[best])]
+    torch_ids = _greedy(lm.model, lm.encode([{"role": "user", "content": PROMPT}]), n_tokens).tolist()
+    same = next((i for i, (x, y) in enumerate(zip(torch_ids, cpp_tokens)) if x != y), n_tokens)
+    version = getattr(llama_cpp, "__version__", "?")
+    speeds = ", ".join(f"{n} thread{'s' if n > 1 else ''} {median(v):.2f}" for n, v in theirs.items())
+    row = Row(BENCH, name, median(ratios), unit="x",
+              detail=f"{n_tokens} greedy tokens, median of {reps} (spread {min(ratios):.3f}-{max(ratios):.3f}); "
+                     f"tuneloop {median(ours):.2f} tok/s (fp32, {cores} threads), llama.cpp tok/s: {speeds} "
+                     f"({gguf.name}, Q4_1 kernels, llama-cpp-python {version}); greedy replies share the first "
+                     f"{same} of {n_tokens} tokens")
+    return [row], {"tuneloop": ours, "llama_cpp": theirs, "common_prefix": same}
+
+
 def run(quick: bool, layers: int, model: str = "default", compile_too: bool = False) -> tuple[list[Row], dict]:
     threads = set_threads()
     reps = 2 if quick else 3
@@ -278,6 +346,9 @@ def run(quick: bool, layers: int, model: str = "default", compile_too: bool = Fa
                                  "real weights (GGUF Q4_1 de-quantized), fp32 CPU, 30 layers, hidden 576, vocab 49152")
             rows += r
             meta["models"].append(m)
+            r, m = llama_cpp_anchor(home, "benchsmol", 32 if quick else 64, reps)
+            rows += r
+            meta["llama_cpp"] = m
             r, m = cpu_variants(path, 16 if quick else 32, reps, compile_too)
             rows += r
             meta["cpu_variants"] = m
