@@ -152,8 +152,11 @@ def engine_run(home, profile: str, method: str, epochs: int) -> dict:
     summary = None
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        if "train_samples_per_second" in rec:
+        # the candidate's summary (stage "sft"/"dpo": the frozen train rows the plain run trains on), not
+        # the refit's ("refit-sft": train + held-out rows, run after a promoting gate)
+        if "train_samples_per_second" in rec and rec.get("stage", method) == method:
             summary = rec
+            break
     if summary is None:
         raise RuntimeError(f"{run_dir}/metrics.jsonl has no train summary")
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -186,15 +189,17 @@ def smollm2_profile(home, name: str) -> None:
     (home.profiles_dir / f"{name}.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def run(quick: bool, model: str = "demo") -> tuple[list[Row], dict]:
+def run(quick: bool, model: str = "demo", conversations: int | None = None,
+        reps: int | None = None) -> tuple[list[Row], dict]:
     from engine.demo import ensure_demo_model
 
     real = model == "smollm2"
-    reps = 1 if quick else 2
+    reps = reps or (1 if quick else 2)
     if real:
-        conversations, epochs, words, methods, profile = (8 if quick else 16), 1, (20, 600), ("sft",), "benchsmol"
+        default_conversations, epochs, words, methods, profile = (8 if quick else 16), 1, (20, 600), ("sft",), "benchsmol"
     else:
-        conversations, epochs, words, methods, profile = (16 if quick else 24), 2, (5, 200), ("sft", "dpo"), "demo"
+        default_conversations, epochs, words, methods, profile = (16 if quick else 24), 2, (5, 200), ("sft", "dpo"), "demo"
+    conversations = conversations or default_conversations
     goal = ">= 1.5" if real else ">= 1.0"
     label = " (SmolLM2-135M, replies 20-600 words)" if real else ""
     rows: list[Row] = []
@@ -261,10 +266,15 @@ def run(quick: bool, model: str = "demo") -> tuple[list[Row], dict]:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    args = parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
-        "--model", choices=("demo", "smollm2"), default="demo",
-        help="demo: SFT and DPO on the demo model; smollm2: SFT on the real SmolLM2-135M-Instruct"))
-    rows, meta = run(args.quick, args.model)
+    def extra(p):
+        p.add_argument("--model", choices=("demo", "smollm2"), default="demo",
+                       help="demo: SFT and DPO on the demo model; smollm2: SFT on the real SmolLM2-135M-Instruct")
+        p.add_argument("--conversations", type=int, help="synthetic conversations (default: 24 demo, 16 smollm2; "
+                       "--quick 16 / 8)")
+        p.add_argument("--reps", type=int, help="repetitions (default 2; --quick 1)")
+
+    args = parse_args(__doc__.splitlines()[0], argv, extra=extra)
+    rows, meta = run(args.quick, args.model, args.conversations, args.reps)
     return finish(BENCH, rows, args, meta)
 
 
