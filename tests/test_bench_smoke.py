@@ -88,3 +88,13 @@ def test_learning_data_has_the_sizes_and_checkers_the_issue_asks_for():
     assert len(held) >= 100 and len(train) >= 100
     assert not {str(r["prompt"]) for r in train} & {str(r["prompt"]) for r in held}
     assert d.CONTROLS[0].ok("The capital of France is Paris.") and not d.CONTROLS[0].ok("It is Marquessa.")
+
+
+def test_decode_llama_cpp_anchor_says_when_it_is_not_installed(monkeypatch):
+    """llama.cpp is an optional anchor, never a dependency: without it the row says so."""
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # `import llama_cpp` now raises ImportError
+    from bench import decode
+
+    rows, meta = decode.llama_cpp_anchor(None, "unused", 1, 1)
+    assert len(rows) == 1 and rows[0].value is None and meta == {}
+    assert "not installed" in rows[0].missing and rows[0].status == "not measured"

@@ -66,6 +66,17 @@ def lora_dir(tmp_path_factory, demo_model_dir):
     return out
 
 
+@pytest.mark.slow  # imports torch: seconds when it runs alone
+def test_auto_dtype_stays_fp32_on_cpu():
+    """bf16 on a CPU was slower and changed greedy replies (bench/README.md, "Real model (issue 17)")."""
+    import torch
+
+    from engine.runtime.device import resolve_dtype
+
+    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("bf16", "cpu") == torch.bfloat16  # asked for explicitly, it is what you get
+
+
 def test_load_reports_progress_and_describes_the_model(lm, mhome, profile):
     stages = [s for s, _ in lm.stages]
     assert stages[0] == "tokenizer" and stages[-1] == "ready"

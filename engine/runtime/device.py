@@ -33,7 +33,14 @@ def resolve_device(setting: str) -> str:
 
 
 def resolve_dtype(setting: str, device: str):
-    """``auto``: bf16 on GPUs that support it, fp16 on other GPUs (and mps), fp32 on cpu."""
+    """``auto``: bf16 on GPUs that support it, fp16 on other GPUs (and mps), fp32 on cpu.
+
+    The one owner of that rule. CPU stays fp32: measured on SmolLM2-135M (bench/decode.py
+    ``--model smollm2``, bench/README.md "Real model (issue 17)"), bf16 weights decoded at 0.85x fp32's
+    tokens/s on a CPU whose torch capability is AVX2 (no AVX512-BF16/AMX kernels), and greedy output
+    left fp32's first 16 tokens on 1 of 5 fixed prompts, outside the documented tolerance (all 5 the same).
+    A CPU with AVX512-BF16/AMX was not available to measure, so no rule picks bf16 on one.
+    """
     import torch
 
     if setting == "auto":
