@@ -442,7 +442,9 @@ def stage_overrides(settings, method) -> dict:
     """Trainer arguments that depend on the stage's method: the preference rate for DPO/KTO, NEFTune for SFT."""
     if method.preference:
         return {} if settings.preference_learning_rate is None else {"learning_rate": settings.preference_learning_rate}
-    return {"neftune_noise_alpha": settings.neftune_noise_alpha} if settings.neftune_noise_alpha > 0 else {}
+    if method.name == "sft" and settings.neftune_noise_alpha > 0:
+        return {"neftune_noise_alpha": settings.neftune_noise_alpha}
+    return {}
 
 
 def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
