@@ -14,6 +14,9 @@ def test_neftune_goes_to_sft_and_the_preference_rate_to_dpo_and_kto():
     assert stage_overrides(s, METHODS["sft"]) == {"neftune_noise_alpha": 5.0}
     assert stage_overrides(s, METHODS["dpo"]) == {"learning_rate": 1e-4}
     assert stage_overrides(s, METHODS["kto"]) == {"learning_rate": 1e-4}
+    for name, method in METHODS.items():  # RL (rloo, grpo) sets its own rate and takes no embedding noise
+        if name not in ("sft", "dpo", "kto"):
+            assert stage_overrides(s, method) == {}, name
 
 
 def test_off_by_default():
