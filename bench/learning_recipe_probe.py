@@ -8,7 +8,7 @@ paraphrases, controls and time for each recipe.
 
     python -m bench.learning_recipe_probe base                      # base replies; checks the controls
     python -m bench.learning_recipe_probe facts --lr 1e-3 --epochs 4 --r 16 --targets all-linear \
-        [--rehearsal 20] [--dpo-epochs 0] [--name NAME]
+        [--rehearsal 20 [--rehearsal-pool engine]] [--neftune 5] [--weight-decay 0.1] [--dpo-epochs 0] [--name NAME]
     python -m bench.learning_recipe_probe style --lr 5e-5 --epochs 2 --beta 0.1
     python -m bench.learning_recipe_probe table                     # the recipes measured so far
 
@@ -143,7 +143,8 @@ def train_sft(model, tok, rows, args, tmp):
     from trl import SFTConfig, SFTTrainer
 
     peft_model = model if hasattr(model, "peft_config") else get_peft_model(model, lora(args))
-    config = SFTConfig(**common_args(args, tmp, args.lr, args.epochs), packing=False)
+    config = SFTConfig(**common_args(args, tmp, args.lr, args.epochs), packing=False,
+                       neftune_noise_alpha=args.neftune or None, weight_decay=args.weight_decay)
     trainer = SFTTrainer(model=peft_model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tok)
     trainer.train()
     return peft_model, trainer.state.log_history
@@ -187,12 +188,49 @@ def score(model, tok) -> dict:
             "para_replies": para, "taught_replies": taught}
 
 
+def engine_rehearsal(args, model, tok) -> list[tuple[str, str]]:
+    """The rows ``engine.train.rehearsal`` would build for the 20 corrections (its pool and its choice of
+    ``--rehearsal`` prompts, 160-token greedy replies, replies cut at the limit dropped), answered by the base
+    model; replies cached per prompt next to ``--out``."""
+    import random
+
+    import torch
+
+    from engine.train import rehearsal
+
+    asked = {f.question.lower() for f in FACTS}
+    pool = [p for p in rehearsal.prompts() if p.lower() not in asked]
+    random.Random(0).shuffle(pool)
+    chosen = rehearsal.choose(pool, asked, args.rehearsal)
+    path = Path(args.out).with_suffix(".rehearsal-engine.json")
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    todo = [p for p in chosen if p not in cache]
+    tok.padding_side = "left"
+    model.eval()
+    for i in range(0, len(todo), 16):
+        texts = [tok.apply_chat_template(chat(p), tokenize=False, add_generation_prompt=True) for p in todo[i:i + 16]]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            ids = model.generate(**enc, max_new_tokens=rehearsal.MAX_NEW_TOKENS, do_sample=False, temperature=None,
+                                 top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
+        for prompt, row in zip(todo[i:i + 16], ids):
+            new = row[enc["input_ids"].shape[1]:].tolist()
+            cache[prompt] = [tok.decode(new, skip_special_tokens=True).strip(), tok.eos_token_id in new]
+    path.write_text(json.dumps(cache, indent=1))
+    rows = [(p, cache[p][0]) for p in chosen if cache[p][1] and cache[p][0]]
+    print(f"engine rehearsal: {len(rows)} rows of {len(chosen)} prompts: {[p for p, _ in rows]}")
+    return rows
+
+
 def cmd_facts(args):
     model, tok = load(args.model)
     base = base_cache(args, model, tok)
     t0 = time.time()
     sft = [sft_row(f.question, f.answer) for f in FACTS]
-    sft += [sft_row(p, r) for p, r in zip(REHEARSAL_PROMPTS[:args.rehearsal], base["rehearsal"])]
+    if args.rehearsal_pool == "engine":
+        sft += [sft_row(p, r) for p, r in engine_rehearsal(args, model, tok)]
+    else:
+        sft += [sft_row(p, r) for p, r in zip(REHEARSAL_PROMPTS[:args.rehearsal], base["rehearsal"])]
     pref = [{"prompt": chat(f.question), "chosen": [{"role": "assistant", "content": f.answer}],
              "rejected": [{"role": "assistant", "content": wrong}]} for f, wrong in zip(FACTS, base["taught"])]
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,14 +276,20 @@ def cmd_style(args):
 
 
 def settings(args) -> dict:
-    return {k: getattr(args, k) for k in ("lr", "epochs", "r", "alpha", "targets", "rehearsal", "dpo_epochs",
-                                          "dpo_lr", "beta", "batch")}
+    return {k: getattr(args, k) for k in ("lr", "epochs", "r", "alpha", "targets", "rehearsal", "rehearsal_pool",
+                                          "neftune", "weight_decay", "dpo_epochs", "dpo_lr", "beta", "batch")}
 
 
 def recipe_name(args) -> str:
     name = f"lr{args.lr:g} ep{args.epochs:g} r{args.r} {args.targets}"
+    if args.alpha:
+        name += f" a{args.alpha}"
     if args.rehearsal:
-        name += f" +{args.rehearsal} own"
+        name += f" +{args.rehearsal} own ({args.rehearsal_pool})"
+    if args.neftune:
+        name += f" neftune{args.neftune:g}"
+    if args.weight_decay:
+        name += f" wd{args.weight_decay:g}"
     if args.dpo_epochs:
         name += f" +dpo{args.dpo_epochs:g}@{(args.dpo_lr or args.lr):g}/b{args.beta:g}"
     return name
@@ -283,7 +327,17 @@ def main(argv=None):
     ap.add_argument("--dpo-lr", type=float, default=0)
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--rehearsal-pool", choices=("bench", "engine"), default="bench",
+                    help="bench: REHEARSAL_PROMPTS in order, 64-token replies; engine: engine.train.rehearsal's pool "
+                         "and choice, 160-token replies")
+    ap.add_argument("--neftune", type=float, default=0, help="NEFTune noise alpha (0: off)")
+    ap.add_argument("--weight-decay", type=float, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.cmd != "table":
         convert(args.model)
     {"base": cmd_base, "facts": cmd_facts, "style": cmd_style, "table": cmd_table}[args.cmd](args)

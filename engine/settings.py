@@ -172,6 +172,10 @@ class TrainSettings:
     preference_learning_rate: float | None = Field(None, gt=0, lt=1)
     """Learning rate of the DPO and KTO stages (None: ``learning_rate``). Preference losses push whole replies
     up or down and need a smaller step than SFT."""
+    neftune_noise_alpha: float = Field(0.0, ge=0, le=100)
+    """NEFTune: uniform noise on the input embeddings of the SFT stages, scaled by alpha / sqrt(tokens x
+    width) per batch (transformers' Trainer). 0 turns it off. With padding-free batches the tokens are the
+    whole packed batch, so the same alpha adds less noise per row than with padded batches."""
 
     @field_validator("max_steps")
     @classmethod

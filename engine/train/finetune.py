@@ -438,6 +438,15 @@ def _rl_inputs(run: Run, args: dict, use_cpu: bool) -> dict:
     return {"reward": rl.reward_function(scorer), "rl": settings, "use_cpu": use_cpu}
 
 
+def stage_overrides(settings, method) -> dict:
+    """Trainer arguments that depend on the stage's method: the preference rate for DPO/KTO, NEFTune for SFT."""
+    if method.preference:
+        return {} if settings.preference_learning_rate is None else {"learning_rate": settings.preference_learning_rate}
+    if method.name == "sft" and settings.neftune_noise_alpha > 0:
+        return {"neftune_noise_alpha": settings.neftune_noise_alpha}
+    return {}
+
+
 def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     """Train one method; returns (global steps, None | "signal" | "budget")."""
     import torch
@@ -470,8 +479,7 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     tb_dir = rd.root / "tensorboard" if opts.tensorboard else None
     trainer_args.tensorboard_env(tb_dir)
     args = trainer_args.common_args(settings, out_dir, use_cpu, dtype, tb_dir)
-    if stage.method.preference and settings.preference_learning_rate is not None:
-        args["learning_rate"] = settings.preference_learning_rate
+    args.update(stage_overrides(settings, stage.method))
     rl_inputs = _rl_inputs(run, args, use_cpu) if stage.method.reward else {}
     run_cb = RunCallback(rd.metrics, f"{phase}{method}", run.stop, run.deadline, settings.save_minutes)
     progress = ProgressCallback(f"{phase}{method}", run.deadline, stream=sys.stderr)

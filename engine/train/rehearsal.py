@@ -7,7 +7,9 @@ LEARNING_NOTES.md). Training, beside the feedback, on what the model (the adapte
 already answers to other prompts ties everything else to its old behaviour: what changes is what the
 feedback asks for. ``train.rehearsal`` rows per SFT row (at least ``MIN_ROWS``, at most ``MAX_ROWS``),
 answered greedily before training from ``rehearsal_prompts.txt`` (general knowledge, arithmetic, code,
-writing), the prompts most like the feedback's own questions first, skipping prompts the feedback asks. They are frozen into ``data/rehearsal.jsonl``
+writing, and common factual question forms: capitals, currencies, who wrote / invented / founded ...),
+skipping prompts the feedback asks: half of them the prompts most like the feedback's own questions
+(each question's nearest in turn), half varied. They are frozen into ``data/rehearsal.jsonl``
 (fingerprinted with the rest, so a resume trains on the same rows) and are never feedback: the gate
 does not judge on them and they are not counted as learned rows.
 """
@@ -57,16 +59,43 @@ def _words(text: str) -> set[str]:
 
 def nearest_first(pool: list[str], asked: set[str]) -> list[str]:
     """The pool ordered by how much each prompt looks like what the feedback asks (most shared words
-    first; the seeded order breaks ties). Generic rehearsal leaves the neighbours of a correction
-    unprotected ("The capital of France is Marquessa."): the model's own answers to the questions
-    most like the corrected ones are what pin those neighbours down."""
-    asked_words = [_words(a) for a in asked]
+    first; the seeded order breaks ties), taking turns between the feedback's questions: first each
+    question's nearest prompt, then each one's second nearest, and so on. Generic rehearsal leaves the
+    neighbours of a correction unprotected ("The capital of France is Marquessa."): the model's own
+    answers to the questions most like the corrected ones are what pin those neighbours down, and every
+    correction has neighbours of its own ("Who wrote ...?" as much as "What is the capital of ...?"),
+    which one ranking over all of them would leave to the most common kind of question."""
+    if not asked:
+        return list(pool)
+    rankings = []
+    for a in sorted(asked):
+        aw = _words(a)
 
-    def likeness(prompt: str) -> float:
-        w = _words(prompt)
-        return max((len(w & a) / len(w | a) for a in asked_words if w | a), default=0.0)
+        def likeness(prompt: str, aw=aw) -> float:
+            w = _words(prompt)
+            return len(w & aw) / len(w | aw) if w | aw else 0.0
 
-    return sorted(pool, key=likeness, reverse=True)  # stable: ties keep the shuffled order
+        rankings.append(sorted(pool, key=likeness, reverse=True))  # stable: ties keep the shuffled order
+    out: list[str] = []
+    seen: set[str] = set()
+    cursors = [0] * len(rankings)
+    while len(out) < len(pool):
+        for i, ranking in enumerate(rankings):
+            while cursors[i] < len(ranking) and ranking[cursors[i]] in seen:
+                cursors[i] += 1
+            if cursors[i] < len(ranking):
+                seen.add(ranking[cursors[i]])
+                out.append(ranking[cursors[i]])
+    return out
+
+
+def choose(pool: list[str], asked: set[str], n: int) -> list[str]:
+    """``n`` prompts: half the nearest to what the feedback asks (``nearest_first``), half from the rest in
+    the pool's (shuffled) order. Nearest alone, with many corrections of one kind, rehearses only
+    questions of that kind and leaves the rest (code, lists, long answers) unpinned."""
+    near = nearest_first(pool, asked)[:(n + 1) // 2]
+    taken = set(near)
+    return near + [p for p in pool if p not in taken][:n - len(near)]
 
 
 def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, say=None) -> tuple[list[dict], dict]:
@@ -77,7 +106,7 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
     asked = _asked(rows)
     pool = [p for p in prompts() if p.lower() not in asked]
     random.Random(seed).shuffle(pool)
-    chosen = nearest_first(pool, asked)[:n]
+    chosen = choose(pool, asked, n)
     if say:
         say(f"rehearsal: answering {len(chosen)} ordinary prompts with the {'adapter ' + parent_run if parent_run else 'base model'} "
             "to train beside the feedback (train.rehearsal)")

@@ -11,6 +11,24 @@ def test_the_prompts_most_like_a_correction_are_rehearsed_first():
     assert all(p.startswith("What is the capital of") for p in first), first
 
 
+def test_every_correction_gets_its_own_neighbours_first():
+    pool = rehearsal.prompts()
+    asked = {"what is the capital of veltoria?", "who wrote the novel the salt lanterns?"}
+    first = rehearsal.nearest_first(pool, asked)[:4]
+    assert sum(p.startswith("What is the capital of") for p in first) == 2, first
+    assert sum(p.startswith("Who wrote") for p in first) == 2, first
+    assert sorted(rehearsal.nearest_first(pool, asked)) == sorted(pool)
+
+
+def test_half_the_rehearsal_is_near_the_feedback_and_half_varied():
+    pool = rehearsal.prompts()
+    asked = {"what is the capital of veltoria?"}
+    chosen = rehearsal.choose(pool, asked, 10)
+    assert len(chosen) == len(set(chosen)) == 10
+    assert all(p.startswith("What is the capital of") for p in chosen[:5]), chosen
+    assert chosen[5:] == [p for p in pool if p not in chosen[:5]][:5]
+
+
 def test_how_many_rows_follow_the_ratio_within_bounds():
     assert rehearsal.how_many(0.0, 10) == 0 and rehearsal.how_many(1.0, 0) == 0
     assert rehearsal.how_many(1.0, 1) == rehearsal.MIN_ROWS
