@@ -126,7 +126,7 @@ def nothing_new(rows: Rows, seen: set[str], kinds: tuple[str, ...] = KINDS) -> b
 
 
 def split_new_feedback(rows: Rows, seen: set[str], fraction: float, seed: int,
-                       current: str | None = None, kinds: tuple[str, ...] = KINDS) -> Split:
+                       current: str | None = None, kinds: tuple[str, ...] = KINDS, refit: bool = True) -> Split:
     """The gate's held-out slice, drawn only from rows the adapter in use never trained on.
 
     ``seen`` holds the row keys the adapter in use (and the adapters it continued) trained on; the
@@ -152,7 +152,9 @@ def split_new_feedback(rows: Rows, seen: set[str], fraction: float, seed: int,
     held = sorted(order[:k])
     keys = sorted(row_key(kind, r) for kind, r in new if _conv(r) in set(held))
     return Split(held, False, f"{k} of {len(convs)} conversations with feedback new to {who} held out for the "
-                              f"gate (seed {seed}); the promoted adapter is then trained on them too.", keys)
+                              f"gate (seed {seed}); " + ("the promoted adapter is then trained on them too." if refit
+                                                        else "RL does not train on them: the next run can judge "
+                                                             "on them."), keys)
 
 
 def write_split(data_dir: Path, rows: Rows, split: Split) -> dict[str, dict[str, int]]:

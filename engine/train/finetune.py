@@ -151,7 +151,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         # fresh adapter is judged against the base model (which has seen nothing) instead
         current, seen = None, set()
     split = data.split_new_feedback(snap.rows, seen, settings.eval_fraction, settings.seed, current,
-                                    tuple(methods.gate_rows_of(stages)))
+                                    tuple(methods.gate_rows_of(stages)), refit=not methods.reward_only(stages))
     lock.acquire()
     from engine.train.model import load_tokenizer, resolve_model_path
 
