@@ -10,7 +10,6 @@ from implicit rewards, log-prob of liked replies) are shown beside it on the sam
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -109,17 +108,11 @@ def reward_win_rate(lm, scorer, prompts: list[Messages], adapter: str | None, ag
 
 
 def _prompts_of(rows: dict[str, list[dict]]) -> list[Messages]:
-    seen, out = set(), []
+    from engine.train.gate import distinct_prompts
+
     candidates = [r["messages"][:-1] for r in rows.get("sft", [])]
     candidates += [r["prompt"] for r in rows.get("pref", []) + rows.get("kto", [])]
-    for prompt in candidates:
-        if not isinstance(prompt, list) or not prompt:
-            continue
-        key = json.dumps(prompt, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            out.append(prompt)
-    return out
+    return distinct_prompts(candidates)
 
 
 def held_out_rows(home: Home, profile, adapter_run: str | None, reward_run: str | None) -> tuple[dict, str]:

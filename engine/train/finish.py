@@ -70,7 +70,6 @@ def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | 
                   candidate: Path, reward) -> dict:
     """``train.gate_uses_reward``: the newest reward model's win rate of the new adapter's replies over the
     current one's on the held-out prompts (engine.reward.evaluate); skipped when there is no reward model."""
-    import json
 
     from engine.runtime import GenerationParams, load_model
 
@@ -79,13 +78,8 @@ def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | 
     scorer = reward.load_scorer(home, profile.name)
     if scorer is None:
         return {"skipped": "no reward model for this profile (train one with `engine reward`)"}
-    seen, prompts = set(), []
-    for prompt in [r["messages"][:-1] for r in rows.sft] + [r["prompt"] for r in rows.pref + rows.kto]:
-        key = json.dumps(prompt, sort_keys=True)
-        if prompt and key not in seen:
-            seen.add(key)
-            prompts.append(prompt)
-    prompts = prompts[:16]
+    prompts = gate.distinct_prompts([r["messages"][:-1] for r in rows.sft] +
+                                    [r["prompt"] for r in rows.pref + rows.kto])[:16]
     if not prompts:
         return {"skipped": "no held-out prompts"}
     lm = load_model(profile, home, adapter=None)

@@ -15,8 +15,11 @@ Each metric the run's methods trained for must be no worse than the current adap
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+
+from engine.train.methods import reward_only
 
 # metric -> (higher is better?, methods that make it a gate check)
 CHECKS = {
@@ -59,6 +62,19 @@ def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[di
     targets = ids[0, 1:]
     token_logp = logp.gather(1, targets.unsqueeze(1)).squeeze(1)[start - 1:]
     return float(token_logp.sum()), int(token_logp.numel())
+
+
+def distinct_prompts(candidates: list) -> list[list[dict]]:
+    """Each prompt (a non-empty message list) once, in order: what the reward and RL checks answer."""
+    seen, out = set(), []
+    for prompt in candidates:
+        if not isinstance(prompt, list) or not prompt:
+            continue
+        key = json.dumps(prompt, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(prompt)
+    return out
 
 
 @dataclass
@@ -132,13 +148,6 @@ def evaluate(peft_model, tokenizer, rows: EvalRows, variants: dict[str, str | No
     return out
 
 
-def methods_need_no_metric(plan: list[str]) -> bool:
-    """RL alone may have no held-out pairs: its own checks (engine.train.rl_gate) then decide."""
-    from engine.train.methods import reward_only
-
-    return reward_only(plan)
-
-
 @dataclass
 class Decision:
     promote: bool
@@ -155,7 +164,7 @@ def decide(new: dict[str, float], current: dict[str, float], methods: list[str],
         a, b = new[metric], current[metric]
         ok = a >= b - margin if higher else a <= b + margin
         checks.append({"metric": metric, "new": a, "current": b, "higher_is_better": higher, "ok": ok})
-    if not checks and not methods_need_no_metric(methods):
+    if not checks and not reward_only(methods):  # RL alone may have no held-out pairs: its own checks decide
         return Decision(False, "no held-out rows to compare the adapters on; not promoted (use `engine adapters "
                                "use RUN` to promote it by hand).", checks)
     failed = [c for c in checks if not c["ok"]]

@@ -62,7 +62,6 @@ def config_args(args: dict, settings, rl: dict, use_cpu: bool) -> dict:
         shuffle_dataset=True,
         use_vllm=rl["use_vllm"],
         log_completions=False,
-        report_to=args.get("report_to", []),
     )
     if rl["use_vllm"]:
         args["vllm_mode"] = rl["vllm_mode"]

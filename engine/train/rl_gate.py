@@ -18,7 +18,6 @@ The first failed check is the verdict's reason. Loads the base and both adapters
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 MAX_PROMPTS = 16
@@ -27,15 +26,11 @@ MAX_PROMPTS = 16
 
 def prompts_of(rows) -> list[list[dict]]:
     """Distinct held-out prompts: the ``prompt`` rows, then the prompts of the feedback rows, at most MAX_PROMPTS."""
-    seen, out = set(), []
+    from engine.train.gate import distinct_prompts
+
     candidates = [r["prompt"] for r in rows.prompt] + [r["messages"][:-1] for r in rows.sft]
     candidates += [r["prompt"] for r in rows.pref + rows.kto]
-    for prompt in candidates:
-        key = json.dumps(prompt, sort_keys=True)
-        if prompt and key not in seen:
-            seen.add(key)
-            out.append(prompt)
-    return out[:MAX_PROMPTS]
+    return distinct_prompts(candidates)[:MAX_PROMPTS]
 
 
 def repeated_ngram_share(token_lists: list[list[int]], n: int = 4) -> float:
