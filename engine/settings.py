@@ -159,8 +159,12 @@ class TrainSettings:
     """Share of conversations held out for the promotion gate."""
     seed: int = Field(0, ge=0, le=SEED_MAX)
     """Seed for the split, the LoRA init and the data order."""
-    gate_margin: float = 0.0
-    """Promote only if the new adapter is not worse than the current one by more than this."""
+    gate_margin: float = Field(0.0, ge=-100, le=100)
+    """Promote only if the new adapter's per-token log-prob and loss metrics (liked_logprob, dpo_loss; nats)
+    are not worse than the current one's by more than this (negative: must be better by that much)."""
+    gate_accuracy_margin: float = Field(0.0, ge=-1, le=1)
+    """Promote only if the new adapter's accuracies on held-out feedback (pref_accuracy, kto_accuracy; a share
+    from 0 to 1) are not lower than the current one's by more than this."""
     min_rows: int = Field(4, ge=1)
     """Refuse to train on fewer rows than this."""
     gate_uses_reward: bool = False

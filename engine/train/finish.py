@@ -105,7 +105,8 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
     results, current, label = evaluate(home, profile, manifest, settings, candidate, rows, current)
     if stop is not None and stop.requested:
         return None
-    decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin)
+    decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin,
+                             settings.gate_accuracy_margin)
     rl_check = None
     if methods.uses_reward(manifest["plan"]) and decision.promote:
         from engine.train import rl_gate
@@ -194,7 +195,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "eval": verdict["eval"],
         "current_run": verdict["current_run"],
         "current_label": verdict["current_label"],
-        "gate": {"margin": settings.gate_margin, "checks": verdict["checks"], "reward": verdict["reward"],
+        "gate": {"margin": settings.gate_margin, "accuracy_margin": settings.gate_accuracy_margin, "checks": verdict["checks"], "reward": verdict["reward"],
                  "rl": verdict.get("rl")},
         "reward_model": manifest.get("reward_model"),
         "promoted": verdict["promote"],

@@ -9,8 +9,9 @@ Metrics (each only where the slice has rows of that kind):
 - ``loss``: the trained method's loss on the slice (SFT: -liked_logprob; DPO: dpo_loss; KTO: 1 - sigmoid).
 
 The reference for implicit rewards is always the base model, so "current = base" scores ties (1/2).
-Each metric the run's methods trained for must be no worse than the current adapter's by more than
-``gate_margin``.
+Each metric the run's methods trained for must be no worse than the current adapter's by more than its
+margin: ``gate_margin`` for the per-token log-prob and loss metrics (nats), ``gate_accuracy_margin`` for
+the accuracies (a share, 0-1). One margin for both let a log-prob allowance of 1 nat pass any accuracy.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from dataclasses import dataclass, field
 
 from engine.train.methods import reward_only
 
-# metric -> (higher is better?, methods that make it a gate check)
+# metric -> (higher is better?, methods that make it a gate check, unit: which margin applies)
 CHECKS = {
-    "liked_logprob": (True, {"sft"}),
-    "pref_accuracy": (True, {"dpo", "rloo", "grpo"}),  # RL: the person's held-out pairs, not the reward model
-    "dpo_loss": (False, {"dpo"}),
-    "kto_accuracy": (True, {"kto"}),
+    "liked_logprob": (True, {"sft"}, "nats"),
+    "pref_accuracy": (True, {"dpo", "rloo", "grpo"}, "share"),  # RL: the person's held-out pairs, not the reward model
+    "dpo_loss": (False, {"dpo"}, "nats"),
+    "kto_accuracy": (True, {"kto"}, "share"),
 }
 
 
@@ -155,15 +156,19 @@ class Decision:
     checks: list[dict]
 
 
-def decide(new: dict[str, float], current: dict[str, float], methods: list[str], margin: float) -> Decision:
-    """Promote when every metric the methods trained for is not worse than the current by more than ``margin``."""
+def decide(new: dict[str, float], current: dict[str, float], methods: list[str], margin: float,
+           accuracy_margin: float = 0.0) -> Decision:
+    """Promote when every metric the methods trained for is not worse than the current by more than its margin:
+    ``margin`` (nats) for log-probs and losses, ``accuracy_margin`` (a share) for accuracies."""
     checks = []
-    for metric, (higher, for_methods) in CHECKS.items():
+    for metric, (higher, for_methods, unit) in CHECKS.items():
         if not (for_methods & set(methods)) or metric not in new or metric not in current:
             continue
         a, b = new[metric], current[metric]
-        ok = a >= b - margin if higher else a <= b + margin
-        checks.append({"metric": metric, "new": a, "current": b, "higher_is_better": higher, "ok": ok})
+        allowed = accuracy_margin if unit == "share" else margin
+        ok = a >= b - allowed if higher else a <= b + allowed
+        checks.append({"metric": metric, "new": a, "current": b, "higher_is_better": higher, "margin": allowed,
+                       "ok": ok})
     if not checks and not reward_only(methods):  # RL alone may have no held-out pairs: its own checks decide
         return Decision(False, "no held-out rows to compare the adapters on; not promoted (use `engine adapters "
                                "use RUN` to promote it by hand).", checks)
@@ -172,8 +177,8 @@ def decide(new: dict[str, float], current: dict[str, float], methods: list[str],
         c = failed[0]
         word = "lower" if c["higher_is_better"] else "higher"
         return Decision(False, f"{c['metric']} is {word} than the current adapter's ({c['new']:.4f} vs "
-                               f"{c['current']:.4f}, margin {margin:g}): not promoted.", checks)
+                               f"{c['current']:.4f}, margin {c['margin']:g}): not promoted.", checks)
     if not checks:
         return Decision(True, "no held-out pairs to compare the adapters on: the RL checks decide.", checks)
-    names = ", ".join(str(c["metric"]) for c in checks)
-    return Decision(True, f"not worse than the current adapter on {names} (margin {margin:g}): promoted.", checks)
+    names = ", ".join(f"{c['metric']} (margin {c['margin']:g})" for c in checks)
+    return Decision(True, f"not worse than the current adapter on {names}: promoted.", checks)

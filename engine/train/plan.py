@@ -37,8 +37,11 @@ def profile_settings(profile: Profile) -> dict:
 
 
 def first_difference(old: dict, new: dict, prefix: str = "") -> str | None:
-    """The first dotted key whose value differs, with both values, or None."""
+    """The first dotted key whose value differs, with both values, or None. A key the old side lacks is a
+    setting added to tuneloop after that run started, not a change the person made: it is skipped."""
     for key in sorted(set(old) | set(new)):
+        if key not in old:
+            continue
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             found = first_difference(a, b, f"{prefix}{key}.")

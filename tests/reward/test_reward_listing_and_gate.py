@@ -55,7 +55,7 @@ def test_gate_uses_reward_asks_the_reward_model_before_promoting(trained_reward,
     home = Home.resolve(tmp_path / "home")
     shutil.copytree(trained_reward.home.root, home.root)
     text = (BUILTIN_DIR / "demo.toml").read_text()
-    text = text.replace("[train]\n", "[train]\ngate_uses_reward = true\ngate_margin = 100.0\n")
+    text = text.replace("[train]\n", "[train]\ngate_uses_reward = true\ngate_margin = 100.0\ngate_accuracy_margin = 1.0\n")
     text = text.replace("max_new_tokens = 64", "max_new_tokens = 8")
     ensure_dir(home.profiles_dir)
     (home.profiles_dir / "demo.toml").write_text(text)

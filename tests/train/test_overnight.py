@@ -71,6 +71,10 @@ def test_sigkill_after_first_checkpoint_then_resume_matches_an_uninterrupted_run
     code, out = run_engine("finetune", "--profile", "demo", "--resume", "--home", str(demo_home.root))
     assert code == 2 and "frozen data" in out and "changed" in out
     frozen.write_bytes(original)
+    # a run started before a setting existed (here: as if tuneloop had gained gate_accuracy_margin since) resumes
+    older = json.loads((run_dir / "manifest.json").read_text())
+    del older["profile_settings"]["train"]["gate_accuracy_margin"]
+    (run_dir / "manifest.json").write_text(json.dumps(older))
 
     code, out = run_engine("finetune", "--profile", "demo", "--resume", "--home", str(demo_home.root))
     assert code == 0, out

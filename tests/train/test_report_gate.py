@@ -13,10 +13,14 @@ from engine.train import gate, report
 def test_gate_promotes_only_when_not_worse_by_the_margin():
     cur = {"pref_accuracy": 0.5, "dpo_loss": 0.69, "liked_logprob": -5.0}
     ok = gate.decide({"pref_accuracy": 0.9, "dpo_loss": 0.3, "liked_logprob": -9.0}, cur, ["dpo"], 0.0)
-    assert ok.promote and "pref_accuracy, dpo_loss" in ok.reason  # liked_logprob is not an sft run's check here
+    assert ok.promote and "pref_accuracy (margin 0), dpo_loss (margin 0)" in ok.reason  # liked_logprob is not an sft run's check here
     worse = gate.decide({"pref_accuracy": 0.45, "dpo_loss": 0.5}, cur, ["dpo"], 0.0)
     assert not worse.promote and "pref_accuracy is lower than the current adapter's (0.4500 vs 0.5000" in worse.reason
-    assert gate.decide({"pref_accuracy": 0.45, "dpo_loss": 0.5}, cur, ["dpo"], 0.1).promote
+    assert gate.decide({"pref_accuracy": 0.45, "dpo_loss": 0.5}, cur, ["dpo"], 0.0, 0.1).promote
+    # a log-prob allowance of 1 nat does not let an accuracy fall: each metric has the margin of its unit
+    fell = gate.decide({"pref_accuracy": 0.0, "dpo_loss": 1.2}, cur, ["dpo"], 1.0, 0.0)
+    assert not fell.promote and "pref_accuracy is lower" in fell.reason and "margin 0)" in fell.reason
+    assert gate.decide({"pref_accuracy": 0.5, "dpo_loss": 1.2}, cur, ["dpo"], 1.0, 0.0).promote
     sft = gate.decide({"liked_logprob": -5.2}, cur, ["sft"], 0.0)
     assert not sft.promote and "liked_logprob is lower" in sft.reason
     assert not gate.decide({}, {}, ["sft"], 0.0).promote

@@ -126,9 +126,10 @@ def test_rloo_against_the_engine_reward_model_resumes_after_sigkill(reward_home)
 
 @pytest.mark.slow
 def test_grpo_runs_through_the_same_recipe(demo_home):
-    # one held-out pair decides pref_accuracy (0, 1/2 or 1) before the RL checks run: a margin of 1 lets this
-    # test reach them whichever way two sampled steps moved it
-    add_user_profile(demo_home, "lenhack", PROFILE.replace("save_steps = 4", "save_steps = 4\ngate_margin = 1.0"))
+    # one held-out pair decides pref_accuracy (0, 1/2 or 1) before the RL checks run: an accuracy margin of 1
+    # lets this test reach them whichever way two sampled steps moved it
+    add_user_profile(demo_home, "lenhack", PROFILE.replace("save_steps = 4",
+                                                           "save_steps = 4\ngate_accuracy_margin = 1.0"))
     _short_answers(FeedbackLog(demo_home, "lenhack"), n=4)
     result = run(demo_home, "lenhack", FinetuneOptions(method="grpo", start_from="base", machine_revisions=False,
                                                        reward=HOOKS, overrides={"max_steps": 2}))
