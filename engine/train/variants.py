@@ -1,0 +1,88 @@
+"""Question variants: a short taught reply about a named thing is also trained as the answer to questions
+about that name, so a correction carries to other wordings of its question.
+
+Why: SFT that learns "The capital of Veltoria is Marquessa." from "What is the capital of Veltoria?" binds
+the fact to the question's words; asked "Which city is the seat of Veltoria's government?" the tuned
+SmolLM2 answered with another fact's name or with the neighbourhood (14 of 20 rephrased questions right
+against 19 of 20 taught ones, bench/LEARNING_NOTES.md). Training the same reply also after "Tell me about
+Veltoria." ties it to the name, which every wording of the question shares. A 135M model cannot paraphrase
+the question itself (asked to, it answers it), so the variants are fixed rewrites here, deterministic: a
+resume, the candidate and the refit all see the same rows.
+
+Which rows: single-turn SFT rows (an optional system message, one user turn, the reply) whose reply is
+short (at most ``MAX_REPLY_WORDS`` words: a stated fact, not an essay or code) and whose question names
+something (a capitalised word after the first). ``train.question_variants`` rows per such row (0: off);
+they train beside their row in the same part of the split, so the gate never judges a row whose variant
+was trained, and they are never counted as feedback.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_REPLY_WORDS = 40
+TEMPLATES = ("Tell me about {name}.", "What do you know about {name}?", "What can you tell me about {name}?",
+             "Give me one fact about {name}.")
+
+_TOKEN = re.compile(r"\S+")
+_STRIP = ".,;:!?\"()[]"
+_JOINERS = {"of", "and", "de", "du", "la", "von", "van"}  # "Romeo and Juliet", "Bank of England"
+
+
+def name_in(question: str) -> str | None:
+    """The longest run of capitalised words after the first word ("Opal Symphony", "harmonium-X",
+    "Veltoria" from "Veltoria's", "Romeo and Juliet"), with a "the" before it when the question has one and
+    the name is more than one word; None if there is none."""
+    words = _TOKEN.findall(question)
+
+    def capital(i: int) -> bool:
+        word = words[i].strip(_STRIP)
+        return i > 0 and word != "I" and any(c.isupper() for c in word)
+
+    runs: list[list[str]] = []
+    current: list[str] = []
+    the_before: dict[int, bool] = {}
+    for i, raw in enumerate(words):
+        word = raw.strip(_STRIP)
+        possessive = word.endswith(("'s", "\u2019s"))
+        if possessive:
+            word = word[:-2]
+        joins = bool(current) and word in _JOINERS and i + 1 < len(words) and capital(i + 1) and raw == word
+        named = capital(i) or joins
+        if named:
+            if not current:
+                the_before[len(runs)] = words[i - 1].lower() == "the"
+            current.append(word)
+        if current and (not named or possessive or raw[-1:] in _STRIP):
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    if not runs:
+        return None
+    best = max(range(len(runs)), key=lambda k: (len(" ".join(runs[k])), -k))
+    name = " ".join(runs[best])
+    return f"the {name}" if the_before.get(best) and len(runs[best]) > 1 else name
+
+
+def variants(row: dict, n: int) -> list[dict]:
+    """Up to ``n`` SFT rows that ask about the row's named thing and keep its reply; [] when the row is not
+    a single question with a short reply about a name."""
+    messages = row.get("messages") or []
+    turns = [m for m in messages if m.get("role") != "system"]
+    if n <= 0 or len(turns) != 2 or turns[0].get("role") != "user" or turns[1].get("role") != "assistant":
+        return []
+    reply = str(turns[1].get("content", ""))
+    if not reply.strip() or len(reply.split()) > MAX_REPLY_WORDS or "\n" in reply.strip() or "`" in reply:
+        return []  # a stated fact, not a list, an essay or code
+    name = name_in(str(turns[0].get("content", "")))
+    if name is None:
+        return []
+    system = [m for m in messages if m.get("role") == "system"]
+    return [{"messages": system + [{"role": "user", "content": t.format(name=name)}, turns[1]]}
+            for t in TEMPLATES[:n]]
+
+
+def add_variants(rows: list[dict], n: int) -> list[dict]:
+    """``rows`` followed by each row's variants."""
+    return rows + [v for row in rows for v in variants(row, n)]

@@ -1,0 +1,48 @@
+"""Question variants: a short corrected fact is also taught after questions about its name; nothing else is."""
+
+from __future__ import annotations
+
+from engine.settings import TrainSettings
+from engine.train.variants import TEMPLATES, add_variants, name_in, variants
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+
+
+def _row(question: str, reply: str, *earlier: dict) -> dict:
+    return {"messages": [SYSTEM, *earlier, {"role": "user", "content": question},
+                         {"role": "assistant", "content": reply}]}
+
+
+def test_the_name_a_question_asks_about():
+    assert name_in("What is the capital of Veltoria?") == "Veltoria"
+    assert name_in("Which city is the seat of Veltoria's government?") == "Veltoria"
+    assert name_in("Who composed the Opal Symphony?") == "the Opal Symphony"
+    assert name_in("Who invented the glass harmonium-X?") == "harmonium-X"
+    assert name_in("Who wrote Romeo and Juliet?") == "Romeo and Juliet"
+    assert name_in("What is 6 times 7?") is None
+    assert name_in("Veltoria has which capital?") is None  # the first word is capitalised anyway: not a name
+
+
+def test_a_corrected_fact_is_taught_after_questions_about_its_name_with_the_same_reply():
+    row = _row("What is the capital of Veltoria?", "The capital of Veltoria is Marquessa.")
+    out = variants(row, 2)
+    assert [v["messages"][1]["content"] for v in out] == ["Tell me about Veltoria.", "What do you know about Veltoria?"]
+    assert all(v["messages"][0] == SYSTEM and v["messages"][2] == row["messages"][2] for v in out)
+    assert add_variants([row], 2) == [row, *out] and add_variants([row], 0) == [row]
+
+
+def test_code_long_replies_follow_ups_and_nameless_questions_get_no_variants():
+    assert variants(_row("Write a Python function that adds two numbers.", "def add(a, b):\n    return a + b"), 2) == []
+    assert variants(_row("Who was Albert Einstein?", " ".join(["word"] * 60)), 2) == []
+    assert variants(_row("What is 6 times 7?", "6 times 7 is 42."), 2) == []
+    follow_up = _row("And its capital?", "The capital of Veltoria is Marquessa.",
+                     {"role": "user", "content": "Tell me about Veltoria."}, {"role": "assistant", "content": "A country."})
+    assert variants(follow_up, 2) == []
+
+
+def test_the_setting_allows_as_many_variants_as_there_are_templates():
+    import pytest
+
+    assert TrainSettings(question_variants=len(TEMPLATES)).question_variants == len(TEMPLATES)
+    with pytest.raises(ValueError):
+        TrainSettings(question_variants=len(TEMPLATES) + 1)
