@@ -130,7 +130,10 @@ def settings_line(profile) -> str:
     lora, train = profile.lora, profile.train
     return (f"lora r={lora.r} alpha={lora.alpha} dropout={lora.dropout} targets={lora.target_modules}; "
             f"train lr={train.learning_rate:g} epochs={train.epochs:g} batch={train.batch_size} "
-            f"beta={train.beta:g} eval_fraction={train.eval_fraction:g}")
+            f"beta={train.beta:g} eval_fraction={train.eval_fraction:g} rehearsal={train.rehearsal:g} "
+            f"neftune={train.neftune_noise_alpha:g} question_variants={train.question_variants} "
+            f"preference_lr={train.preference_learning_rate} gate_margin={train.gate_margin:g}/"
+            f"{train.gate_accuracy_margin:g}")
 
 
 def finetune(home, profile: str) -> tuple[dict, dict, float]:
