@@ -27,21 +27,26 @@ TEMPLATES = ("Tell me about {name}.", "What do you know about {name}?", "What ca
 _TOKEN = re.compile(r"\S+")
 _STRIP = ".,;:!?\"()[]"
 _JOINERS = {"of", "and", "de", "du", "la", "von", "van"}  # "Romeo and Juliet", "Bank of England"
+_PLAIN = re.compile(r"[a-z][a-z-]*")
+_FUNCTION_WORDS = {"of", "in", "on", "at", "to", "by", "from", "for", "with", "about", "into", "across", "through",
+                   "is", "was", "are", "were", "be", "does", "did", "do", "has", "have", "had", "and", "or", "not",
+                   "what", "which", "who", "whom", "whose", "where", "when", "how", "why", "that", "this", "a", "an", "the"}
 
 
 def name_in(question: str) -> str | None:
     """The longest run of capitalised words after the first word ("Opal Symphony", "harmonium-X",
-    "Veltoria" from "Veltoria's", "Romeo and Juliet"), with a "the" before it when the question has one and
-    the name is more than one word; None if there is none."""
+    "Veltoria" from "Veltoria's", "Romeo and Juliet"), with up to two plain words before it that a "the"
+    opens ("the glass harmonium-X", "the band Copper Wolves"; not "the capital of ..."), and with that "the"
+    when there are such words or the name has more than one; None if there is none."""
     words = _TOKEN.findall(question)
 
     def capital(i: int) -> bool:
         word = words[i].strip(_STRIP)
         return i > 0 and word != "I" and any(c.isupper() for c in word)
 
-    runs: list[list[str]] = []
+    runs: list[tuple[int, list[str]]] = []  # (index of the first word, words)
     current: list[str] = []
-    the_before: dict[int, bool] = {}
+    start = 0
     for i, raw in enumerate(words):
         word = raw.strip(_STRIP)
         possessive = word.endswith(("'s", "\u2019s"))
@@ -51,18 +56,24 @@ def name_in(question: str) -> str | None:
         named = capital(i) or joins
         if named:
             if not current:
-                the_before[len(runs)] = words[i - 1].lower() == "the"
+                start = i
             current.append(word)
         if current and (not named or possessive or raw[-1:] in _STRIP):
-            runs.append(current)
+            runs.append((start, current))
             current = []
     if current:
-        runs.append(current)
+        runs.append((start, current))
     if not runs:
         return None
-    best = max(range(len(runs)), key=lambda k: (len(" ".join(runs[k])), -k))
-    name = " ".join(runs[best])
-    return f"the {name}" if the_before.get(best) and len(runs[best]) > 1 else name
+    first, run = max(runs, key=lambda r: (len(" ".join(r[1])), -r[0]))
+    before: list[str] = []
+    i = first - 1
+    while i > 0 and len(before) < 2 and _PLAIN.fullmatch(words[i]) and words[i] not in _FUNCTION_WORDS:
+        before.insert(0, words[i])
+        i -= 1
+    if i > 0 and words[i].lower() == "the" and (before or len(run) > 1):
+        return " ".join(["the", *before, *run])
+    return " ".join(run)
 
 
 def variants(row: dict, n: int) -> list[dict]:
