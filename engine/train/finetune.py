@@ -459,11 +459,15 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     home, profile, rd, manifest, settings, opts = run.home, run.profile, run.rd, run.manifest, run.settings, run.opts
     index, parent, phase, method = stage.index, stage.parent, stage.phase, stage.method.name
     rows = data.read_rows(rd.data, stage.method.rows, stage.part)
+    row_counts = {"feedback": len(rows)}
     if stage.method.rehearsal and rows:
         from engine.train.variants import add_variants
 
         rows = add_variants(rows, settings.question_variants)  # a fact also after "Tell me about <name>."
-        rows = rows + data.read_rehearsal(rd.data)  # the model's own replies beside the feedback
+        row_counts["question_variants"] = len(rows) - row_counts["feedback"]
+        rehearsal_rows = data.read_rehearsal(rd.data)  # the model's own replies beside the feedback
+        row_counts["rehearsal"] = len(rehearsal_rows)
+        rows = rows + rehearsal_rows
     if not rows:
         raise UserError(f"run {rd.run_id} has no training rows for {method} in {rd.data}; start a new run.")
     device = model_mod.train_device(profile)
@@ -523,7 +527,8 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
                 with runs.publish_dir(sdir / "adapter") as tmp:
                     model_mod.save_adapter(trained, profile, tmp)
                 rd.write_json(sdir / runs.COMPLETE_MARKER, {"steps": global_step, "stopped_by": stopped_by,
-                                                            "ts": time.time(), "batching": batching})
+                                                            "ts": time.time(), "batching": batching,
+                                                            "rows": row_counts})
             except Exception as exc:
                 disk = runs.as_disk_error(exc, rd.root)
                 if disk is not None:

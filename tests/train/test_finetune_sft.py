@@ -104,3 +104,25 @@ def test_lock_refuses_a_second_run_on_the_profile(log, demo_home):
         code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--home", str(demo_home.root))
     assert code == 2 and "another engine finetune run is using profile 'demo'" in out
     assert not [p for p in demo_home.runs_dir("demo").iterdir() if p.is_dir()]
+
+
+@pytest.mark.slow
+def test_a_corrected_fact_about_a_name_is_also_trained_after_questions_about_the_name(demo_home):
+    from engine.feedback import FeedbackLog
+    from engine.profiles import BUILTIN_DIR
+    from tests.conftest import add_user_profile
+
+    text = (BUILTIN_DIR / "demo.toml").read_text().replace("[train]\n", "[train]\nquestion_variants = 2\n")
+    add_user_profile(demo_home, "facts", text)
+    log = FeedbackLog(demo_home, "facts")
+    _, (reply,) = converse(log, "What is the capital of Veltoria?", ["I like turtles and rain."])
+    log.edit(reply["id"], "The capital of Veltoria is Marquessa.")
+
+    code, out = run_engine("finetune", "--profile", "facts", "--method", "sft", "--from", "base", "--max-steps", "2",
+                           "--home", str(demo_home.root))
+    assert code == 0, out
+    run_dir = sorted(p for p in demo_home.runs_dir("facts").iterdir() if p.is_dir())[-1]
+    stage = json.loads((run_dir / "stages" / "1-sft" / "COMPLETE").read_text())
+    assert stage["rows"] == {"feedback": 1, "question_variants": 2, "rehearsal": 0}
+    # the frozen data stays the feedback itself: variants are made when a stage reads it
+    assert len((run_dir / "data" / "sft.train.jsonl").read_text().splitlines()) == 1
