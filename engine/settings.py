@@ -201,8 +201,9 @@ class RewardSettings:
     """Train a LoRA adapter plus the score head (false: train the whole model)."""
     learning_rate: float = Field(1e-4, gt=0, lt=1)
     """Peak learning rate of the optimizer."""
-    epochs: float = Field(3.0, gt=0, le=10_000)
-    """Passes over the training pairs."""
+    epochs: float | None = Field(None, gt=0, le=10_000)
+    """Passes over the training pairs. None: 3 for up to about 330 pairs, fewer for more pairs so that about
+    1,000 pairs are seen, at least 1 (engine.reward.train.auto_epochs)."""
     batch_size: int = Field(8, ge=1, le=65_536)
     """Pairs per device per step."""
     max_length: int = Field(512, ge=16, le=1_048_576)

@@ -48,7 +48,25 @@ class RewardOptions:
     calibration (engine.reward.budget)."""
 
 
-def training_args(profile: Profile, run_dir: Path, opts: RewardOptions):
+AUTO_PAIRS_SEEN = 1_000
+"""``reward.epochs = None``: train until about this many pairs were seen, in 1 to 3 passes. Measured
+(bench/reward_speed.py, all-MiniLM-L6-v2, 937 training pairs): 1 pass 0.843 held-out accuracy in 0.85x TRL's
+wall time, 3 passes 0.857 in 1.36x (TRL's full fine-tune: 0.841); small sets keep 3 passes (143 style pairs:
+100 of 100 held-out pairs ranked right with SmolLM2 as the backbone)."""
+
+
+def auto_epochs(n_pairs: int) -> float:
+    return min(3.0, max(1.0, AUTO_PAIRS_SEEN / max(1, n_pairs)))
+
+
+def epochs_for(profile: Profile, opts: RewardOptions, n_pairs: int) -> float:
+    """The passes this run makes: the flag, else the profile's ``reward.epochs``, else ``auto_epochs``."""
+    if opts.epochs is not None:
+        return opts.epochs
+    return profile.reward.epochs if profile.reward.epochs is not None else auto_epochs(n_pairs)
+
+
+def training_args(profile: Profile, run_dir: Path, opts: RewardOptions, n_pairs: int = 0):
     """RewardConfig for this machine: CPU-safe (use_cpu, no bf16, no checkpointing) when no GPU."""
     import torch
     from trl import RewardConfig
@@ -61,7 +79,7 @@ def training_args(profile: Profile, run_dir: Path, opts: RewardOptions):
     return RewardConfig(
         output_dir=str(run_dir / "checkpoints"),
         learning_rate=opts.learning_rate if opts.learning_rate is not None else s.learning_rate,
-        num_train_epochs=opts.epochs if opts.epochs is not None else s.epochs,
+        num_train_epochs=epochs_for(profile, opts, n_pairs),
         max_steps=opts.max_steps if opts.max_steps is not None else -1,
         per_device_train_batch_size=opts.batch_size or s.batch_size,
         per_device_eval_batch_size=opts.batch_size or s.batch_size,
@@ -144,11 +162,14 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     rest = score_pair_list(model, tokenizer, eval_pairs[probe.n:], max_length)
     baseline = pair_metrics(probe.chosen + rest.chosen, probe.rejected + rest.rejected)
     log(f"untrained reward head: accuracy {baseline.accuracy:.3f} on {baseline.n} {eval_on} pairs")
+    epochs = epochs_for(profile, opts, len(train_rows))
+    auto = "" if opts.epochs is not None or profile.reward.epochs is not None else " (reward.epochs: auto)"
+    log(f"training on {len(train_rows)} pairs, {epochs:.3g} passes{auto}")
     for cut in plan.cuts():
         log(f"budget: {cut}")
 
     trainer = RewardTrainer(
-        model=model, args=training_args(profile, run_dir, opts),
+        model=model, args=training_args(profile, run_dir, opts, len(train_rows)),
         train_dataset=Dataset.from_list([dict(r, length=max(len(r["chosen_ids"]), len(r["rejected_ids"])))
                                          for r in train_rows]),
         processing_class=tokenizer, callbacks=list(opts.callbacks),
@@ -173,6 +194,7 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
         "steps": int(trainer.state.global_step),
         "train_loss": float(result.training_loss) if result.training_loss is not None else None,
         "stopped": stopped_by or "finished",
+        "epochs": epochs,
         "eval": {
             "accuracy": trained.accuracy, "margin": trained.margin,
             "baseline_accuracy": baseline.accuracy, "baseline_margin": baseline.margin,

@@ -79,3 +79,11 @@ def test_tiny_budget_ends_near_it_and_the_report_says_what_was_cut(home, demo_mo
     assert report["calibration"]["n"] < report["calibration"]["of"]
     assert any("held-out pairs" in c for c in report["budget"]["cuts"])
     assert "cut to fit: evaluated on " in res.out and " training replies" in res.out
+
+
+def test_reward_passes_default_to_three_for_small_sets_and_about_a_thousand_pairs_for_large_ones():
+    from engine.reward.train import auto_epochs
+
+    assert auto_epochs(40) == 3.0 and auto_epochs(143) == 3.0  # a person's tens of picks: three passes
+    assert auto_epochs(500) == 2.0 and auto_epochs(937) == 1_000 / 937
+    assert auto_epochs(5_000) == 1.0  # never less than one pass over what the person gave
