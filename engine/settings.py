@@ -179,7 +179,7 @@ class TrainSettings:
     question_variants: int = Field(0, ge=0, le=4)
     """Per SFT row that answers one question about a named thing in a short reply (a corrected fact): train
     the reply also after this many fixed questions about the name ("Tell me about Veltoria.", ...), so it
-    carries to other wordings of the question (engine/train/variants.py). 0 turns it off."""
+    carries to other wordings of the question (engine/train/variants.py; English questions). 0 turns it off."""
     neftune_noise_alpha: float = Field(0.0, ge=0, le=100)
     """NEFTune: uniform noise on the input embeddings of the SFT stages, scaled by alpha / sqrt(tokens x
     width) per batch (transformers' Trainer). 0 turns it off. With padding-free batches the tokens are the

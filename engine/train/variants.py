@@ -13,7 +13,8 @@ Which rows: single-turn SFT rows (an optional system message, one user turn, the
 short (at most ``MAX_REPLY_WORDS`` words: a stated fact, not an essay or code) and whose question names
 something (a capitalised word after the first). ``train.question_variants`` rows per such row (0: off);
 they train beside their row in the same part of the split, so the gate never judges a row whose variant
-was trained, and they are never counted as feedback.
+was trained, and they are never counted as feedback. The templates are English: a profile whose person
+writes in another language should keep the setting at 0.
 """
 
 from __future__ import annotations
