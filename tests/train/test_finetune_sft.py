@@ -124,5 +124,6 @@ def test_a_corrected_fact_about_a_name_is_also_trained_after_questions_about_the
     run_dir = sorted(p for p in demo_home.runs_dir("facts").iterdir() if p.is_dir())[-1]
     stage = json.loads((run_dir / "stages" / "1-sft" / "COMPLETE").read_text())
     assert stage["rows"] == {"feedback": 1, "question_variants": 2, "rehearsal": 0}
+    assert "[sft] training on 1 feedback + 2 question variants + 0 rehearsal rows" in out
     # the frozen data stays the feedback itself: variants are made when a stage reads it
     assert len((run_dir / "data" / "sft.train.jsonl").read_text().splitlines()) == 1
