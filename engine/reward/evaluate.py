@@ -110,9 +110,7 @@ def reward_win_rate(lm, scorer, prompts: list[Messages], adapter: str | None, ag
 def _prompts_of(rows: dict[str, list[dict]]) -> list[Messages]:
     from engine.train.gate import distinct_prompts
 
-    candidates = [r["messages"][:-1] for r in rows.get("sft", [])]
-    candidates += [r["prompt"] for r in rows.get("pref", []) + rows.get("kto", [])]
-    return distinct_prompts(candidates)
+    return distinct_prompts(rows.get("sft", []) + rows.get("pref", []) + rows.get("kto", []))
 
 
 def held_out_rows(home: Home, profile, adapter_run: str | None, reward_run: str | None) -> tuple[dict, str]:

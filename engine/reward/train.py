@@ -66,7 +66,7 @@ def epochs_for(profile: Profile, opts: RewardOptions, n_pairs: int) -> float:
     return profile.reward.epochs if profile.reward.epochs is not None else auto_epochs(n_pairs)
 
 
-def training_args(profile: Profile, run_dir: Path, opts: RewardOptions, n_pairs: int = 0):
+def training_args(profile: Profile, run_dir: Path, opts: RewardOptions, epochs: float):
     """RewardConfig for this machine: CPU-safe (use_cpu, no bf16, no checkpointing) when no GPU."""
     import torch
     from trl import RewardConfig
@@ -79,7 +79,7 @@ def training_args(profile: Profile, run_dir: Path, opts: RewardOptions, n_pairs:
     return RewardConfig(
         output_dir=str(run_dir / "checkpoints"),
         learning_rate=opts.learning_rate if opts.learning_rate is not None else s.learning_rate,
-        num_train_epochs=epochs_for(profile, opts, n_pairs),
+        num_train_epochs=epochs,
         max_steps=opts.max_steps if opts.max_steps is not None else -1,
         per_device_train_batch_size=opts.batch_size or s.batch_size,
         per_device_eval_batch_size=opts.batch_size or s.batch_size,
@@ -169,7 +169,7 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
         log(f"budget: {cut}")
 
     trainer = RewardTrainer(
-        model=model, args=training_args(profile, run_dir, opts, len(train_rows)),
+        model=model, args=training_args(profile, run_dir, opts, epochs),
         train_dataset=Dataset.from_list([dict(r, length=max(len(r["chosen_ids"]), len(r["rejected_ids"])))
                                          for r in train_rows]),
         processing_class=tokenizer, callbacks=list(opts.callbacks),

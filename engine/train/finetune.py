@@ -468,9 +468,8 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
         rehearsal_rows = data.read_rehearsal(rd.data)  # the model's own replies beside the feedback
         row_counts["rehearsal"] = len(rehearsal_rows)
         rows = rows + rehearsal_rows
-        if rows:
-            _say(opts, f"[{phase}{method}] training on {row_counts['feedback']} feedback + {row_counts['question_variants']} "
-                       f"question variants + {row_counts['rehearsal']} rehearsal rows")
+        _say(opts, f"[{phase}{method}] training on {row_counts['feedback']} feedback + "
+                   f"{row_counts['question_variants']} question variants + {row_counts['rehearsal']} rehearsal rows")
     if not rows:
         raise UserError(f"run {rd.run_id} has no training rows for {method} in {rd.data}; start a new run.")
     device = model_mod.train_device(profile)

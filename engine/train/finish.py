@@ -70,7 +70,6 @@ def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | 
                   candidate: Path, reward) -> dict:
     """``train.gate_uses_reward``: the newest reward model's win rate of the new adapter's replies over the
     current one's on the held-out prompts (engine.reward.evaluate); skipped when there is no reward model."""
-
     from engine.runtime import GenerationParams, load_model
 
     if reward is None:
@@ -78,8 +77,7 @@ def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | 
     scorer = reward.load_scorer(home, profile.name)
     if scorer is None:
         return {"skipped": "no reward model for this profile (train one with `engine reward`)"}
-    prompts = gate.distinct_prompts([r["messages"][:-1] for r in rows.sft] +
-                                    [r["prompt"] for r in rows.pref + rows.kto])[:16]
+    prompts = gate.distinct_prompts(rows.sft + rows.pref + rows.kto)[:16]
     if not prompts:
         return {"skipped": "no held-out prompts"}
     lm = load_model(profile, home, adapter=None)
@@ -195,8 +193,8 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "eval": verdict["eval"],
         "current_run": verdict["current_run"],
         "current_label": verdict["current_label"],
-        "gate": {"margin": settings.gate_margin, "accuracy_margin": settings.gate_accuracy_margin, "checks": verdict["checks"], "reward": verdict["reward"],
-                 "rl": verdict.get("rl")},
+        "gate": {"margin": settings.gate_margin, "accuracy_margin": settings.gate_accuracy_margin,
+                 "checks": verdict["checks"], "reward": verdict["reward"], "rl": verdict.get("rl")},
         "reward_model": manifest.get("reward_model"),
         "promoted": verdict["promote"],
         "reason": verdict["reason"],

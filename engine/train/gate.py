@@ -65,10 +65,12 @@ def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[di
     return float(token_logp.sum()), int(token_logp.numel())
 
 
-def distinct_prompts(candidates: list) -> list[list[dict]]:
-    """Each prompt (a non-empty message list) once, in order: what the reward and RL checks answer."""
+def distinct_prompts(rows: list[dict]) -> list[list[dict]]:
+    """The prompt of each frozen row (a prompt, preference or KTO row's ``prompt``; an SFT row's messages before
+    its reply), each non-empty one once, in order: what the reward and RL checks answer."""
     seen, out = set(), []
-    for prompt in candidates:
+    for row in rows:
+        prompt = row["prompt"] if "prompt" in row else (row.get("messages") or [])[:-1]
         if not isinstance(prompt, list) or not prompt:
             continue
         key = json.dumps(prompt, sort_keys=True)

@@ -28,9 +28,7 @@ def prompts_of(rows) -> list[list[dict]]:
     """Distinct held-out prompts: the ``prompt`` rows, then the prompts of the feedback rows, at most MAX_PROMPTS."""
     from engine.train.gate import distinct_prompts
 
-    candidates = [r["prompt"] for r in rows.prompt] + [r["messages"][:-1] for r in rows.sft]
-    candidates += [r["prompt"] for r in rows.pref + rows.kto]
-    return distinct_prompts(candidates)[:MAX_PROMPTS]
+    return distinct_prompts(rows.prompt + rows.sft + rows.pref + rows.kto)[:MAX_PROMPTS]
 
 
 def repeated_ngram_share(token_lists: list[list[int]], n: int = 4) -> float:
