@@ -246,7 +246,7 @@ def case_reward(rows: list[Row], notes: list[str]) -> None:
     with temp_home("tuneloop-learning-") as home:
         profile = setup_profile(home)
         notes.append(f"reward: profile {PROFILE}: reward lr={profile.reward.learning_rate:g} "
-                     f"epochs={profile.reward.epochs:g} lora={profile.reward.lora}")
+                     f"epochs={profile.reward.epochs or 'auto'} lora={profile.reward.lora}")
         system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
         train_file, held_file = Path(home.root) / "reward-train.jsonl", Path(home.root) / "reward-held-out.jsonl"
         for path, rows_ in ((train_file, train), (held_file, held)):
@@ -359,7 +359,7 @@ def case_rl(rows: list[Row], notes: list[str]) -> None:
         rl = profile.rl
         notes.append(f"rl: profile {PROFILE}: rl samples={rl.samples_per_prompt} prompts/step={rl.prompts_per_step} "
                      f"steps={rl.steps} lr={rl.learning_rate:g} kl={rl.kl:g} max_reply_tokens={rl.max_reply_tokens}; "
-                     f"reward lr={profile.reward.learning_rate:g} epochs={profile.reward.epochs:g}")
+                     f"reward lr={profile.reward.learning_rate:g} epochs={profile.reward.epochs or 'auto'}")
         system = [{"role": "system", "content": profile.system_prompt}] if profile.system_prompt else []
         pairs = Path(home.root) / "rl-pairs.jsonl"
         pairs.write_text("".join(json.dumps(dict(p, prompt=system + p["prompt"])) + "\n" for p in train),
