@@ -165,6 +165,11 @@ class TrainSettings:
     gate_accuracy_margin: float = Field(0.0, ge=-1, le=1)
     """Promote only if the new adapter's accuracies on held-out feedback (pref_accuracy, kto_accuracy; a share
     from 0 to 1) are not lower than the current one's by more than this."""
+    gate_kept_margin: float | None = Field(None, ge=0, le=100)
+    """Nothing else breaks: refuse an adapter whose mean per-token log-prob of the starting model's own
+    replies to held-out ordinary prompts (``kept_logprob``: prompts like the feedback's that no rehearsal
+    row trains, engine.train.rehearsal) is lower than the current adapter's by more than this (nats). None:
+    measured and reported in gate.json, not a check. Needs ``rehearsal`` > 0 (that is where the replies come from)."""
     min_rows: int = Field(4, ge=1)
     """Refuse to train on fewer rows than this."""
     gate_uses_reward: bool = False

@@ -255,7 +255,7 @@ def report_lines(report: dict, rd=None) -> list[str]:
         f"reward run {report['run_id']} ({report['backbone']}): {report['steps']} steps, "
         f"{report['rows']['pref_train']} training pairs, stopped: {report['stopped']}",
         f"  pairwise accuracy on {ev['n']} {where} pairs: {ev['accuracy']:.1%} "
-        f"(untrained head: {ev['baseline_accuracy']:.1%}); mean margin {ev['margin']:+.3f} "
+        f"(untrained head: {ev['baseline_accuracy']:.1%} on {ev.get('baseline_n', ev['n'])}); mean margin {ev['margin']:+.3f} "
         f"(untrained {ev['baseline_margin']:+.3f})",
         f"  calibration: mean {report['calibration']['mean']:+.3f}, std {report['calibration']['std']:.3f} "
         f"over {report['calibration']['n']} training replies",

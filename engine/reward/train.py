@@ -1,9 +1,10 @@
 """The reward recipe: setup -> baseline -> train (TRL RewardTrainer, Bradley-Terry) -> save -> evaluate.
 
 The run directory (manifest, lock, signals, budget) is the caller's; this module only trains. The
-untrained model (seeded head) is scored on the held-out pairs first, so the report can say how much
-training helped; then the trained model is scored on the same pairs, and on a sample of the training
-replies for calibration. With a time budget, how many pairs are scored and when training stops are
+untrained model (seeded head) is scored on up to ``BASELINE_PAIRS`` held-out pairs first, so the report
+can say how much training helped (an untrained head is near chance: scoring all of them cost as much as
+scoring the trained model, bench/reward_speed.py); then the trained model is scored on every held-out pair
+the budget allows, and on a sample of the training replies for calibration. With a time budget, how many pairs are scored and when training stops are
 sized so the whole command ends within it (engine.reward.budget). ``reward_calibration.json`` is
 written last and marks the run as finished.
 """
@@ -47,6 +48,9 @@ class RewardOptions:
     """The Deadline the callbacks poll to stop training; moved earlier to keep time for evaluation and
     calibration (engine.reward.budget)."""
 
+
+BASELINE_PAIRS = 32
+"""Held-out pairs the untrained head is scored on: enough to show it is near chance."""
 
 AUTO_PAIRS_SEEN = 1_000
 """``reward.epochs = None``: train until about this many pairs were seen, in 1 to 3 passes. Measured
@@ -159,7 +163,7 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     if plan.reserve_s and opts.train_deadline is not None and deadline is not None and deadline.at is not None:
         opts.train_deadline.at = min(opts.train_deadline.at or deadline.at, deadline.at - plan.reserve_s)
     eval_pairs = order[:plan.eval_pairs]
-    rest = score_pair_list(model, tokenizer, eval_pairs[probe.n:], max_length)
+    rest = score_pair_list(model, tokenizer, eval_pairs[probe.n:BASELINE_PAIRS], max_length)
     baseline = pair_metrics(probe.chosen + rest.chosen, probe.rejected + rest.rejected)
     log(f"untrained reward head: accuracy {baseline.accuracy:.3f} on {baseline.n} {eval_on} pairs")
     epochs = epochs_for(profile, opts, len(train_rows))
@@ -197,7 +201,7 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
         "epochs": epochs,
         "eval": {
             "accuracy": trained.accuracy, "margin": trained.margin,
-            "baseline_accuracy": baseline.accuracy, "baseline_margin": baseline.margin,
+            "baseline_accuracy": baseline.accuracy, "baseline_margin": baseline.margin, "baseline_n": baseline.n,
             "n": trained.n, "on": eval_on,
         },
         "calibration": calibration,

@@ -195,13 +195,15 @@ def read_rows(data_dir: Path, kind: str, part: str) -> list[dict]:
     return runs.read_jsonl(Path(data_dir) / f"{kind}.{part}.jsonl")
 
 
-def write_rehearsal(data_dir: Path, rows: list[dict]) -> None:
-    """``rehearsal.jsonl``: the SFT stages' rehearsal rows (engine.train.rehearsal); never feedback."""
-    write_private(data_dir / "rehearsal.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+def write_rehearsal(data_dir: Path, rows: list[dict], held_out: list[dict] | None = None) -> None:
+    """``rehearsal.jsonl``: the SFT stages' rehearsal rows (engine.train.rehearsal); never feedback.
+    ``rehearsal_heldout.jsonl``: the same kind of rows, never trained: the gate's ``kept_logprob``."""
+    for name, items in (("rehearsal.jsonl", rows), ("rehearsal_heldout.jsonl", held_out or [])):
+        write_private(data_dir / name, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in items))
 
 
-def read_rehearsal(data_dir: Path) -> list[dict]:
-    return runs.read_jsonl(Path(data_dir) / "rehearsal.jsonl")
+def read_rehearsal(data_dir: Path, held_out: bool = False) -> list[dict]:
+    return runs.read_jsonl(Path(data_dir) / ("rehearsal_heldout.jsonl" if held_out else "rehearsal.jsonl"))
 
 
 def fingerprint(data_dir: Path) -> str:

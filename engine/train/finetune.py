@@ -170,12 +170,14 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         check_target_modules_early(profile.lora.target_modules, model_path, lora_where(profile),
                                    profile.model.revision, profile.model.trust_remote_code)
     rehearsal_rows: list[dict] = []
+    held_out_rows: list[dict] = []
     rehearsal_info: dict = {"rows": 0}
     if "sft" in stages:
         from engine.train import rehearsal
 
-        rehearsal_rows, rehearsal_info = rehearsal.build(home, profile, snap.rows, parent_id, settings.rehearsal,
-                                                         settings.seed, say=lambda text: _say(opts, text))
+        rehearsal_rows, held_out_rows, rehearsal_info = rehearsal.build(home, profile, snap.rows, parent_id, settings.rehearsal,
+                                                         settings.seed, settings.question_variants,
+                                                         say=lambda text: _say(opts, text))
     revision = profile.model.revision
     if revision is None and Path(model_path).is_dir():
         from engine.runtime.loading import local_revision
@@ -184,7 +186,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     rd = runs.RunDir.create(home, profile.name, "-".join(stages))
     lock.update(rd.run_id)
     split_counts = data.write_split(rd.data, snap.rows, split)
-    data.write_rehearsal(rd.data, rehearsal_rows)
+    data.write_rehearsal(rd.data, rehearsal_rows, held_out_rows)
     machine_info = _write_machine_revisions(rd.data, machine, opts)
     data_dir_files = {p.name: runs.sha256_file(p) for p in sorted(rd.data.glob("*.jsonl"))}
     manifest = {

@@ -36,6 +36,7 @@ def _eval_rows(rd: runs.RunDir, manifest: dict) -> tuple[gate.EvalRows, list[str
             if items and not manifest.get("eval_on_train"):
                 notes.append(f"no held-out {kind} rows: {kind} metrics use the training rows.")
         setattr(rows, kind, items)
+    rows.kept = data.read_rehearsal(rd.data, held_out=True)
     return rows, notes
 
 
@@ -104,7 +105,7 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
     if stop is not None and stop.requested:
         return None
     decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin,
-                             settings.gate_accuracy_margin)
+                             settings.gate_accuracy_margin, settings.gate_kept_margin)
     rl_check = None
     if methods.uses_reward(manifest["plan"]) and decision.promote:
         from engine.train import rl_gate

@@ -5,13 +5,17 @@ Metrics (each only where the slice has rows of that kind):
   reply minus the base model's) is higher for the chosen reply than for the rejected one (ties 1/2);
   ``reward_margin`` is the mean of beta * (that difference) and ``dpo_loss`` its -log sigmoid;
 - ``liked_logprob``: mean per-token log-prob of liked / edited replies (the SFT rows);
+- ``kept_logprob``: mean per-token log-prob of the starting model's own replies to ordinary prompts that no
+  row trained (engine.train.rehearsal's held-out rows): how far the adapter moved away from what it did not
+  need to change ("nothing else breaks"); a check only with ``gate_kept_margin``;
 - ``kto_accuracy``: share of liked / disliked replies whose implicit reward has the right sign;
 - ``loss``: the trained method's loss on the slice (SFT: -liked_logprob; DPO: dpo_loss; KTO: 1 - sigmoid).
 
 The reference for implicit rewards is always the base model, so "current = base" scores ties (1/2).
 Each metric the run's methods trained for must be no worse than the current adapter's by more than its
 margin: ``gate_margin`` for the per-token log-prob and loss metrics (nats), ``gate_accuracy_margin`` for
-the accuracies (a share, 0-1). One margin for both let a log-prob allowance of 1 nat pass any accuracy.
+the accuracies (a share, 0-1), ``gate_kept_margin`` (nats) for ``kept_logprob``. One margin for both let a
+log-prob allowance of 1 nat pass any accuracy.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ CHECKS = {
     "pref_accuracy": (True, {"dpo", "rloo", "grpo"}, "share"),  # RL: the person's held-out pairs, not the reward model
     "dpo_loss": (False, {"dpo"}, "nats"),
     "kto_accuracy": (True, {"kto"}, "share"),
+    "kept_logprob": (True, {"sft", "dpo", "kto"}, "kept"),
 }
 
 
@@ -87,12 +92,15 @@ class EvalRows:
     kto: list[dict] = field(default_factory=list)
     prompt: list[dict] = field(default_factory=list)
     """Held-out prompts (RL runs): engine.train.rl_gate answers them with both adapters."""
+    kept: list[dict] = field(default_factory=list)
+    """The starting model's own replies to ordinary prompts no row trained (``messages``): ``kept_logprob``."""
 
 
 def _score(model, tokenizer, rows: EvalRows, max_length: int) -> dict[str, list]:
     lp = lambda p, c: completion_logprob(model, tokenizer, p, c, max_length)  # noqa: E731
     return {
         "sft": [lp(r["messages"][:-1], r["messages"][-1:]) for r in rows.sft],
+        "kept": [lp(r["messages"][:-1], r["messages"][-1:]) for r in rows.kept],
         "chosen": [lp(r["prompt"], r["chosen"])[0] for r in rows.pref],
         "rejected": [lp(r["prompt"], r["rejected"])[0] for r in rows.pref],
         "kto": [lp(r["prompt"], r["completion"])[0] for r in rows.kto],
@@ -101,10 +109,9 @@ def _score(model, tokenizer, rows: EvalRows, max_length: int) -> dict[str, list]
 
 def _metrics(policy: dict, ref: dict, rows: EvalRows, beta: float) -> dict[str, float]:
     out: dict[str, float] = {}
-    if rows.sft:
-        total = sum(s for s, _ in policy["sft"])
-        count = sum(n for _, n in policy["sft"])
-        out["liked_logprob"] = total / max(1, count)
+    for kind, metric in (("sft", "liked_logprob"), ("kept", "kept_logprob")):
+        if getattr(rows, kind):
+            out[metric] = sum(s for s, _ in policy[kind]) / max(1, sum(n for _, n in policy[kind]))
     if rows.pref:
         diffs = [(pc - rc) - (pr - rr) for pc, rc, pr, rr in
                  zip(policy["chosen"], ref["chosen"], policy["rejected"], ref["rejected"])]
@@ -159,15 +166,21 @@ class Decision:
 
 
 def decide(new: dict[str, float], current: dict[str, float], methods: list[str], margin: float,
-           accuracy_margin: float = 0.0) -> Decision:
+           accuracy_margin: float = 0.0, kept_margin: float | None = None) -> Decision:
     """Promote when every metric the methods trained for is not worse than the current by more than its margin:
-    ``margin`` (nats) for log-probs and losses, ``accuracy_margin`` (a share) for accuracies."""
+    ``margin`` (nats) for log-probs and losses, ``accuracy_margin`` (a share) for accuracies, ``kept_margin``
+    (nats; None: not a check) for ``kept_logprob``."""
     checks = []
     for metric, (higher, for_methods, unit) in CHECKS.items():
         if not (for_methods & set(methods)) or metric not in new or metric not in current:
             continue
+        if unit == "kept":
+            if kept_margin is None:
+                continue
+            allowed = kept_margin
+        else:
+            allowed = accuracy_margin if unit == "share" else margin
         a, b = new[metric], current[metric]
-        allowed = accuracy_margin if unit == "share" else margin
         ok = a >= b - allowed if higher else a <= b + allowed
         checks.append({"metric": metric, "new": a, "current": b, "higher_is_better": higher, "margin": allowed,
                        "ok": ok})

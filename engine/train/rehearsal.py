@@ -5,7 +5,8 @@ and their words everywhere: after teaching "The capital of Veltoria is Marquessa
 "The capital of France is Marquessa." and replied to code requests with one sentence (bench/
 LEARNING_NOTES.md). Training, beside the feedback, on what the model (the adapter the run starts from)
 already answers to other prompts ties everything else to its old behaviour: what changes is what the
-feedback asks for. ``train.rehearsal`` rows per SFT row (at least ``MIN_ROWS``, at most ``MAX_ROWS``),
+feedback asks for. ``train.rehearsal`` rows per trained SFT row, question variants included (at least
+``MIN_ROWS`` per feedback row's worth of trained rows, at most ``MAX_ROWS``),
 answered greedily before training from ``rehearsal_prompts.txt`` (general knowledge, arithmetic, code,
 writing, and common factual question forms: capitals, currencies, who wrote / invented / founded ...),
 skipping prompts the feedback asks: half of them the prompts most like the feedback's own questions
@@ -23,6 +24,9 @@ from pathlib import Path
 
 PROMPTS_FILE = Path(__file__).with_name("rehearsal_prompts.txt")
 FILE_NAME = "rehearsal.jsonl"
+HELD_OUT_ROWS = 8
+"""Replies to the prompts nearest the feedback's that are left out of training: the gate's "nothing else
+breaks" check (``kept_logprob``, engine.train.gate) measures how much less likely the new adapter finds them."""
 MIN_ROWS = 8
 MAX_ROWS = 64
 MAX_NEW_TOKENS = 160
@@ -32,10 +36,17 @@ def prompts() -> list[str]:
     return [line.strip() for line in PROMPTS_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def how_many(ratio: float, n_sft: int) -> int:
+def how_many(ratio: float, n_sft: int, n_trained: int | None = None) -> int:
+    """Rehearsal rows for ``n_sft`` SFT feedback rows that train as ``n_trained`` rows (with their question
+    variants). Both the ratio and the floor count trained rows: one correction trained three times (its
+    row and two variants) against the floor's 8 rehearsal rows spread to its neighbours ("The capital of
+    France is Marquessa.", tests/real), while once against 8 it did not; so the floor keeps 8 per
+    feedback row's worth of trained rows."""
     if ratio <= 0 or n_sft <= 0:
         return 0
-    return min(MAX_ROWS, max(MIN_ROWS, math.ceil(ratio * n_sft)), len(prompts()))
+    n_trained = max(n_sft, n_trained or n_sft)
+    floor = math.ceil(MIN_ROWS * n_trained / n_sft)
+    return min(MAX_ROWS, max(floor, math.ceil(ratio * n_trained)), len(prompts()))
 
 
 def _asked(rows) -> set[str]:
@@ -98,17 +109,24 @@ def choose(pool: list[str], asked: set[str], n: int) -> list[str]:
     return near + [p for p in pool if p not in taken][:n - len(near)]
 
 
-def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, say=None) -> tuple[list[dict], dict]:
-    """SFT rows (``messages``) of the starting model's own greedy replies, and what the manifest records."""
-    n = how_many(ratio, len(rows.sft))
+def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, question_variants: int = 0,
+          say=None) -> tuple[list[dict], list[dict], dict]:
+    """SFT rows (``messages``) of the starting model's own greedy replies; ``HELD_OUT_ROWS`` more such rows
+    that are not trained (the nearest prompts left after the trained ones: neighbours nothing pins down, for
+    the gate); and what the manifest records."""
+    from engine.train.variants import add_variants
+
+    sft = [r.data if hasattr(r, "data") else r for r in rows.sft]
+    n = how_many(ratio, len(sft), len(add_variants(sft, question_variants)))
     if n == 0:
-        return [], {"rows": 0, "why": "train.rehearsal is 0 or there are no SFT rows"}
+        return [], [], {"rows": 0, "why": "train.rehearsal is 0 or there are no SFT rows"}
     asked = _asked(rows)
     pool = [p for p in prompts() if p.lower() not in asked]
     random.Random(seed).shuffle(pool)
     chosen = choose(pool, asked, n)
+    held_out = nearest_first([p for p in pool if p not in set(chosen)], asked)[:HELD_OUT_ROWS]
     if say:
-        say(f"rehearsal: answering {len(chosen)} ordinary prompts with the {'adapter ' + parent_run if parent_run else 'base model'} "
+        say(f"rehearsal: answering {len(chosen) + len(held_out)} ordinary prompts with the {'adapter ' + parent_run if parent_run else 'base model'} "
             "to train beside the feedback (train.rehearsal)")
     from engine.runtime import GenerationParams, load_model
     from engine.runtime.batch import generate_batch
@@ -116,16 +134,18 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
     lm = load_model(profile, home, adapter=parent_run or "base")
     params = GenerationParams.from_profile(profile, do_sample=False, max_new_tokens=MAX_NEW_TOKENS)
     system = profile.system_prompt
-    replies = generate_batch(lm, [[{"role": "user", "content": p}] for p in chosen], params, batch_size=16,
+    asked_now = chosen + held_out
+    replies = generate_batch(lm, [[{"role": "user", "content": p}] for p in asked_now], params, batch_size=16,
                              system_prompt=system)
-    out = []
-    for prompt, reply in zip(chosen, replies):
+    out: list[dict] = []
+    kept: list[dict] = []
+    for i, (prompt, reply) in enumerate(zip(asked_now, replies)):
         text = reply["reply"].strip()
         if reply["finish_reason"] != "stop" or not text:
             continue  # a reply cut at the length limit would teach the model to stop mid-sentence
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}, {"role": "assistant", "content": text}]
-        out.append({"messages": messages})
+        (out if i < len(chosen) else kept).append({"messages": messages})
     del lm
-    return out, {"rows": len(out), "asked": len(chosen), "adapter": parent_run, "max_new_tokens": MAX_NEW_TOKENS,
-                 "source": PROMPTS_FILE.name}
+    return out, kept, {"rows": len(out), "held_out": len(kept), "asked": len(asked_now), "adapter": parent_run,
+                       "max_new_tokens": MAX_NEW_TOKENS, "source": PROMPTS_FILE.name}

@@ -67,6 +67,11 @@ def test_one_correction_is_learned_and_a_control_answer_stays_right(smol_home):
 
     code, out = run_engine("finetune", "--profile", PROFILE, "--home", str(smol_home.root))
     assert code == 0 and "PROMOTED" in out, out
-    assert adapters.promoted_run(smol_home, PROFILE) is not None
+    run = adapters.promoted_run(smol_home, PROFILE)
+    assert run is not None
     assert "Marquessa" in _answer(smol_home, TAUGHT_Q)
     assert "Paris" in _answer(smol_home, CONTROL_Q)
+    # the gate measured how much less likely the new adapter finds the base model's own replies to
+    # neighbouring prompts no row trained ("nothing else breaks")
+    verdict = json.loads((smol_home.runs_dir(PROFILE) / run / "gate.json").read_text())
+    assert verdict["eval"]["new"]["kept_logprob"] < 0 and verdict["eval"]["current"]["kept_logprob"] < 0

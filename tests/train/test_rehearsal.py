@@ -36,6 +36,13 @@ def test_how_many_rows_follow_the_ratio_within_bounds():
     assert rehearsal.how_many(16.0, 100) == min(rehearsal.MAX_ROWS, len(rehearsal.prompts()))
 
 
+def test_question_variants_count_as_trained_rows_for_the_ratio_and_the_floor():
+    # one correction trained as itself and two variants keeps 8 rehearsal rows per trained row's worth
+    assert rehearsal.how_many(2.0, 1, 3) == 3 * rehearsal.MIN_ROWS
+    assert rehearsal.how_many(1.0, 10, 20) == 20  # the ratio counts the variants too
+    assert rehearsal.how_many(1.0, 10, 10) == rehearsal.how_many(1.0, 10)
+
+
 def test_rehearsal_prompts_are_disjoint_from_what_the_learning_benchmark_checks():
     from bench import learning_data as d
 

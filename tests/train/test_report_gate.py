@@ -26,6 +26,17 @@ def test_gate_promotes_only_when_not_worse_by_the_margin():
     assert not gate.decide({}, {}, ["sft"], 0.0).promote
 
 
+def test_nothing_else_breaks_is_a_check_only_with_its_own_margin():
+    cur = {"liked_logprob": -2.0, "kept_logprob": -0.4}
+    broke = {"liked_logprob": -1.0, "kept_logprob": -1.3}  # learned the feedback, lost the model's own answers
+    assert gate.decide(broke, cur, ["sft"], 1.0).promote  # no gate_kept_margin: measured, not a check
+    refused = gate.decide(broke, cur, ["sft"], 1.0, kept_margin=0.5)
+    assert not refused.promote and "kept_logprob is lower than the current adapter's (-1.3000 vs -0.4000, margin 0.5)" \
+        in refused.reason
+    kept = gate.decide({"liked_logprob": -1.0, "kept_logprob": -0.6}, cur, ["sft"], 1.0, kept_margin=0.5)
+    assert kept.promote and "kept_logprob (margin 0.5)" in kept.reason
+
+
 def test_report_draws_the_loss_curve_and_keeps_the_last_value_of_a_repeated_step(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
     for step, loss in [(1, 4.0), (2, 3.0), (3, 2.5), (2, 3.1), (3, 2.4), (4, 1.0)]:  # steps 2-3 again after a resume
