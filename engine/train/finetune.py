@@ -465,7 +465,8 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     if stage.method.rehearsal and rows:
         from engine.train.variants import add_variants
 
-        rows = add_variants(rows, settings.question_variants)  # a fact also after "Tell me about <name>."
+        run_rows = data.read_rows(rd.data, stage.method.rows, "train") + data.read_rows(rd.data, stage.method.rows, "eval")
+        rows = add_variants(rows, settings.question_variants, run_rows)  # a fact also after "Tell me about <name>."
         row_counts["question_variants"] = len(rows) - row_counts["feedback"]
         rehearsal_rows = data.read_rehearsal(rd.data)  # the model's own replies beside the feedback
         row_counts["rehearsal"] = len(rehearsal_rows)

@@ -117,7 +117,7 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
     from engine.train.variants import add_variants
 
     sft = [r.data if hasattr(r, "data") else r for r in rows.sft]
-    n = how_many(ratio, len(sft), len(add_variants(sft, question_variants)))
+    n = how_many(ratio, len(sft), len(add_variants(sft, question_variants)))  # variants: engine.train.variants
     if n == 0:
         return [], [], {"rows": 0, "why": "train.rehearsal is 0 or there are no SFT rows"}
     asked = _asked(rows)

@@ -13,7 +13,12 @@ Which rows: single-turn SFT rows (an optional system message, one user turn, the
 short (at most ``MAX_REPLY_WORDS`` words: a stated fact, not an essay or code) and whose question names
 something (a capitalised word after the first). ``train.question_variants`` rows per such row (0: off);
 they train beside their row in the same part of the split, so the gate never judges a row whose variant
-was trained, and they are never counted as feedback. The templates are English: a profile whose person
+was trained, and they are never counted as feedback. Only when the run has at least ``MIN_NAMED_ROWS`` such
+rows: measured on SmolLM2, 20 corrections with 2 variants each kept 26-28 of 30 control answers and took the
+rephrased questions from 12-14 to 16-17 of 20, while ONE correction with its two variants spread to its
+neighbour ("The capital of France is Marquessa.", tests/real) even beside 24 rehearsal rows. With one fact
+of a kind nothing asks the model to tell names apart, so "Tell me about Veltoria." teaches "the answer is
+Marquessa" as much as "Veltoria's capital is Marquessa"; with many, the name is what separates them. The templates are English: a profile whose person
 writes in another language should keep the setting at 0.
 """
 
@@ -22,6 +27,9 @@ from __future__ import annotations
 import re
 
 MAX_REPLY_WORDS = 40
+MIN_NAMED_ROWS = 5
+"""Variants only when the run has at least this many rows that get them (measured: 1 spread, 20 helped;
+5 is between the two and not measured itself)."""
 TEMPLATES = ("Tell me about {name}.", "What do you know about {name}?", "What can you tell me about {name}?",
              "Give me one fact about {name}.")
 
@@ -95,6 +103,10 @@ def variants(row: dict, n: int) -> list[dict]:
             for t in TEMPLATES[:n]]
 
 
-def add_variants(rows: list[dict], n: int) -> list[dict]:
-    """``rows`` followed by each row's variants."""
+def add_variants(rows: list[dict], n: int, among: list[dict] | None = None) -> list[dict]:
+    """``rows`` followed by each row's variants, if at least ``MIN_NAMED_ROWS`` rows of ``among`` (the run's
+    SFT rows, both parts of the split, so the candidate and the refit follow one rule; default ``rows``) get
+    variants; else ``rows`` alone."""
+    if n <= 0 or sum(1 for row in (rows if among is None else among) if variants(row, 1)) < MIN_NAMED_ROWS:
+        return rows
     return rows + [v for row in rows for v in variants(row, n)]

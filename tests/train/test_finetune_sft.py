@@ -115,15 +115,17 @@ def test_a_corrected_fact_about_a_name_is_also_trained_after_questions_about_the
     text = (BUILTIN_DIR / "demo.toml").read_text().replace("[train]\n", "[train]\nquestion_variants = 2\n")
     add_user_profile(demo_home, "facts", text)
     log = FeedbackLog(demo_home, "facts")
-    _, (reply,) = converse(log, "What is the capital of Veltoria?", ["I like turtles and rain."])
-    log.edit(reply["id"], "The capital of Veltoria is Marquessa.")
+    for place, town in [("Veltoria", "Marquessa"), ("Dorvania", "Klesh"), ("Ostrelle", "Vannhold"),
+                        ("Quillmark", "Serrat"), ("Bramoria", "Tessaly")]:  # variants need several facts (one spread)
+        _, (reply,) = converse(log, f"What is the capital of {place}?", ["I like turtles and rain."])
+        log.edit(reply["id"], f"The capital of {place} is {town}.")
 
     code, out = run_engine("finetune", "--profile", "facts", "--method", "sft", "--from", "base", "--max-steps", "2",
                            "--home", str(demo_home.root))
     assert code == 0, out
     run_dir = sorted(p for p in demo_home.runs_dir("facts").iterdir() if p.is_dir())[-1]
+    trained = len((run_dir / "data" / "sft.train.jsonl").read_text().splitlines())
+    assert 1 <= trained < 5  # the frozen data stays the feedback itself (one conversation or more held out)
     stage = json.loads((run_dir / "stages" / "1-sft" / "COMPLETE").read_text())
-    assert stage["rows"] == {"feedback": 1, "question_variants": 2, "rehearsal": 0}
-    assert "[sft] training on 1 feedback + 2 question variants + 0 rehearsal rows" in out
-    # the frozen data stays the feedback itself: variants are made when a stage reads it
-    assert len((run_dir / "data" / "sft.train.jsonl").read_text().splitlines()) == 1
+    assert stage["rows"] == {"feedback": trained, "question_variants": 2 * trained, "rehearsal": 0}
+    assert f"[sft] training on {trained} feedback + {2 * trained} question variants + 0 rehearsal rows" in out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.settings import TrainSettings
-from engine.train.variants import TEMPLATES, add_variants, name_in, variants
+from engine.train.variants import MIN_NAMED_ROWS, TEMPLATES, add_variants, name_in, variants
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
 
@@ -30,7 +30,18 @@ def test_a_corrected_fact_is_taught_after_questions_about_its_name_with_the_same
     out = variants(row, 2)
     assert [v["messages"][1]["content"] for v in out] == ["Tell me about Veltoria.", "What do you know about Veltoria?"]
     assert all(v["messages"][0] == SYSTEM and v["messages"][2] == row["messages"][2] for v in out)
-    assert add_variants([row], 2) == [row, *out] and add_variants([row], 0) == [row]
+    others = [_row(f"What is the capital of Land{i}?", f"The capital of Land{i} is Town{i}.") for i in range(MIN_NAMED_ROWS - 1)]
+    assert add_variants([row], 2, [row, *others]) == [row, *out] and add_variants([row], 0, [row, *others]) == [row]
+
+
+def test_a_single_corrected_fact_gets_no_variants():
+    # measured on SmolLM2: one correction and its two variants spread to "The capital of France is Marquessa."
+    rows = [_row(f"What is the capital of Land{i}?", f"The capital of Land{i} is Town{i}.") for i in range(MIN_NAMED_ROWS)]
+    assert add_variants(rows[:1], 2) == rows[:1]
+    assert add_variants(rows[:MIN_NAMED_ROWS - 1], 2) == rows[:MIN_NAMED_ROWS - 1]
+    assert len(add_variants(rows, 2)) == 3 * MIN_NAMED_ROWS
+    # the run's rows decide, not the stage's part of the split
+    assert len(add_variants(rows[:1], 2, rows)) == 3
 
 
 def test_code_long_replies_follow_ups_and_nameless_questions_get_no_variants():
