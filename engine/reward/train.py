@@ -4,8 +4,8 @@ The run directory (manifest, lock, signals, budget) is the caller's; this module
 untrained model (seeded head) is scored on up to ``BASELINE_PAIRS`` held-out pairs first, so the report
 can say how much training helped (an untrained head is near chance: scoring all of them cost as much as
 scoring the trained model, bench/reward_speed.py); then the trained model is scored on every held-out pair
-the budget allows, and on a sample of the training replies for calibration. With a time budget, how many pairs are scored and when training stops are
-sized so the whole command ends within it (engine.reward.budget). ``reward_calibration.json`` is
+the budget allows, and on a sample of the training replies for calibration. With a time budget, how many
+pairs are scored and when training stops are sized so the whole command ends within it (engine.reward.budget). ``reward_calibration.json`` is
 written last and marks the run as finished.
 """
 

@@ -41,7 +41,7 @@ class Rows:
 
     def counts(self) -> dict[str, int]:
         out = {k: len(self.of(k)) for k in KINDS}
-        out["kto_desirable"] = sum(1 for r in self.kto if _data(r).get("label"))
+        out["kto_desirable"] = sum(1 for r in self.kto if row_data(r).get("label"))
         out["kto_undesirable"] = out["kto"] - out["kto_desirable"]
         out["edits"] = self.edits
         for kind in ("sft", "pref"):  # language feedback (engine.feedback.language), counted by where it came from
@@ -55,7 +55,8 @@ class Rows:
         return sorted(i for i in ids if i is not None)
 
 
-def _data(row) -> dict:
+def row_data(row) -> dict:
+    """A frozen row's dict, from a feedback row (``.data``) or the dict itself."""
     return row.data if hasattr(row, "data") else row
 
 
@@ -117,7 +118,7 @@ def split_conversations(conversations: list[str], fraction: float, seed: int) ->
 
 def row_key(kind: str, row) -> str:
     """A row's identity: its kind and its exact TRL content (an edited reply is a new row)."""
-    text = json.dumps([kind, _data(row)], sort_keys=True, ensure_ascii=False)
+    text = json.dumps([kind, row_data(row)], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -170,8 +171,8 @@ def write_split(data_dir: Path, rows: Rows, split: Split) -> dict[str, dict[str,
 
     counts: dict[str, dict[str, int]] = {}
     for kind in KINDS:
-        train = [_data(r) for r in rows.of(kind) if not is_eval(kind, r)]
-        evaluation = [_data(r) for r in rows.of(kind) if is_eval(kind, r)]
+        train = [row_data(r) for r in rows.of(kind) if not is_eval(kind, r)]
+        evaluation = [row_data(r) for r in rows.of(kind) if is_eval(kind, r)]
         for part, items in (("train", train), ("eval", evaluation)):
             write_private(data_dir / f"{kind}.{part}.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n"
                                                                    for x in items))

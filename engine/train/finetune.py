@@ -175,9 +175,9 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     if "sft" in stages:
         from engine.train import rehearsal
 
-        rehearsal_rows, held_out_rows, rehearsal_info = rehearsal.build(home, profile, snap.rows, parent_id, settings.rehearsal,
-                                                         settings.seed, settings.question_variants,
-                                                         say=lambda text: _say(opts, text))
+        rehearsal_rows, held_out_rows, rehearsal_info = rehearsal.build(
+            home, profile, snap.rows, parent_id, settings.rehearsal, settings.seed, settings.question_variants,
+            say=lambda text: _say(opts, text))
     revision = profile.model.revision
     if revision is None and Path(model_path).is_dir():
         from engine.runtime.loading import local_revision
@@ -465,7 +465,7 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     if stage.method.rehearsal and rows:
         from engine.train.variants import add_variants
 
-        run_rows = data.read_rows(rd.data, stage.method.rows, "train") + data.read_rows(rd.data, stage.method.rows, "eval")
+        run_rows = data.read_rows(rd.data, stage.method.rows, "all")  # the run's rows decide whether variants are made
         rows = add_variants(rows, settings.question_variants, run_rows)  # a fact also after "Tell me about <name>."
         row_counts["question_variants"] = len(rows) - row_counts["feedback"]
         rehearsal_rows = data.read_rehearsal(rd.data)  # the model's own replies beside the feedback

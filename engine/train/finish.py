@@ -195,7 +195,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "current_run": verdict["current_run"],
         "current_label": verdict["current_label"],
         "gate": {"margin": settings.gate_margin, "accuracy_margin": settings.gate_accuracy_margin,
-                 "checks": verdict["checks"], "reward": verdict["reward"], "rl": verdict.get("rl")},
+                 "kept_margin": settings.gate_kept_margin, "checks": verdict["checks"], "reward": verdict["reward"], "rl": verdict.get("rl")},
         "reward_model": manifest.get("reward_model"),
         "promoted": verdict["promote"],
         "reason": verdict["reason"],

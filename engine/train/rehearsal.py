@@ -22,6 +22,8 @@ import random
 import re
 from pathlib import Path
 
+from engine.train.data import row_data
+
 PROMPTS_FILE = Path(__file__).with_name("rehearsal_prompts.txt")
 FILE_NAME = "rehearsal.jsonl"
 HELD_OUT_ROWS = 8
@@ -54,7 +56,7 @@ def _asked(rows) -> set[str]:
     out = set()
     for kind in ("sft", "pref", "kto"):
         for r in rows.of(kind):
-            d = r.data if hasattr(r, "data") else r
+            d = row_data(r)
             for m in d.get("messages") or d.get("prompt") or []:
                 if isinstance(m, dict) and m.get("role") == "user":
                     out.add(str(m.get("content", "")).strip().lower())
@@ -116,7 +118,7 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
     the gate); and what the manifest records."""
     from engine.train.variants import add_variants
 
-    sft = [r.data if hasattr(r, "data") else r for r in rows.sft]
+    sft = [row_data(r) for r in rows.sft]
     n = how_many(ratio, len(sft), len(add_variants(sft, question_variants)))  # variants: engine.train.variants
     if n == 0:
         return [], [], {"rows": 0, "why": "train.rehearsal is 0 or there are no SFT rows"}
@@ -124,7 +126,8 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
     pool = [p for p in prompts() if p.lower() not in asked]
     random.Random(seed).shuffle(pool)
     chosen = choose(pool, asked, n)
-    held_out = nearest_first([p for p in pool if p not in set(chosen)], asked)[:HELD_OUT_ROWS]
+    taken = set(chosen)
+    held_out = nearest_first([p for p in pool if p not in taken], asked)[:HELD_OUT_ROWS]
     if say:
         say(f"rehearsal: answering {len(chosen) + len(held_out)} ordinary prompts with the {'adapter ' + parent_run if parent_run else 'base model'} "
             "to train beside the feedback (train.rehearsal)")

@@ -18,8 +18,8 @@ rows: measured on SmolLM2, 20 corrections with 2 variants each kept 26-28 of 30 
 rephrased questions from 12-14 to 16-17 of 20, while ONE correction with its two variants spread to its
 neighbour ("The capital of France is Marquessa.", tests/real) even beside 24 rehearsal rows. With one fact
 of a kind nothing asks the model to tell names apart, so "Tell me about Veltoria." teaches "the answer is
-Marquessa" as much as "Veltoria's capital is Marquessa"; with many, the name is what separates them. The templates are English: a profile whose person
-writes in another language should keep the setting at 0.
+Marquessa" as much as "Veltoria's capital is Marquessa"; with many, the name is what separates them. The
+templates are English: a profile whose person writes in another language should keep the setting at 0.
 """
 
 from __future__ import annotations
