@@ -125,3 +125,47 @@ def test_eval_without_an_adapter_is_a_clear_error(trained_reward):
     assert res.code == 2 and "no finished adapter" in res.err and "engine finetune" in res.err
     res = run_engine("eval", "--home", str(trained_reward.home.root), "--against", "nothing")
     assert res.code == 2 and "--against" in res.err
+
+
+def test_scorer_folds_the_adapter_into_the_weights_and_scores_as_the_adapter_does(trained_reward):
+    """`engine score`, best-of-n and RL score with the LoRA merged in (faster on a CPU); the scores must be
+    the adapter's own."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    from engine.reward import MODEL_SUBDIR
+    from engine.reward.data import encode
+    from engine.reward.score import RewardScorer, score_ids
+
+    scorer = RewardScorer.load(trained_reward.home, "demo")
+    assert not any("lora_" in name for name, _ in scorer.model.named_parameters())
+    model_dir = trained_reward.run_dir / MODEL_SUBDIR
+    base = AutoModelForSequenceClassification.from_pretrained(trained_reward.home.demo_model_dir, num_labels=1)
+    base.config.pad_token_id = scorer.tokenizer.pad_token_id
+    adapter = PeftModel.from_pretrained(base, model_dir).eval()
+    prompt = [{"role": "user", "content": "What is 17 + 25?"}]
+    ids = [encode(scorer.tokenizer, prompt, [{"role": "assistant", "content": reply}], 128)
+           for reply in ("The answer is 42.", "I cannot help with that.", "42", "Let me think: 17 + 25 = 42.")]
+    merged, unmerged = score_ids(scorer.model, scorer.tokenizer, ids), score_ids(adapter, scorer.tokenizer, ids)
+    assert max(abs(a - b) for a, b in zip(merged, unmerged)) < 1e-4
+
+
+def test_the_new_score_head_learns_at_ten_times_the_backbones_rate(trained_reward):
+    import torch
+
+    from engine.profiles import load_profile
+    from engine.reward.backbone import load_tokenizer, new_reward_model, resolve_backbone
+    from engine.reward.train import HEAD_LR_RATIO, head_faster
+
+    profile = load_profile("demo", trained_reward.home)
+    backbone = resolve_backbone(profile, trained_reward.home)
+    model = new_reward_model(backbone, load_tokenizer(backbone), profile, seed=0)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": trainable[::2], "weight_decay": 0.1},  # as the Trainer makes them
+                                   {"params": trainable[1::2], "weight_decay": 0.0}], lr=1e-4)
+    head_faster(optimizer, model, HEAD_LR_RATIO)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert sorted(lr_of) == sorted(id(p) for p in trainable)  # every parameter once
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert lr_of[id(p)] == pytest.approx(1e-3 if ".score." in f".{name}" else 1e-4), name
