@@ -98,12 +98,16 @@ def load_tokenizer(backbone: Backbone):
     return tok
 
 
+def unwrapped(model):
+    """The transformers model itself, also from under a PeftModel (whose own names start ``base_model.``)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def head_names(model) -> list[str]:
     """Names of the sequence-classification head modules (``score`` in LMs, ``classifier`` in BERT)."""
     from peft.utils.constants import SEQ_CLS_HEAD_NAMES
 
-    model = model.get_base_model() if hasattr(model, "get_base_model") else model  # under a PeftModel
-    tops = {name.split(".")[0] for name, _ in model.named_modules() if name}
+    tops = {name.split(".")[0] for name, _ in unwrapped(model).named_modules() if name}
     return [n for n in SEQ_CLS_HEAD_NAMES if n in tops]
 
 

@@ -122,11 +122,10 @@ def training_args(profile: Profile, run_dir: Path, opts: RewardOptions, epochs: 
 def head_faster(optimizer, model, ratio: float) -> None:
     """Move the score head's parameters into groups of their own at ``ratio`` times their learning rate
     (``HEAD_LR_RATIO``); call before the scheduler is made, so it keeps the ratio."""
-    from engine.reward.backbone import head_names
+    from engine.reward.backbone import head_names, unwrapped
 
     heads = set(head_names(model))
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    head = {id(p) for name, p in inner.named_parameters() if name.split(".")[0] in heads}
+    head = {id(p) for name, p in unwrapped(model).named_parameters() if name.split(".")[0] in heads}
     for group in list(optimizer.param_groups):
         moved = [p for p in group["params"] if id(p) in head]
         if moved:
