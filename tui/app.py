@@ -395,18 +395,23 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
             except UserError:
                 items.append((name, f"{name}  (cannot be read: F5 then Enter says why)"))
                 continue
-            avail = profile_availability(profile)
-            where = "on disk" if avail.on_disk else missing
+            if profile.model.backend == "openai":  # nothing on this machine: a server answers
+                where = f"remote: {profile.model.base_url}"
+            else:
+                where = "on disk" if profile_availability(profile).on_disk else missing
             mark = "● " if name == current else "  "
-            items.append((name, f"{mark}{name}  {profile.model.id}  ({where})"))
+            in_use = ", in use" if name == current else ""
+            items.append((name, f"{mark}{name}  {profile.model.id}  ({where}{in_use})"))
         self.post_message(ProfileList(items))
 
     def on_profile_list(self, message: ProfileList) -> None:
         async def done(choice: str | None) -> None:
-            if choice is not None:
+            if choice == self.profile.name:  # Enter on the profile in use: nothing to reload
+                self.notify(f"Already chatting with profile {self.profile.name}.")
+            elif choice is not None:
                 await self.switch_profile(choice)
 
-        title = f"Switch to which profile? (● is in use: {self.profile.name})"
+        title = f"Switch to which profile? (● is in use: {self.profile.name}; Enter on it keeps it)"
         self.push_screen(ChooseScreen(title, message.items, self.profile.name), done)
 
     async def switch_profile(self, name: str) -> None:
@@ -432,6 +437,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.chat.selected_id = None
         self.show_profile()
         await self.refresh_chat()
+        self.composer.focus()  # a new conversation list: what comes next is typing, not judging
         self.start_loading()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

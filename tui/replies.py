@@ -99,7 +99,8 @@ class RepliesMixin:
 
         from engine.runtime.availability import hub_offline, profile_availability
 
-        if not profile_availability(profile).on_disk:  # said before the loader goes quiet on the network
+        remote = profile.model.backend == "openai"  # a server answers: nothing to find on this machine
+        if not remote and not profile_availability(profile).on_disk:  # said before the loader goes quiet on the network
             self.post_message(ModelNotOnDisk(profile.name, profile.model.id, hub_offline()))
 
         lm = self._load_in_daemon_thread(profile, progress)

@@ -54,7 +54,7 @@ async def test_f5_marks_the_profile_in_use_and_models_on_disk(home):
         await wait_for(pilot, lambda: isinstance(app.screen, ChooseScreen), what="F5")
         await pilot.pause()
         labels = {o.id: str(o.prompt) for o in app.screen.query_one("#choices").options}
-        assert labels["demo"].startswith("● demo") and "(on disk)" in labels["demo"]
+        assert labels["demo"].startswith("● demo") and "(on disk, in use)" in labels["demo"]
         assert not labels["remote"].startswith("●") and "not on disk" in labels["remote"]
 
 
