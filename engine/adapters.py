@@ -12,9 +12,12 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from engine.errors import UserError
-from engine.home import Home, check_name, write_private
+from engine.home import Home, LinkRefused, check_name, check_tree, open_file, read_bytes, write_private
 
 ADAPTER_SUBDIR = "adapter"  # run_dir/adapter holds the standard PEFT files of a finished run
 ADAPTER_CONFIG = "adapter_config.json"
@@ -23,6 +26,21 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 def promoted_file(home: Home, profile: str) -> Path:
     return home.runs_dir(profile) / "promoted.json"
+
+
+class _HistoryEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    run_id: Optional[StrictStr]
+    until: Optional[StrictFloat | StrictInt] = None
+
+
+class _Promoted(BaseModel):
+    """promoted.json: ``{"run_id": str | null, "history": [{"run_id": str | null, "until": time}, ...]}``."""
+
+    model_config = ConfigDict(extra="allow")
+    run_id: Optional[StrictStr] = None
+    history: list[_HistoryEntry] = []
+    reason: Optional[StrictStr] = None
 
 
 def _read(home: Home, profile: str) -> dict:
@@ -34,10 +52,29 @@ def _read(home: Home, profile: str) -> dict:
         return {"run_id": None, "history": []}
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise UserError(f"{path} is corrupt; delete it to go back to the base model.") from None
+    try:
+        record = _Promoted.model_validate(data)
+        if record.run_id is not None:
+            check_name(record.run_id, "run id")
+        for entry in record.history:
+            if entry.run_id is not None:
+                check_name(entry.run_id, "run id")
+    except (ValidationError, UserError) as exc:
+        what = "not a JSON object" if not isinstance(data, dict) else _why(exc)
+        raise UserError(f"{path} is damaged ({what}); delete it to go back to the base model, or choose an adapter "
+                        "again with `engine adapters use RUN`.") from None
     data.setdefault("history", [])
     return data
+
+
+def _why(exc: Exception) -> str:
+    if not isinstance(exc, ValidationError):
+        return str(exc).rstrip(".")
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"'{where}' is missing" if err["type"] == "missing" else f"'{where}': {err['msg'].lower()}"
 
 
 def promoted_run(home: Home, profile: str) -> str | None:
@@ -49,8 +86,10 @@ def adapter_path(home: Home, profile: str, run_id: str) -> Path:
     """``runs/<profile>/<run_id>/adapter``; refused if a link makes it point outside that run folder."""
     run_dir = home.run_dir(profile, run_id)
     path = run_dir / ADAPTER_SUBDIR
-    if run_dir.resolve().parent != home.runs_dir(profile).resolve() or path.resolve().parent != run_dir.resolve():
-        raise UserError(f"{path} links outside {home.runs_dir(profile)}; tuneloop only uses adapters inside it.")
+    try:
+        check_tree(path, home)  # libraries (PEFT) open its files by path: no link on the way or inside
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # no adapter there: the callers say so
     return path
 
 
@@ -121,19 +160,80 @@ def read_adapter_config(path: Path) -> dict:
     """The adapter's config, refusing folders without safetensors weights (pickle is never loaded)."""
     path = Path(path)
     cfg_file = path / ADAPTER_CONFIG
-    if not cfg_file.is_file():
+    if not cfg_file.is_file() and not cfg_file.is_symlink():
         raise UserError(f"{path} is not a LoRA adapter folder (no {ADAPTER_CONFIG}).")
-    if not (path / ADAPTER_WEIGHTS).is_file():
+    weights = path / ADAPTER_WEIGHTS
+    if not weights.is_file() and not weights.is_symlink():
         pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
         found = f" (found only {', '.join(pickles)}, which tuneloop does not load)" if pickles else ""
         raise UserError(f"{path} has no {ADAPTER_WEIGHTS}{found}; re-save the adapter with safetensors.")
     try:
-        cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        check_tree(path)  # a link in it (or to it) is refused before anything is read
+        cfg = json.loads(read_bytes(cfg_file).decode("utf-8"))
+    except LinkRefused:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise UserError(f"{cfg_file} is not valid JSON ({exc}); the adapter is damaged.") from None
     if not isinstance(cfg, dict):
         raise UserError(f"{cfg_file} is not a JSON object; the adapter is damaged.")
+    try:
+        _AdapterConfig.model_validate(cfg)
+    except ValidationError as exc:
+        raise UserError(f"{cfg_file} is damaged ({_why(exc)}); the adapter cannot be loaded, so pick another run "
+                        "or train a new one.") from None
+    check_safetensors(weights)
     return cfg
+
+
+class _AdapterConfig(BaseModel):
+    """The keys of a PEFT LoRA config that PEFT reads as numbers or names (a string ``r`` would be a traceback)."""
+
+    model_config = ConfigDict(extra="allow")
+    r: Optional[StrictInt] = None
+    lora_alpha: Optional[StrictInt | StrictFloat] = None
+    lora_dropout: Optional[StrictInt | StrictFloat] = None
+    peft_type: Optional[StrictStr] = None
+    base_model_name_or_path: Optional[StrictStr] = None
+    target_modules: Optional[StrictStr | list[StrictStr]] = None
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse (one sentence) a safetensors file that is truncated or not safetensors: its 8-byte header length,
+    JSON header and the tensors' byte ranges must fit the file. Read without following links."""
+    path = Path(path)
+    with os.fdopen(open_file(path), "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else 0
+        raw = head + (f.read(n) if 0 < n <= min(size - 8, 100_000_000) else b"")
+    problem = None
+    if len(head) < 8:
+        problem = "shorter than a safetensors header"
+    else:
+        header: Any = None
+        if 8 + n <= len(raw):
+            try:
+                header = json.loads(raw[8:8 + n].decode("utf-8"))
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                header = None
+        if not isinstance(header, dict):
+            problem = "not a safetensors file (no readable header)"
+        else:
+            end = 0
+            for name, info in header.items():
+                if name == "__metadata__":
+                    continue
+                offsets = info.get("data_offsets") if isinstance(info, dict) else None
+                if (not isinstance(offsets, list) or len(offsets) != 2
+                        or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+                    problem = f"tensor {name!r} has no valid data offsets"
+                    break
+                end = max(end, offsets[1])
+            if problem is None and 8 + n + end > size:
+                problem = f"truncated ({size} bytes, its header describes {8 + n + end})"
+    if problem:
+        raise UserError(f"{path} is damaged ({problem}); the adapter cannot be loaded, so pick another run or train a "
+                        "new one.")
 
 
 def _same_path(a: str, b: str) -> bool:

@@ -252,11 +252,108 @@ def default_home() -> Path:
     return Path(user_data_dir("tuneloop", appauthor=False))
 
 
+_ROOTS: set[Path] = set()
+"""Every home this process made a :class:`Home` for: reads that get only a path (run files, adapters) find
+their home here and walk from it (:func:`root_of`)."""
+
+
+def root_of(path: Path | str) -> Path | None:
+    """The home (of this process's :class:`Home` objects) that holds ``path``, the innermost one; None if none."""
+    path = Path(path)
+    if not path.is_absolute():
+        path = path.absolute()
+    best: Path | None = None
+    for root in list(_ROOTS):
+        if path != root and path.is_relative_to(root) and (best is None or len(root.parts) > len(best.parts)):
+            best = root
+    return best
+
+
+def open_file(path: Path | str, base: "Home | Path | None" = None) -> int:
+    """A read-only descriptor of the regular file ``path``: walked from its home (``base``, else the registered
+    home that holds it) without following any link (:class:`LinkRefused`); outside every home, only the file
+    itself must not be a link."""
+    root = _base_root(base) or root_of(path)
+    if root is not None:
+        return open_beneath(root, Path(path).absolute() if not Path(path).is_absolute() else path, os.O_RDONLY)
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _refuse_link(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LinkRefused(f"{path} is not a regular file; tuneloop only reads its own files there, so remove it "
+                          "and run again.")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_bytes(path: Path | str, base: "Home | Path | None" = None) -> bytes:
+    """The bytes of ``path``, opened by :func:`open_file` (no link followed, regular files only)."""
+    with os.fdopen(open_file(path, base), "rb") as f:
+        return f.read()
+
+
+def read_text(path: Path | str, base: "Home | Path | None" = None) -> str:
+    """:func:`read_bytes` as UTF-8 text (UnicodeDecodeError as usual)."""
+    return read_bytes(path, base).decode("utf-8")
+
+
+def check_tree(path: Path | str, base: "Home | Path | None" = None) -> Path:
+    """Refuse (:class:`LinkRefused`, one sentence) a folder that is reached through a link, or that holds, at any
+    depth, a link, a FIFO or a device: for folders a library then opens by path (PEFT adapters, a Trainer
+    checkpoint, the demo model). A missing folder raises FileNotFoundError. Returns ``path``."""
+    path = Path(path)
+    root = _base_root(base) or root_of(path)
+    if root is None:
+        if path.is_symlink():
+            raise _refuse_link(path)
+        fd = os.open(path, _DIR_FLAGS)
+    else:
+        fd = open_dir(root, path)
+    try:
+        _check_fd_tree(fd, path)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _check_fd_tree(fd: int, where: Path, depth: int = 0) -> None:
+    if depth > 32:
+        raise LinkRefused(f"{where} is nested too deep to be tuneloop's own folder; remove it and run again.")
+    with os.scandir(fd) as it:
+        entries = list(it)
+    for entry in entries:
+        full = where / entry.name
+        if entry.is_symlink():
+            raise _refuse_link(full)
+        if entry.is_dir(follow_symlinks=False):
+            try:
+                sub = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _refuse_link(full) from None
+                raise
+            try:
+                _check_fd_tree(sub, full, depth + 1)
+            finally:
+                os.close(sub)
+        elif not entry.is_file(follow_symlinks=False):
+            raise LinkRefused(f"{full} is not a regular file; tuneloop only reads and writes its own files there, "
+                              "so remove it and run again.")
+
+
 @dataclass(frozen=True)
 class Home:
     """The data directory. Paths are computed, never created, until ``ensure`` is called."""
 
     root: Path
+
+    def __post_init__(self) -> None:
+        _ROOTS.add(Path(self.root).absolute())
 
     @classmethod
     def resolve(cls, home: str | os.PathLike | None = None) -> "Home":

@@ -10,13 +10,14 @@ This module must not import torch or transformers.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.home import Home, check_name
+from engine.home import Home, check_name, open_dir, read_bytes
 from engine.settings import (  # noqa: F401  (re-exported: the settings tables are part of a Profile)
     DEFAULT_REVISION_PROMPT,
     TABLES,
@@ -92,11 +93,20 @@ def parse_profile(name: str, text: str, path: Path, source: str = "user") -> Pro
 
 def _candidates(home: Home | None) -> dict[str, tuple[Path, str]]:
     found: dict[str, tuple[Path, str]] = {}
-    for folder, source in ((BUILTIN_DIR, "builtin"), (home.profiles_dir if home else None, "user")):
-        if folder is None or not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.toml")):
-            found[path.stem] = (path, source)  # user profiles override built-ins of the same name
+    for path in sorted(BUILTIN_DIR.glob("*.toml")):
+        found[path.stem] = (path, "builtin")
+    if home is not None:
+        try:  # reached without following links: a linked profiles/ folder is refused (LinkRefused)
+            dfd = open_dir(home.root, home.profiles_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return found
+        try:
+            names = sorted(os.listdir(dfd))
+        finally:
+            os.close(dfd)
+        for name in names:
+            if name.endswith(".toml") and not name.startswith("."):
+                found[name[:-5]] = (home.profiles_dir / name, "user")  # user profiles override built-ins
     return found
 
 
@@ -115,13 +125,8 @@ def load_profile(name: str, home: Home | None = None) -> Profile:
                         f"to {where}.")
     path, source = found[name]
     try:
-        real = path.resolve(strict=True)
-    except (OSError, RuntimeError):
-        real = None  # dangling or looping link: reading it below reports that
-    if real is not None and real.parent != path.parent.resolve():
-        raise UserError(f"{path} links to {real}, outside its profiles folder; copy the file there instead.")
-    try:
-        text = path.read_text(encoding="utf-8")
+        # a user profile is read from the home without following any link (LinkRefused names it)
+        text = (read_bytes(path, home) if source == "user" and home is not None else path.read_bytes()).decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text.") from None
     except OSError as exc:
@@ -143,11 +148,13 @@ def list_profiles(home: Home | None = None) -> list[Profile | UserError]:
 def default_profile_name(home: Home | None) -> str:
     """The ``default_profile`` from home/config.toml, else DEFAULT_PROFILE (FALLBACK_PROFILE when its model's
     package is not installed)."""
-    if home and home.config_path.is_file():
+    if home and (home.config_path.is_file() or home.config_path.is_symlink()):
         try:
-            data = tomllib.loads(home.config_path.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_bytes(home.config_path, home).decode("utf-8"))  # no link followed
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{home.config_path}: cannot be read: {exc}.") from None
+        except OSError as exc:
+            raise UserError(f"{home.config_path}: cannot be read ({exc.strerror or exc}).") from None
         name = data.get("default_profile")
         if isinstance(name, str) and name:
             return name

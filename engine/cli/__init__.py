@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # backstop: an O_NOFOLLOW open met a link planted in the home
+            typer.echo(f"error: {exc.filename or 'a file'} is a symbolic link; tuneloop never follows links inside "
+                       "its home (one could point at any of your files), so remove it and run again.", err=True)
+            sys.exit(2)
         # Backstop for a full disk anywhere (writing the pointer, a report...): one sentence, no traceback.
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise

@@ -32,7 +32,7 @@ def export(
     """Write the profile's feedback as TRL training rows, or its language feedback (JSONL)."""
     from engine.errors import UserError
     from engine.feedback import FeedbackLog, replay
-    from engine.feedback.export import export_rows
+    from engine.feedback.export import check_out_file, export_rows
     from engine.feedback.language import CRITIQUE_FORMAT
     from engine.feedback.rows import FORMATS
 
@@ -40,6 +40,7 @@ def export(
     profile = profile_of(profile, h).name
     if format not in (*FORMATS, CRITIQUE_FORMAT):
         raise UserError(f"unknown --format {format!r}: use sft, preference, unpaired or critique.")
+    check_out_file(out)  # a device or a FIFO at --out is refused before anything is read
     result = FeedbackLog(h, profile).read()
     state = replay(result)
     _warn(result.warnings() + state.warnings())

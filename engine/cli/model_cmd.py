@@ -32,6 +32,19 @@ def demo_model(
     typer.echo(f"demo model {state}: {path}")
 
 
+def _check_unicode(path: Path, chats: list[list[dict]]) -> None:
+    """A prompt with a lone surrogate (a JSON ``\\ud800`` escape) cannot be tokenized: one sentence naming it."""
+    from engine.errors import UserError
+
+    for number, chat in enumerate(chats, 1):
+        for message in chat:
+            try:
+                message["content"].encode("utf-8")
+            except UnicodeEncodeError:
+                raise UserError(f"{path}: prompt {number} holds text that is not valid Unicode (a lone surrogate such as "
+                                "\\ud800); fix that line.") from None
+
+
 def generate(
     question: Annotated[Optional[str], typer.Argument(help="The user message to answer.")] = None,
     profile: ProfileOption = None,
@@ -71,7 +84,13 @@ def generate(
                             "chats through a server (backend = \"openai\"), so ask one QUESTION at a time.")
         from engine.runtime.batch import generate_batch, read_prompts
 
-        chats = read_prompts(prompts) if prompts is not None else [[{"role": "user", "content": question}]]
+        if prompts is not None:
+            from engine.cli.common import check_input_file, parse_guard
+
+            chats = parse_guard(check_input_file(prompts, "the prompt file"), read_prompts)
+            _check_unicode(prompts, chats)
+        else:
+            chats = [[{"role": "user", "content": question}]]
         params = params.replace(do_sample=False) if sample is None else params  # --prompts: greedy unless told
         lm = load_model(prof, h, adapter=adapter)
         for chat, result in zip(chats, generate_batch(lm, chats, params, batch_size=batch_size)):

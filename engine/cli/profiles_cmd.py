@@ -19,14 +19,17 @@ def profiles(home: HomeOption = None) -> None:
 
     from engine.adapters import promoted_run
     from engine.errors import UserError
-    from engine.profiles import list_profiles
+    from engine.profiles import load_profile, profile_names
 
     h = home_of(home)
     table = Table("profile", "source", "model", "adapter", "device", box=None)
-    errors = []
-    for p in list_profiles(h):
-        if isinstance(p, UserError):
-            errors.append(str(p))
+    problems = []
+    for name in profile_names(h):
+        try:
+            p = load_profile(name, h)
+        except UserError as exc:  # listed, marked, and said below: the other profiles still work
+            problems.append(str(exc))
+            table.add_row(escape(name), "unreadable", "(see the error below)", "-", "-")
             continue
         try:
             adapter = promoted_run(h, p.name) or "base"
@@ -35,7 +38,7 @@ def profiles(home: HomeOption = None) -> None:
         # cells are Rich markup: a model id or an error like "[reward] ..." must print as written
         table.add_row(*(escape(c) for c in (p.name, p.source, p.model.id, adapter, p.model.device)))
     Console().print(table)
-    for e in errors:
+    for e in problems:
         typer.echo(f"error: {e}", err=True)
-    if errors:
+    if problems:  # the others are listed (and usable); the exit status still says a file needs fixing
         raise typer.Exit(2)

@@ -55,7 +55,9 @@ def _score(
     from engine.reward.score import RewardScorer
 
     h = home_of(home)
-    pairs = read_pairs_file(file)
+    from engine.cli.common import check_input_file, parse_guard
+
+    pairs = parse_guard(check_input_file(file, "the preference file"), read_pairs_file)
     scorer = RewardScorer.load(h, _profile_name(profile, h), reward)
     metrics = scorer.score_pairs(pairs)
     if as_json:

@@ -179,11 +179,11 @@ def ensure_demo_model(home: Home, force: bool = False) -> Path:
     import fcntl
 
     target = home.demo_model_dir
-    if is_built(target) and not force:
-        return target
-    ensure_dir(target.parent)
-    try:
-        fd = os.open(target.parent / ".demo.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    if not force and (is_built(target) or target.is_symlink()):
+        return check_demo_model(home)
+    home.check_dir(target.parent, create=True)  # a linked models/ folder is refused, never built into
+    try:  # no link followed: a planted .demo.lock (dangling or not) is refused, never created or opened
+        fd = home.open(target.parent / ".demo.lock", os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         from engine.home import unwritable
 
@@ -194,4 +194,41 @@ def ensure_demo_model(home: Home, force: bool = False) -> Path:
             build_demo_model(target)
     finally:
         os.close(fd)
+    return check_demo_model(home)
+
+
+_CONFIG_INTS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "max_position_embeddings")
+
+
+def check_demo_model(home: Home) -> Path:
+    """The demo model folder if it is tuneloop's own and readable: no link to it or in it (libraries open its
+    files by path), a config whose sizes are numbers, and weights that are whole safetensors; else one
+    sentence that says how to rebuild it."""
+    import json
+
+    from engine.adapters import check_safetensors
+    from engine.errors import UserError
+    from engine.home import check_tree, read_bytes
+
+    target = home.demo_model_dir
+    check_tree(target, home)
+    fix = "rebuild it with `engine demo-model --force`"
+    config = target / "config.json"
+    try:
+        data = json.loads(read_bytes(config, home).decode("utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{config} is missing; {fix}.") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise UserError(f"{config} is damaged (not a JSON object); {fix}.")
+    for key in _CONFIG_INTS:
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise UserError(f"{config} is damaged ('{key}' must be a positive whole number, not {value!r:.40}); {fix}.")
+    try:
+        check_safetensors(target / "model.safetensors")
+    except UserError as exc:
+        raise UserError(str(exc).split(";")[0] + f"; {fix}.") from None
     return target

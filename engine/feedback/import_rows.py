@@ -26,6 +26,8 @@ to 1 GiB with rows up to 16 MiB are read (a FIFO or ``/dev/zero`` is refused at 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -129,6 +131,10 @@ def _text_prefix(a: str, b: str) -> int:
 
 def _parse_preference(row: dict) -> tuple[str, list, list[str]]:
     chosen, rejected = row["chosen"], row["rejected"]
+    if isinstance(chosen, str) != isinstance(rejected, str) or isinstance(chosen, list) != isinstance(rejected, list):
+        # refused, not normalised: which of the two a mixed row meant is a guess
+        raise _RowError(f"'chosen' is {_kind(chosen)} but 'rejected' is {_kind(rejected)}: use one format for both "
+                        "(two strings, or two lists of messages)")
     conversational = isinstance(chosen, list)
     prompt = row.get("prompt")
     if isinstance(prompt, list) and not isinstance(chosen, list):
@@ -146,10 +152,19 @@ def _parse_preference(row: dict) -> tuple[str, list, list[str]]:
         return system, turns, [_reply(c[i:], "chosen"), _reply(r[i:], "rejected")]
     if not isinstance(chosen, str) or not isinstance(rejected, str):
         raise _RowError("'chosen' and 'rejected' must both be strings or both be lists of messages")
+    return _text_pair(chosen, rejected)
+
+
+def _text_pair(chosen: str, rejected: str) -> tuple[str, list, list[str]]:
     i = _text_prefix(chosen, rejected)
     if i == 0:
         raise _RowError("has no 'prompt', and 'chosen' and 'rejected' share no prefix to use as one")
     return "", [{"role": "user", "content": chosen[:i]}], [chosen[i:], rejected[i:]]
+
+
+def _kind(value: Any) -> str:
+    return "a string" if isinstance(value, str) else "a list of messages" if isinstance(value, list) else \
+        f"a JSON {type(value).__name__}"
 
 
 def _parse_sft(row: dict) -> tuple[str, list, str]:
@@ -392,6 +407,18 @@ def plan_import(path: Path, fmt: str = "auto") -> tuple[list[dict], ImportResult
     return events, ImportResult(rows.format, rows.rows, rows.skipped, rows.events, rows.sha256)
 
 
+@contextlib.contextmanager
+def _import_lock(log: FeedbackLog):
+    """An exclusive ``flock`` on ``feedback/<profile>/.import.lock`` (reached without following links): one
+    import of a profile at a time; the kernel drops it when the process dies."""
+    fd = log.home.open(log.dir / ".import.lock", os.O_RDWR | os.O_CREAT, make_dirs=True)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def previous_imports(log: FeedbackLog, sha256: str) -> list[dict]:
     """Commit records of earlier imports of a file with this sha256."""
     return [e for e in log.read().events
@@ -406,10 +433,12 @@ def import_file(log: FeedbackLog, path: Path, fmt: str = "auto", again: bool = F
     path = Path(path)
     if fmt not in FORMATS:
         raise UserError(f"unknown import format {fmt!r}: use auto, preference, sft, unpaired or critique.")
-    with os.fdopen(_open_regular(path), "rb") as f:
+    with os.fdopen(_open_regular(path), "rb") as f, _import_lock(log):
         check = _Rows(path, fmt)
         for _batch in check(f):
             pass
+        # The profile's import lock is held from here to the commit record: two imports of the same file
+        # started together cannot both pass this check.
         if not again:
             earlier = previous_imports(log, check.sha256)
             if earlier:
@@ -418,7 +447,9 @@ def import_file(log: FeedbackLog, path: Path, fmt: str = "auto", again: bool = F
                                 f"({earlier[-1]['rows']} rows); importing it again would duplicate them, so pass "
                                 "--again if that is what you want (nothing was imported).")
         f.seek(0)
-        import_id = ev.new_id()
+        from engine.feedback.replay import SHA_PREFIX
+
+        import_id = check.sha256[:SHA_PREFIX] + ev.new_id()[SHA_PREFIX:]
         write = _Rows(path, check.format)
         batch: list[dict] = []
         rows_in_batch = 0
@@ -434,6 +465,6 @@ def import_file(log: FeedbackLog, path: Path, fmt: str = "auto", again: bool = F
         if write.sha256 != check.sha256:
             raise UserError(f"{path} changed while it was being imported; the partial import stays invisible "
                             "(import it again).")
-    log.append({"type": "import", "import_id": import_id, "events": write.events, "rows": write.rows,
-                "skipped": write.skipped, "sha256": write.sha256, "file": path.name, "format": write.format})
+        log.append({"type": "import", "import_id": import_id, "events": write.events, "rows": write.rows,
+                    "skipped": write.skipped, "sha256": write.sha256, "file": path.name, "format": write.format})
     return ImportResult(write.format, write.rows, write.skipped, write.events, write.sha256, import_id)

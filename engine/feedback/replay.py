@@ -252,7 +252,7 @@ class State:
             n = sum(self.uncommitted.values())
             ids = ", ".join(sorted(self.uncommitted)[:3])
             out.append(f"{n} feedback event(s) of {len(self.uncommitted)} unfinished import(s) ({ids}) are ignored: "
-                       "that import was stopped before it finished; import the file again.")
+                       "that import was stopped before it finished; import the file again (this warning then goes away).")
         return out
 
 
@@ -265,6 +265,9 @@ def visible_events(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
     current = [e for e in events if e.get("type") in EVENT_TYPES and _is_version(e.get("v"))
                and version_of(e["type"]) <= e["v"]]
     committed = {e["import_id"] for e in current if e["type"] == "import"}
+    # An import id starts with its file's sha256 (engine.feedback.import_rows.SHA_PREFIX): once that file was
+    # imported again and committed, the stopped import's events stay invisible without a warning.
+    reimported = {e["sha256"][:SHA_PREFIX] for e in current if e["type"] == "import" and isinstance(e.get("sha256"), str)}
     out: list[dict[str, Any]] = []
     pending: dict[str, int] = {}
     for e in current:
@@ -273,10 +276,15 @@ def visible_events(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
         iid = e.get(IMPORT_KEY)
         if iid is not None and iid not in committed:
             key = str(iid)
-            pending[key] = pending.get(key, 0) + 1
+            if key[:SHA_PREFIX] not in reimported:
+                pending[key] = pending.get(key, 0) + 1
             continue
         out.append(e)
     return out, pending
+
+
+SHA_PREFIX = 20
+"""How many hex digits of the file's sha256 begin an import id (the rest is random)."""
 
 
 def _is_version(v: Any) -> bool:

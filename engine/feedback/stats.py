@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.errors import UserError
 from engine.feedback.log import FeedbackLog
 from engine.feedback.read_result import ReadResult
 from engine.feedback.replay import State, replay, visible_events
 from engine.feedback.rows import preference_rows, sft_rows, unpaired_rows
-from engine.home import Home
+from engine.home import Home, read_bytes
 
 COUNT_KEYS = ("conversations", "replies", "liked", "disliked", "edited", "picked")
 ROW_KEYS = ("sft_rows", "preference_rows", "unpaired_rows")
@@ -29,8 +30,8 @@ def last_run_cutoff(home: Home, profile: str) -> tuple[str, float] | None:
         return None
     for manifest in sorted(root.glob("*/manifest.json"), reverse=True):
         try:
-            cutoff = json.loads(manifest.read_text(encoding="utf-8")).get("log_cutoff_ts")
-        except (OSError, ValueError, AttributeError):
+            cutoff = json.loads(read_bytes(manifest, home).decode("utf-8")).get("log_cutoff_ts")
+        except (OSError, ValueError, AttributeError, UserError, RecursionError):  # a link is never read
             continue
         if isinstance(cutoff, (int, float)) and not isinstance(cutoff, bool):
             return manifest.parent.name, float(cutoff)

@@ -35,7 +35,20 @@ from pathlib import Path
 from typing import Iterable
 
 from engine.errors import UserError
-from engine.home import Home, check_name, ensure_dir, fsync_dir, write_private
+from engine.home import (
+    Home,
+    LinkRefused,
+    check_name,
+    check_tree,
+    ensure_dir,
+    fsync_dir,
+    open_beneath,
+    open_dir,
+    open_file,
+    read_bytes,
+    root_of,
+    write_private,
+)
 
 COMPLETE_MARKER = "COMPLETE"
 MANIFEST = "manifest.json"
@@ -104,9 +117,25 @@ class RunDir:
         return self.report_json.is_file()
 
     def read_manifest(self) -> dict:
-        return read_json(self.manifest)
+        """manifest.json, checked against :class:`engine.runs.records.Manifest` (a damaged one: one sentence)."""
+        from engine.runs.records import check_manifest
+
+        return check_manifest(read_json(self.manifest), self.manifest)
+
+    def read_report(self) -> dict:
+        """report.json, checked against :class:`engine.runs.records.Report`; ``{}`` until the run finished."""
+        from engine.runs.records import check_report
+
+        return check_report(read_json(self.report_json), self.report_json) if self.finished else {}
 
     def write_manifest(self, manifest: dict) -> None:
+        """Write manifest.json; the checkpoint hashes :func:`mark_complete` recorded there are kept."""
+        try:
+            recorded = read_json(self.manifest).get(CHECKPOINT_HASHES)
+        except (UserError, OSError):
+            recorded = None
+        if isinstance(recorded, dict) and CHECKPOINT_HASHES not in manifest:
+            manifest = {**manifest, CHECKPOINT_HASHES: recorded}
         write_json(self.manifest, manifest, self.home)
 
     def write_json(self, path: Path, obj) -> None:
@@ -119,6 +148,7 @@ class RunDir:
         self.home.check_dir(self.root)
         for folder in folders:
             self.home.check_dir(folder, create=True)
+        check_tree(self.root, self.home)  # and nothing in it is a link (metrics.jsonl, stages/, checkpoints)
 
     @classmethod
     def create(cls, home: Home, profile: str, kind: str, now: float | None = None) -> "RunDir":
@@ -173,9 +203,10 @@ class RunSummary:
 
 
 def run_summaries(home: Home, profile: str, kinds: Iterable[str] | None = None,
-                  command: str | None = None) -> list[RunSummary]:
+                  command: str | None = None, keep_problems: bool = False) -> list[RunSummary]:
     """One RunSummary per run of ``profile`` (oldest first), optionally only ``kinds`` of run id or runs
-    of one ``command`` ("finetune", "reward")."""
+    of one ``command`` ("finetune", "reward"); ``keep_problems``: also runs whose files cannot be read (their
+    command is unknown), with ``problem`` set."""
     out = []
     for rd in list_runs(home, profile, kinds):
         manifest: dict = {}
@@ -183,10 +214,10 @@ def run_summaries(home: Home, profile: str, kinds: Iterable[str] | None = None,
         problem = None
         try:
             manifest = rd.read_manifest()
-            report = read_json(rd.report_json) if rd.finished else {}
+            report = rd.read_report()
         except UserError as exc:
             problem = str(exc)
-        if command is not None and manifest.get("command") != command:
+        if command is not None and manifest.get("command") != command and not (problem and keep_problems):
             continue
         out.append(RunSummary(rd.run_id, manifest, report, problem))
     return out
@@ -226,12 +257,20 @@ def write_json(path: Path, obj, base: Home | None = None) -> None:
 
 
 def read_json(path: Path) -> dict:
+    """A JSON object file of a run, read without following any link below the home (LinkRefused); a missing,
+    corrupt or non-object file is one UserError naming it."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path} is missing; the run directory is incomplete.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except NotADirectoryError:
+        raise UserError(f"{path} is missing (a file stands where its folder should be); the run directory is "
+                        "damaged.") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise UserError(f"{path} is corrupt; delete that run directory and start a new run.") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is corrupt (not a JSON object); delete that run directory and start a new run.")
+    return data
 
 
 def jsonl_line(obj: dict) -> bytes:
@@ -240,7 +279,10 @@ def jsonl_line(obj: dict) -> bytes:
 
 def append_jsonl(path: Path, obj: dict) -> None:
     """Append one JSON line (0600, fsync'd): metrics survive a SIGKILL up to the last line."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    root = root_of(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    fd = (os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600) if root is None
+          else open_beneath(root, path, flags))
     try:
         os.write(fd, jsonl_line(obj))
         os.fsync(fd)
@@ -252,20 +294,20 @@ def read_jsonl(path: Path) -> list[dict]:
     """Lines of a JSONL file; a torn last line (killed mid-write) is skipped."""
     out: list[dict] = []
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bytes(path).decode("utf-8", "replace")
     except FileNotFoundError:
         return out
     for line in text.splitlines():
         try:
             out.append(json.loads(line))
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             continue
     return out
 
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(open_file(path), "rb") as f:  # no link followed below the home
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -275,6 +317,9 @@ def fingerprint_dir(folder: Path, pattern: str = "*") -> str:
     """One sha256 over the names and bytes of the files in ``folder`` (sorted): the frozen data's id."""
     h = hashlib.sha256()
     for p in sorted(Path(folder).glob(pattern)):
+        if p.is_symlink():
+            raise LinkRefused(f"{p} is a symbolic link; tuneloop never follows links inside its home (one could "
+                              "point at any of your files), so remove it and run again.")
         if p.is_file():
             h.update(p.name.encode() + b"\0" + sha256_file(p).encode() + b"\n")
     return h.hexdigest()
@@ -363,8 +408,13 @@ def clean_leftovers(folder: Path) -> list[Path]:
     removed = []
     for pattern in (".*.tmp", ".*.old"):
         for p in sorted(Path(folder).rglob(pattern)):
-            if p.is_dir() and not p.is_symlink():
+            if p.is_symlink():
+                continue
+            if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+            elif p.is_file() and pattern == ".*.tmp":  # a killed write_private's temp file (.report.json.*.tmp)
+                p.unlink(missing_ok=True)
                 removed.append(p)
     return removed
 
@@ -380,7 +430,11 @@ def publish_dir(final: Path):
     full disk leaves ``final`` as it was (absent or the previous version).
     """
     final = Path(final)
-    ensure_dir(final.parent)
+    root = root_of(final)
+    if root is not None:  # no link on the way from the home (a linked stages/ would receive the adapter)
+        os.close(open_dir(root, final.parent, create=True))
+    else:
+        ensure_dir(final.parent)
     for stale in list(final.parent.glob(f".{final.name}.*.tmp")) + [final.with_name(f".{final.name}.old")]:
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
@@ -417,27 +471,86 @@ TORCH_FILE_SUFFIXES = (".pt", ".pth", ".bin")
 """Checkpoint files that torch.load reads on resume (optimizer, scheduler, RNG state, training args)."""
 
 
+CHECKPOINT_HASHES = "checkpoint_hashes"
+"""Manifest key: ``{checkpoint path relative to the run folder: {torch file: sha256}}``, written by
+:func:`mark_complete` into the run's own manifest (reached from the home without following links), so a
+checkpoint folder replaced by a link, with its own COMPLETE marker, cannot vouch for itself."""
+
+
 def _torch_files(checkpoint: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(Path(checkpoint).iterdir())
             if p.is_file() and not p.is_symlink() and p.suffix in TORCH_FILE_SUFFIXES}
 
 
+def _run_of(checkpoint: Path) -> tuple[RunDir, str] | None:
+    """The run folder holding ``checkpoint`` (``<home>/runs/<profile>/<run>/...``) and the checkpoint's path in it."""
+    root = root_of(checkpoint)
+    if root is None:
+        return None
+    parts = Path(checkpoint).absolute().relative_to(root).parts
+    if len(parts) < 4 or parts[0] != "runs":
+        return None
+    return RunDir(Home(root), parts[1], parts[2]), "/".join(parts[3:])
+
+
 def mark_complete(checkpoint: Path, info: dict | None = None) -> None:
     """Declare ``checkpoint`` usable: fsync everything in it, then write the marker last, with the sha256 of
-    every torch (pickle) file in it so a resume loads only the bytes this run wrote."""
+    every torch (pickle) file in it so a resume loads only the bytes this run wrote; the same hashes go into the
+    run's manifest (:data:`CHECKPOINT_HASHES`)."""
     fsync_tree(checkpoint)
-    write_json(Path(checkpoint) / COMPLETE_MARKER, {"ts": time.time(), **(info or {}),
-                                                    "torch_files": _torch_files(checkpoint)})
+    hashes = _torch_files(checkpoint)
+    run = _run_of(checkpoint)
+    if run is not None:
+        rd, rel = run
+        try:
+            manifest = read_json(rd.manifest)
+        except UserError:
+            manifest = None
+        if manifest is not None:
+            recorded = manifest.get(CHECKPOINT_HASHES)
+            recorded = dict(recorded) if isinstance(recorded, dict) else {}
+            recorded[rel] = hashes
+            write_json(rd.manifest, {**manifest, CHECKPOINT_HASHES: recorded}, rd.home)
+    write_json(Path(checkpoint) / COMPLETE_MARKER, {"ts": time.time(), **(info or {}), "torch_files": hashes})
+
+
+def _recorded_hashes(checkpoint: Path) -> dict | None:
+    """The torch-file hashes the run's manifest recorded for ``checkpoint`` (None: not recorded there, e.g. a
+    checkpoint written by an older tuneloop: then its COMPLETE marker, read without following links, counts)."""
+    run = _run_of(checkpoint)
+    if run is None:
+        return None
+    rd, rel = run
+    recorded = read_json(rd.manifest).get(CHECKPOINT_HASHES)
+    if isinstance(recorded, dict) and isinstance(recorded.get(rel), dict):
+        return recorded[rel]
+    return None
 
 
 def verify_checkpoint(checkpoint: Path) -> Path:
-    """Refuse (one sentence) a checkpoint whose torch files differ from the hashes in its COMPLETE marker, or
-    that holds torch files the marker does not list. Call before the Trainer torch.loads them on resume."""
+    """Refuse (one sentence) a checkpoint whose torch files differ from the hashes recorded when it was written
+    (the run's manifest, else its COMPLETE marker), that holds torch files not recorded, that holds a link or a
+    non-regular file, or whose trainer_state.json is damaged. Call before the Trainer torch.loads them on resume."""
     checkpoint = Path(checkpoint)
-    try:
-        recorded = json.loads((checkpoint / COMPLETE_MARKER).read_text(encoding="utf-8")).get("torch_files")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
+    check_tree(checkpoint)  # no link to it or in it: the Trainer opens these files by path
+    recorded = _recorded_hashes(checkpoint)
+    if recorded is None:
+        try:
+            recorded = read_json(checkpoint / COMPLETE_MARKER).get("torch_files")
+        except LinkRefused:
+            raise
+        except UserError:
+            recorded = None
+    trainer_state = checkpoint / "trainer_state.json"
+    if trainer_state.exists():
+        try:
+            data = json.loads(read_bytes(trainer_state).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("global_step", 0), int):
+            raise UserError(f"{trainer_state} is damaged, so the run cannot resume from {checkpoint.name}; delete that "
+                            "checkpoint folder (the run resumes from an earlier one) or start a new run without "
+                            "--resume.")
     if not isinstance(recorded, dict):
         raise UserError(f"checkpoint {checkpoint} has no file hashes in its {COMPLETE_MARKER} marker (written by an "
                         "older tuneloop, or edited), so its optimizer state cannot be trusted; start a new run "
@@ -453,7 +566,9 @@ def verify_checkpoint(checkpoint: Path) -> Path:
 
 
 def is_complete(checkpoint: Path) -> bool:
-    return (Path(checkpoint) / COMPLETE_MARKER).is_file()
+    """Whether ``checkpoint`` has its COMPLETE marker (a link there counts: reading it then refuses it)."""
+    marker = Path(checkpoint) / COMPLETE_MARKER
+    return marker.is_file() or marker.is_symlink()
 
 
 def checkpoint_step(path: Path) -> int | None:
