@@ -30,7 +30,7 @@ from tui.generator import GeneratorFactory, load_real_model
 from tui.judging import JudgingMixin
 from tui.messages import ProfileList, ReviewList
 from tui.promotion import POLL_SECONDS, PromotionWatch
-from tui.replies import RepliesMixin, ReplyJob
+from tui.replies import QueuedSend, RepliesMixin
 from tui.screens.choose import ChooseScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
@@ -40,7 +40,7 @@ from tui.screens.review import ReviewScreen
 from tui.session import ChatSession
 from tui.widgets.chat_view import CHAT_BINDINGS, ChatView
 from tui.widgets.composer import Composer
-from tui.widgets.message_view import Shown
+from tui.widgets.message_view import QUEUED, QUEUED_HELD, Shown
 from tui.widgets.sidebar import Sidebar
 from tui.widgets.status_bar import StatusBar
 
@@ -226,28 +226,34 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
                 path = path[: ids.index(job.parent_id) + 1]  # the reply streams right after its prompt
             else:
                 await self.chat.end_streams()  # streaming into another conversation
+        pending = {j.parent_id for j in ([self.current] if self.current else []) + self.queue}
         entries = []
-        for m in path:
+        for i, m in enumerate(path):
             sibs = [s.id for s in session.siblings(m.id)]
-            entries.append(Shown.of(m, sibs, m.id in self.show_original))
+            unanswered = i == len(path) - 1 and m.id not in pending and session.unanswered(m)
+            entries.append(Shown.of(m, sibs, m.id in self.show_original, unanswered))
         await self.chat.sync(entries)
+        header = QUEUED_HELD if self.sends_held else QUEUED
+        await self.chat.show_queued([(q.key, q.text, header) for q in self.waiting
+                                     if q.conversation_id == session.conversation_id])
         self.query_one(Sidebar).show(session.conversations(), session.conversation_id)
         conv = session.conversation
         self.query_one("#title", Static).update(escape(conv.title) if conv and conv.title else "[dim]New conversation[/dim]")
 
     # ---- composer / sidebar ----------------------------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:
-        if self.busy:
-            self.composer.give_back(event.text)
-            self.notify("Wait for the current reply to finish (Esc stops it).", severity="warning")
+        """Enter: send the text; while a reply generates, queue it as its own message (shown as queued,
+        sent when the replies before it are done). Enter on an empty composer sends a held queue."""
+        if event.text and not (self.busy or self.waiting):
+            await self.send_now(self.session.conversation_id, event.text)
             return
-        with self.saving() as saved:
-            user = self.session.add_user(event.text)
-        if not saved.ok:
-            self.composer.give_back(event.text)  # nothing typed is lost
+        if event.text:
+            self.waiting.append(QueuedSend(self.session.conversation_id, event.text))
+        if not event.text and not self.waiting:
             return
-        # Start the reply before drawing the message: the model works while the screen catches up.
-        await self.enqueue(ReplyJob(user.id, best_of=self.profile.generation.best_of))
+        if not self.busy:
+            self.sends_held = False  # the person sends again after a failure: the queue goes, in order
+        await self.pump()
         await self.refresh_chat()
 
     async def on_sidebar_opened(self, event: Sidebar.Opened) -> None:
@@ -426,6 +432,13 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
             self.active_stream.cancel()
         self.queue.clear()
         self.current = None
+        if self.waiting:  # typed for the other model: kept, in the composer, one paragraph each
+            for queued in reversed(self.waiting):
+                self.composer.give_back(queued.text)
+            self.notify(f"{len(self.waiting)} queued message(s) were not sent: they are back in the composer.",
+                        severity="warning", timeout=10)
+        self.waiting.clear()
+        self.sends_held = False
         await self.chat.end_streams()
         self.profile = profile
         self.session = ChatSession(self.home, profile.name)

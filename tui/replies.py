@@ -67,6 +67,16 @@ class ReplyJob:
     ``parent_id`` is then the original's parent, so the revision becomes its sibling."""
 
 
+@dataclass
+class QueuedSend:
+    """A message typed and sent (Enter) while a reply was generating: it waits, shown as queued, and is
+    sent as its own turn when the replies before it are done (never joined to the next text typed)."""
+
+    conversation_id: str
+    text: str
+    key: str = field(default_factory=lambda: f"queued-{next(_keys)}")
+
+
 class RepliesMixin:
     """Needs on the app: home, profile, session, lm, chat, status, show_error, refresh_chat."""
 
@@ -81,6 +91,8 @@ class RepliesMixin:
         self.offer_pending = False
         self.best_of_warned: set[str] = set()  # profiles told once that best-of needs a reward model
         self._status_at = 0.0  # when the status bar's live tokens/s last changed
+        self.waiting: list[QueuedSend] = []  # messages typed while busy, sent one by one afterwards
+        self.sends_held = False  # a reply failed: the waiting messages wait for the person (Enter)
 
     @property
     def busy(self) -> bool:
@@ -189,10 +201,26 @@ class RepliesMixin:
                 await self.chat.begin_stream(job.key, header)
 
     async def pump(self) -> None:
-        """Start the next queued reply if the model is ready and nothing is generating."""
+        """Start the next queued reply if the model is ready and nothing is generating; when no reply is
+        left to generate, send the next message typed meanwhile (unless a failure holds them)."""
         job = self._start_next()
         if job is not None and job.target == "chat" and (view := self.chat.stream_view(job.key)) is not None:
             await view.show(Shown(None, "assistant", "", GENERATING))
+        if not self.busy and self.waiting and not self.sends_held and self.lm is not None:
+            queued = self.waiting.pop(0)
+            await self.send_now(queued.conversation_id, queued.text)
+
+    async def send_now(self, conversation_id: str, text: str) -> bool:
+        """Write the user message and queue its reply; a message that cannot be saved goes back to the composer."""
+        with self.saving() as saved:
+            user = self.session.add_user(text, conversation_id)
+        if not saved.ok:
+            self.composer.give_back(text)  # nothing typed is lost
+            return False
+        # Start the reply before drawing the message: the model works while the screen catches up.
+        await self.enqueue(ReplyJob(user.id, best_of=self.profile.generation.best_of))
+        await self.refresh_chat()
+        return True
 
     def _start_next(self) -> ReplyJob | None:
         if self.current is not None or not self.queue or self.lm is None:
@@ -302,6 +330,7 @@ class RepliesMixin:
         if record.get("tokens_per_s") is not None:
             self.status.tokens_per_s = float(record["tokens_per_s"])
         if job.target == "chat":
+            self.sends_held = False  # replies come again: the waiting messages may go
             await self.chat.end_streams()
             self.chat.selected_id = msg.id
         elif job.screen is not None and job.screen.is_attached:
@@ -347,14 +376,30 @@ class RepliesMixin:
         await self.pump()
 
     async def reply_failed(self) -> None:
-        """The reply worker raised: drop the job (the error modal says why) and go on."""
+        """The reply worker raised: drop the job (the error modal says why) and go on. A message left with
+        no reply (a server that is down) is marked so on screen, its text goes back to the composer (Enter
+        sends it again, in its place), and messages typed meanwhile are held, not sent into the failure."""
+        job = self.current
         self.current = None
         self.active_stream = None
         await self.chat.end_streams()
+        if job is not None and job.target == "chat" and job.revision is None:
+            msg = self.session.message(job.parent_id)
+            if self.session.unanswered(msg) and not any(j.parent_id == msg.id for j in self.queue):
+                self.sends_held = bool(self.waiting)
+                if not self.composer.text.strip():
+                    self.composer.give_back(msg.final_text)
+        await self.refresh_chat()
         await self.pump()
 
     async def action_quit(self) -> None:
-        """Quit; a reply being generated is stopped first so its partial text is saved."""
+        """Quit; a reply being generated is stopped first so its partial text is saved. Messages still
+        queued are not sent: the first ctrl+q says so, the second quits."""
+        if self.waiting and not getattr(self, "quit_warned", False):
+            self.quit_warned = True
+            self.notify(f"{len(self.waiting)} message(s) you queued are not sent yet: ctrl+q again quits "
+                        "without them.", severity="warning", timeout=10)
+            return
         if self.active_stream is None and self.current is None:
             self.exit()
             return

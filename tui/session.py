@@ -83,9 +83,10 @@ class ChatSession:
             return max(scored, key=lambda c: float(c.generation["reward_score"]))
         return kept[-1]
 
-    def path(self) -> list:
-        """The messages on screen, root first, following the shown sibling at every branch."""
-        conv = self.conversation
+    def path(self, conversation_id: str | None = None) -> list:
+        """The messages on screen (of ``conversation_id``, default the open one), root first, following
+        the shown sibling at every branch."""
+        conv = self.state.conversations.get(conversation_id or self.conversation_id)
         out: list = []
         if conv is None:
             return out
@@ -131,11 +132,23 @@ class ChatSession:
                 f"cannot write the feedback log {self.log.path}: {exc.strerror or exc}."
             raise NotSaved(f"Not saved: {reason} Everything saved before is untouched.") from None
 
-    def add_user(self, text: str):
-        path = self.path()
+    def unanswered(self, message) -> bool:
+        """A user message with no reply under it (its reply failed, or the app stopped before one came)."""
+        conv = self.state.conversations.get(message.conversation_id)
+        return message.role == "user" and conv is not None and not conv.children(message.id)
+
+    def add_user(self, text: str, conversation_id: str | None = None):
+        """A user message at the end of the conversation's shown path. When the path ends with a user
+        message nobody answered, the new one takes its place (its sibling, shown instead), so the
+        conversation never holds two user turns in a row."""
+        conversation_id = conversation_id or self.conversation_id
+        path = self.path(conversation_id)
         parent = path[-1].id if path else None
-        ev = self._save(self.log.add_message, self.conversation_id, parent, "user", text)
+        if path and self.unanswered(path[-1]):
+            parent = path[-1].parent_id
+        ev = self._save(self.log.add_message, conversation_id, parent, "user", text)
         self._apply(ev)
+        self.show(ev["id"])
         return self.message(ev["id"])
 
     def add_reply(self, parent_id: str, text: str, record: dict[str, Any], show: bool = True):

@@ -76,8 +76,8 @@ class ChatView(VerticalScroll, can_focus=True):
 
     async def sync(self, entries: list[Shown]) -> None:
         """Make the column show ``entries``: keep the matching prefix, update it, replace the rest."""
-        views = [v for v in self.views() if v.stream_key is None]
-        streaming = [v for v in self.views() if v.stream_key is not None]  # stays last
+        views = [v for v in self.views() if v.stream_key is None and v.queued_key is None]
+        streaming = [v for v in self.views() if v.stream_key is not None or v.queued_key is not None]  # stay last
         keep = 0
         while keep < min(len(views), len(entries)) and views[keep].message_id == entries[keep].message_id:
             await views[keep].show(entries[keep])
@@ -102,9 +102,30 @@ class ChatView(VerticalScroll, can_focus=True):
 
     async def begin_stream(self, key: str, header: str) -> MessageView:
         view = MessageView(Shown(None, "assistant", "", header), stream_key=key)
-        await self.mount(view)
+        queued = self.queued_views()
+        if queued:
+            await self.mount(view, before=queued[0])
+        else:
+            await self.mount(view)
         self.pin_end()
         return view
+
+    def queued_views(self) -> list[MessageView]:
+        return [v for v in self.views() if v.queued_key is not None]
+
+    async def show_queued(self, entries: list[tuple[str, str, str]]) -> None:
+        """Messages typed while a reply generates, as ``(key, text, header)``: shown last, each its own turn."""
+        views = self.queued_views()
+        if [v.queued_key for v in views] == [key for key, _, _ in entries]:
+            for view, (_, text, header) in zip(views, entries):
+                await view.show(Shown(None, "user", text, header))
+            return
+        if views:
+            await self.remove_children(views)
+        if entries:
+            await self.mount_all([MessageView(Shown(None, "user", text, header), queued_key=key)
+                                  for key, text, header in entries])
+            self.pin_end()
 
     def pin_end(self) -> None:
         """Follow the end of the conversation (Markdown blocks get their height a few frames later)."""

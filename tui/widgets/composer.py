@@ -31,6 +31,7 @@ class Composer(TextArea):
     @dataclass
     class Submitted(Message):
         text: str
+        """What was typed (stripped); empty for Enter on an empty composer."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kwargs)
@@ -43,7 +44,7 @@ class Composer(TextArea):
         text = self.text.strip()
         if text:
             self.clear()
-            self.post_message(self.Submitted(text))
+        self.post_message(self.Submitted(text))  # empty: the app may send messages it holds
 
     def give_back(self, text: str) -> None:
         """The app could not take ``text`` (busy, or the log is not writable): put it back in front of

@@ -29,10 +29,19 @@ class Shown:
     """Ids of this message and its siblings in order (left/right browse them without a round trip)."""
 
     @classmethod
-    def of(cls, message, siblings: list[str], show_original: bool = False) -> "Shown":
+    def of(cls, message, siblings: list[str], show_original: bool = False, unanswered: bool = False) -> "Shown":
         index, count = siblings.index(message.id), len(siblings)
-        return cls(message.id, message.role, body_text(message, show_original),
-                   header_text(message, index, count, show_original), tuple(siblings))
+        header = header_text(message, index, count, show_original)
+        if unanswered:
+            header += " " + UNANSWERED
+        return cls(message.id, message.role, body_text(message, show_original), header, tuple(siblings))
+
+
+UNANSWERED = ("[red]⚠ no reply[/red] [dim](the model did not answer it: r on it tries again; a new message "
+              "takes its place)[/dim]")
+QUEUED = "[b]You[/b] [yellow]queued[/yellow] [dim](sent as its own message when the reply above ends)[/dim]"
+QUEUED_HELD = ("[b]You[/b] [yellow]queued, held[/yellow] [dim](a reply failed: Enter sends the queue, "
+               "or it goes after your next message)[/dim]")
 
 
 def body_text(message, show_original: bool = False) -> str:
@@ -225,10 +234,12 @@ class MessageView(Vertical):
     # the message each time a block is mounted (quadratic while a reply streams). The last block is
     # marked with ``-last`` instead, once the Markdown has been (re)built.
 
-    def __init__(self, shown: Shown, *, stream_key: str | None = None) -> None:
+    def __init__(self, shown: Shown, *, stream_key: str | None = None, queued_key: str | None = None) -> None:
         super().__init__(classes=f"-{shown.role}")
         self.shown = shown
         self.stream_key = stream_key
+        self.queued_key = queued_key
+        """Set for a message typed while a reply was generating: not sent yet, shown after everything."""
         self._feed: MarkdownFeed | None = None
 
     @property
