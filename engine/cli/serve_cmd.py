@@ -71,4 +71,4 @@ def serve(
         f"(models: {names}); ctrl+c stops",
         err=True,
     )
-    make_server(app, sock).run(sockets=[sock])
+    make_server(app, sock, state).run(sockets=[sock])

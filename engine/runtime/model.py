@@ -160,8 +160,11 @@ class LoadedModel:
         return self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
 
     def stream(self, messages: list[dict], params: GenerationParams | None = None,
-               system_prompt: str | None = None):
-        """Start a reply in a background thread; iterate the returned Generation for text pieces."""
+               system_prompt: str | None = None, *, logits_processors: list | None = None,
+               stopping_criteria: list | None = None):
+        """Start a reply in a background thread; iterate the returned Generation for text pieces.
+        ``logits_processors``/``stopping_criteria``: extra decoding hooks (engine serve's logprobs and
+        penalties), passed to ``generate`` after the built-in ones."""
         from engine.runtime.streaming import Generation
 
         params = (params or GenerationParams.from_profile(self.profile)).checked()
@@ -188,7 +191,7 @@ class LoadedModel:
 
         def run(streamer, cancel, started) -> None:
             import torch
-            from transformers import StoppingCriteriaList
+            from transformers import LogitsProcessorList, StoppingCriteriaList
 
             with self._lock:
                 started()
@@ -202,7 +205,8 @@ class LoadedModel:
                         input_ids=ids,
                         attention_mask=torch.ones_like(ids),
                         streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([cancel]),
+                        stopping_criteria=StoppingCriteriaList([cancel, *(stopping_criteria or [])]),
+                        logits_processor=LogitsProcessorList(logits_processors or []),
                         eos_token_id=self._eos or None,
                         pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
                         else (self._eos[0] if self._eos else None),

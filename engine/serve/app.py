@@ -1,6 +1,7 @@
 """The FastAPI app: ``GET /v1/models``, ``POST /v1/chat/completions`` (streamed with SSE or not),
-``POST /v1/feedback`` and ``GET /health``. Generation runs in worker threads (engine.serve.completion);
-the handlers only validate, queue and relay."""
+``POST /v1/feedback`` and ``GET /health``. engine.serve.guard checks the key and bounds the body before
+any handler runs; the handlers read the body themselves (read_json), validate, queue and relay.
+Generation runs in worker threads (engine.serve.completion)."""
 
 # No `from __future__ import annotations` here: FastAPI reads the handlers' annotations at runtime, and
 # they name classes imported inside create_app.
@@ -10,47 +11,44 @@ import json
 
 from engine.serve.openai_errors import APIError
 
+MAX_MESSAGES = 4096  # and never more than the context has tokens (each message takes at least one)
+
 
 def create_app(state):
-    from fastapi import Depends, FastAPI, Request
+    from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, StreamingResponse
 
     from engine.serve import completion
+    from engine.serve.guard import Guard, read_json
     from engine.serve.openai_errors import install_error_handlers
-    from engine.serve.schema import ChatCompletionRequest, FeedbackRequest
-    from engine.serve.security import key_matches
+    from engine.serve.schema import FeedbackRequest
+    from engine.serve.security import authorization, key_matches
 
     app = FastAPI(title="tuneloop engine serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.tuneloop = state
     install_error_handlers(app)
-
-    def authorized(request: Request) -> None:
-        if state.api_key and not key_matches(request.headers.get("authorization"), state.api_key):
-            raise APIError(
-                401, "missing or wrong API key; send it as 'Authorization: Bearer <key>'.", code="invalid_api_key"
-            )
+    app.add_middleware(Guard, state=state)  # the key and the body's size and pace, before any handler
 
     @app.get("/health")
-    async def health() -> dict:
+    async def health(request: Request) -> dict:
+        if state.api_key and not key_matches(authorization(request.scope["headers"]), state.api_key):
+            return {"status": "ok"}  # behind a key, a stranger learns nothing but that it is up
         s = state.scheduler
         return {"status": "ok", "profile": state.profile.name, "generating": s.busy, "waiting": s.waiting}
 
-    @app.get("/v1/models", dependencies=[Depends(authorized)])
+    @app.get("/v1/models")
     async def models() -> dict:
         return {"object": "list", "data": state.catalog.entries()}
 
-    @app.get("/v1/models/{name:path}", dependencies=[Depends(authorized)])
+    @app.get("/v1/models/{name:path}")
     async def model(name: str) -> dict:
-        for entry in state.catalog.entries():
-            if entry["id"] == name:
-                return entry
-        state.catalog.resolve(name)  # raises the 404 with the known names
-        return {}
+        return state.catalog.entry(name)
 
-    @app.post("/v1/feedback", dependencies=[Depends(authorized)])
-    async def feedback(body: FeedbackRequest) -> dict:
+    @app.post("/v1/feedback")
+    async def feedback(request: Request) -> dict:
         from starlette.concurrency import run_in_threadpool
 
+        body = _validated(FeedbackRequest, await read_json(request, state))
         events = await run_in_threadpool(state.recorder.feedback, body)
         return {
             "object": "feedback",
@@ -58,8 +56,9 @@ def create_app(state):
             "events": [{"id": e["id"], "type": e["type"]} for e in events],
         }
 
-    @app.post("/v1/chat/completions", dependencies=[Depends(authorized)])
-    async def chat_completions(body: ChatCompletionRequest, request: Request):
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        body = _chat_request(state, await read_json(request, state))
         job = completion.CompletionJob(_completion_input(state, body, request), asyncio.get_running_loop())
         if not state.scheduler.admit(job):
             raise APIError(
@@ -91,6 +90,46 @@ def create_app(state):
     return app
 
 
+def _validated(model, data):
+    from pydantic import ValidationError
+
+    from engine.serve.openai_errors import validation_error
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(list(exc.errors())) from None
+
+
+def _chat_request(state, data):
+    """The parsed request, or the 400 that names what is wrong or unsupported. Conversations that cannot
+    fit the context are refused here, before anything is tokenized."""
+    from engine.serve.completion import context_message
+    from engine.serve.schema import ChatCompletionRequest, check_chat_body
+
+    check_chat_body(data)
+    context = state.model_limits.context
+    cap = min(MAX_MESSAGES, context) if context else MAX_MESSAGES
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if isinstance(messages, list) and len(messages) > cap:
+        raise APIError(
+            400,
+            f"the conversation has {len(messages)} messages; this server takes at most {cap}"
+            + (f" (the model's context is {context} tokens)." if context else "."),
+            param="messages",
+            code="context_length_exceeded",
+        )
+    body = _validated(ChatCompletionRequest, data)
+    body.refuse_unsupported()
+    if context:
+        chars = sum(len(m.text()) for m in body.messages)
+        at_least = chars // state.model_limits.chars_per_token
+        if at_least >= context:
+            raise APIError(400, context_message(at_least, context, at_least=True), param="messages",
+                           code="context_length_exceeded")
+    return body
+
+
 def _completion_input(state, body, request):
     from engine.errors import UserError
     from engine.runtime import GenerationParams
@@ -101,10 +140,13 @@ def _completion_input(state, body, request):
     turns = [{"role": m.role, "content": m.text()} for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1]["role"] != "user":
         raise APIError(400, "the last message must be a user message.", param="messages")
+    max_tokens = body.max_completion_tokens or body.max_tokens
     overrides = {
-        "max_new_tokens": body.max_completion_tokens or body.max_tokens,
+        "max_new_tokens": max_tokens,
         "seed": body.seed,
         "top_p": body.top_p,
+        "top_k": body.top_k,
+        "repetition_penalty": body.repetition_penalty,
     }
     if body.temperature is not None:  # as OpenAI: temperature 0 is greedy, above 0 samples
         overrides.update(temperature=body.temperature, do_sample=body.temperature > 0)
@@ -112,7 +154,8 @@ def _completion_input(state, body, request):
         params = GenerationParams.from_profile(state.profile, **overrides)
     except UserError as exc:
         raise APIError(400, str(exc)) from None
-    return CompletionInput(
+    bias = {int(k): v for k, v in (body.logit_bias or {}).items()}
+    job = CompletionInput(
         turns=turns,
         system_prompt="\n\n".join(system) if system else None,
         params=params,
@@ -120,7 +163,34 @@ def _completion_input(state, body, request):
         model_name=body.model,
         stops=body.stops(),
         client=request.headers.get("user-agent"),
+        max_tokens_given=max_tokens is not None,
+        logprobs=bool(body.logprobs),
+        top_logprobs=body.top_logprobs or 0,
+        frequency_penalty=body.frequency_penalty or 0.0,
+        presence_penalty=body.presence_penalty or 0.0,
+        logit_bias=bias,
     )
+    if job.hooked:
+        tokenizer = getattr(state.lm, "tokenizer", None)
+        if tokenizer is None:
+            first = next(
+                name
+                for name, on in (
+                    ("logprobs", job.logprobs),
+                    ("frequency_penalty", job.frequency_penalty),
+                    ("presence_penalty", job.presence_penalty),
+                    ("logit_bias", job.logit_bias),
+                )
+                if on
+            )
+            raise APIError(400, f"{first} is not supported with this profile's remote backend.", param=first,
+                           code="unsupported_parameter")
+        vocab = len(tokenizer)
+        for token in bias:
+            if token >= vocab:
+                raise APIError(400, f"logit_bias names token {token}, but the vocabulary has {vocab} tokens.",
+                               param="logit_bias")
+    return job
 
 
 class ClientWatch:
@@ -164,17 +234,22 @@ def _usage(result) -> dict:
     }
 
 
+def _logprobs(body, entries) -> dict | None:
+    return {"content": entries or [], "refusal": None} if body.logprobs else None
+
+
 async def _whole_reply(job, watch, event, body) -> dict | None:
     """The response body of a non-streamed completion (None: the client left)."""
-    parts = []
+    entries: list[dict] = []
     while event is not None and event[0] == "piece":
-        parts.append(event[1])
+        entries += event[1][1] or []
         event = await _next_event(job, watch)
     if event is None:
         return None
     if event[0] == "error":
         raise event[1]
     result = event[1]
+    entries += result.logprobs or []
     return {
         "id": f"chatcmpl-{result.reply_id}",
         "object": "chat.completion",
@@ -185,7 +260,7 @@ async def _whole_reply(job, watch, event, body) -> dict | None:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": result.text, "refusal": None},
-                "logprobs": None,
+                "logprobs": _logprobs(body, entries),
                 "finish_reason": result.finish_reason,
             }
         ],
@@ -196,14 +271,14 @@ async def _whole_reply(job, watch, event, body) -> dict | None:
     }
 
 
-def _chunk(job, body, delta: dict, finish_reason=None, **extra) -> str:
+def _chunk(job, body, delta: dict, finish_reason=None, logprobs=None, **extra) -> str:
     data = {
         "id": f"chatcmpl-{job.reply_id}",
         "object": "chat.completion.chunk",
         "created": job.created,
         "model": body.model,
         "system_fingerprint": None,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}],
         **extra,
     }
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
@@ -214,14 +289,21 @@ async def _sse(job, event, body):
     Starlette cancels this generator, and the ``finally`` stops the model."""
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     try:
-        yield _chunk(job, body, {"role": "assistant", "content": ""})
+        yield _chunk(job, body, {"role": "assistant", "content": ""}, logprobs=_logprobs(body, []))
         while True:
             kind, value = event
             if kind == "piece":
-                yield _chunk(job, body, {"content": value})
+                text, entries = value
+                yield _chunk(job, body, {"content": text}, logprobs=_logprobs(body, entries))
             elif kind == "done":
                 yield _chunk(
-                    job, body, {}, value.finish_reason, reply_id=value.reply_id, conversation_id=value.conversation_id
+                    job,
+                    body,
+                    {},
+                    value.finish_reason,
+                    logprobs=_logprobs(body, value.logprobs) if value.logprobs else None,
+                    reply_id=value.reply_id,
+                    conversation_id=value.conversation_id,
                 )
                 if include_usage:
                     usage = {

@@ -15,6 +15,7 @@ _TYPES = {
     401: "invalid_request_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
@@ -27,7 +28,14 @@ class APIError(Exception):
     """An error answered to the client: HTTP ``status`` plus OpenAI's error object."""
 
     def __init__(
-        self, status: int, message: str, *, param: str | None = None, code: str | None = None, type: str | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type: str | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -35,6 +43,13 @@ class APIError(Exception):
         self.param = param
         self.code = code
         self.type = type or _TYPES.get(status, "invalid_request_error")
+        self.close = close  # answered with "Connection: close" (the rest of the request is not read)
+
+    def headers(self) -> dict[str, str]:
+        out = {"WWW-Authenticate": "Bearer"} if self.status == 401 else {}
+        if self.close:
+            out["Connection"] = "close"
+        return out
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -76,13 +91,12 @@ def install_error_handlers(app) -> None:
 
     from engine.errors import UserError
 
-    def answer(err: APIError, headers=None) -> JSONResponse:
-        return JSONResponse(err.body(), status_code=err.status, headers=headers)
+    def answer(err: APIError) -> JSONResponse:
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers() or None)
 
     @app.exception_handler(APIError)
     async def _api(request, exc: APIError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return answer(exc, headers)
+        return answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):

@@ -13,7 +13,6 @@ from engine.serve.openai_errors import APIError
 SOURCE = "serve"
 
 
-
 @dataclass
 class CompletionResult:
     """A finished reply as the handler answers it (and as the log has it)."""
@@ -25,6 +24,8 @@ class CompletionResult:
     prompt_tokens: int
     completion_tokens: int
     record: dict
+    logprobs: list[dict] | None = None  # OpenAI's logprobs.content entries not yet sent (all, unstreamed)
+
 
 class Recorder:
     def __init__(self, log, index: ConversationIndex) -> None:

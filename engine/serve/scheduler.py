@@ -18,6 +18,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._queue: deque = deque()
         self._busy = False
+        self._running = None
         self.counts = {"admitted": 0, "refused": 0, "finished": 0, "cancelled": 0, "dropped_waiting": 0}
         """Running totals, for tests and a status line: finished replies, cancelled ones (stopped early
         because the client went away), requests dropped while waiting, requests refused (429)."""
@@ -52,11 +53,13 @@ class Scheduler:
                 return False
             self._queue.popleft()
             self._busy = True
+            self._running = job
             return True
 
     def done(self, cancelled: bool = False) -> None:
         with self._cond:
             self._busy = False
+            self._running = None
             self.counts["cancelled" if cancelled else "finished"] += 1
             self._cond.notify_all()
 
@@ -64,3 +67,11 @@ class Scheduler:
         """Let waiters re-check their cancel flag now (a job was cancelled)."""
         with self._cond:
             self._cond.notify_all()
+
+    def cancel_all(self, reason: str = "shutdown") -> None:
+        """Stop the reply being generated and drop every waiting request (the server is stopping)."""
+        with self._cond:
+            jobs = [*self._queue, *([self._running] if self._running is not None else [])]
+        for job in jobs:
+            job.cancel(reason)
+        self.wake()

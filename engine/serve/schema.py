@@ -1,7 +1,14 @@
-"""Request bodies of the endpoints (pydantic). Fields a client may send that tuneloop does not use
-(``user``, ``logprobs: false``, ``presence_penalty`` ...) are accepted and ignored, as OpenAI's
-clients send several of them by default; what would change the reply and is not supported (``n`` > 1,
-tools) is refused with a 400 naming the field."""
+"""Request bodies of the endpoints (pydantic), and the checks that run on the parsed JSON before them.
+
+What a chat-completions request may carry:
+- supported: ``model``, ``messages`` (text only), ``max_tokens``/``max_completion_tokens``,
+  ``temperature``, ``top_p``, ``stop``, ``seed``, ``stream``/``stream_options``, ``logprobs``/``top_logprobs``,
+  ``frequency_penalty``/``presence_penalty``, ``logit_bias``, ``n`` = 1, ``response_format`` ``{"type": "text"}``,
+  and two common extensions the runtime has anyway: ``top_k`` and ``repetition_penalty``;
+- accepted and ignored (they never change the reply): ``IGNORED`` below (``user``, ``metadata``, ...);
+- refused with a 400 naming the parameter: tools and function calling, JSON modes, audio and image
+  input, ``n`` > 1, and any other field (a client that sends it expects something this server does not do).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,27 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.serve.openai_errors import APIError
 from engine.settings import SEED_MAX
 
 MAX_STOPS = 4  # as OpenAI
-MAX_TOKENS = 1_000_000  # the [generation] max_new_tokens bound
+MAX_TOKENS = 1_000_000  # the [generation] max_new_tokens bound (the server caps it at the model's context)
+MAX_TOP_LOGPROBS = 20  # as OpenAI
+
+IGNORED = frozenset(
+    {
+        "user",
+        "metadata",
+        "store",
+        "service_tier",
+        "safety_identifier",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "parallel_tool_calls",  # only means something with tools, which are refused
+    }
+)
+TOOLS = frozenset({"tools", "tool_choice", "functions", "function_call"})
+MESSAGE_KEYS = frozenset({"role", "content", "name", "refusal"})
 
 
 class TextPart(BaseModel):
@@ -39,6 +63,11 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: str
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1)
@@ -47,12 +76,20 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
     temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
     top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+    top_k: int | None = Field(None, ge=0, le=1_000_000)
+    repetition_penalty: float | None = Field(None, gt=0, le=100, allow_inf_nan=False)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
+    presence_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
+    logit_bias: dict[str, float] | None = Field(None, max_length=1024)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=0, le=SEED_MAX)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int | None = Field(None, ge=1, le=1)
-    tools: list | None = Field(None, max_length=0)
+    n: int | None = Field(None, ge=1)
+    response_format: ResponseFormat | None = None
+    modalities: list[str] | None = None
 
     @field_validator("stop")
     @classmethod
@@ -64,8 +101,101 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("a stop sequence may not be empty")
         return value
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, value):
+        for key, bias in (value or {}).items():
+            if not key.isdigit():
+                raise ValueError(f"keys are token ids (integers as strings), not {key[:40]!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"a bias must be between -100 and 100 (token {key}: {bias})")
+        return value
+
     def stops(self) -> list[str]:
         return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+    def refuse_unsupported(self) -> None:
+        """What parses but is not supported: a 400 naming the parameter."""
+        if self.n is not None and self.n > 1:
+            raise APIError(
+                400, f"n = {self.n} is not supported: this server makes one reply per request; send the request "
+                "again for another (each reply gets its own reply_id).", param="n", code="unsupported_parameter")
+        if self.response_format is not None and self.response_format.type != "text":
+            raise APIError(
+                400, f"response_format {self.response_format.type!r} is not supported by this server (only 'text'); "
+                "ask for JSON in the prompt instead.", param="response_format", code="unsupported_parameter")
+        if self.modalities is not None and set(self.modalities) - {"text"}:
+            raise APIError(400, "only the 'text' modality is supported by this server.", param="modalities",
+                           code="unsupported_parameter")
+        if self.top_logprobs and not self.logprobs:
+            raise APIError(400, "top_logprobs needs logprobs set to true.", param="top_logprobs")
+
+
+def check_chat_body(data: object) -> None:
+    """Refusals on the raw JSON, before pydantic: unknown and unsupported fields, tool messages, non-text
+    content parts (each a 400 naming the parameter)."""
+    if not isinstance(data, dict):
+        raise APIError(400, "the request body must be a JSON object.", code="invalid_type")
+    known = set(ChatCompletionRequest.model_fields)
+    for key, value in data.items():
+        if _empty(value) or (key == "tool_choice" and value == "none"):
+            continue  # a null or empty parameter asks for nothing (clients send "tools": [] and the like)
+        if key in TOOLS:
+            raise APIError(400, "tools are not supported by this server.", param=key if key != "tool_choice" else
+                           "tools", code="unsupported_parameter")
+        if key not in known and key not in IGNORED:
+            raise APIError(400, f"'{key[:100]}' is not supported by this server.", param=key[:100],
+                           code="unsupported_parameter")
+    messages = data.get("messages")
+    if not isinstance(messages, list):
+        return  # pydantic names the problem
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            continue
+        where = f"messages[{i}]"
+        role = m.get("role")
+        if role in ("tool", "function"):
+            raise APIError(400, f"{where} is a {role} message: tools are not supported by this server.",
+                           param=f"{where}.role", code="unsupported_parameter")
+        for key, value in m.items():
+            if key not in MESSAGE_KEYS and not _empty(value):
+                what = "tools are" if key in ("tool_calls", "function_call", "tool_call_id") else f"'{key[:100]}' is"
+                raise APIError(400, f"{where}.{key[:100]}: {what} not supported by this server.",
+                               param=f"{where}.{key[:100]}", code="unsupported_parameter")
+        content = m.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if isinstance(kind, str) and kind != "text":
+                    raise APIError(400, f"{where}.content[{j}] is a {kind[:40]!r} part: this server takes text only.",
+                                   param=f"{where}.content[{j}].type", code="unsupported_parameter")
+
+
+def _empty(value: object) -> bool:
+    return value is None or value == [] or value == {}
+
+
+def lone_surrogate_at(data: object) -> str | None:
+    """The path (``messages[0].content``) of the first string holding a lone UTF-16 surrogate (JSON's
+    ``"\\ud800"``), which is not text and cannot be tokenized or logged; None if there is none."""
+    stack: list[tuple[str, object]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "body"
+        elif isinstance(value, dict):
+            items = list(value.items())
+            for key, item in reversed(items):
+                if isinstance(key, str) and lone_surrogate_at(key) is not None:  # a key: report its parent
+                    return path or "body"
+                stack.append((f"{path}.{key}" if path else str(key), item))
+        elif isinstance(value, list):
+            for i in range(len(value) - 1, -1, -1):
+                stack.append((f"{path}[{i}]", value[i]))
+    return None
 
 
 class FeedbackRequest(BaseModel):

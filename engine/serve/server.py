@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from engine.errors import UserError
+from engine.serve.guard import Limits
+from engine.serve.tokens import ModelLimits
 
 if TYPE_CHECKING:
     from engine.home import Home
@@ -31,7 +34,35 @@ class ServeState:
     scheduler: Scheduler
     recorder: Recorder
     api_key: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    model_limits: ModelLimits = field(default_factory=lambda: ModelLimits(None, 1_000_000))
     extra: dict = field(default_factory=dict)
+    workers: set = field(default_factory=set)  # the completion worker threads alive
+    workers_lock: threading.Lock = field(default_factory=threading.Lock)
+    _token_text: Any = None
+
+    def token_text(self):
+        """engine.serve.tokens.TokenText of the loaded tokenizer (built once)."""
+        if self._token_text is None:
+            from engine.serve.tokens import TokenText
+
+            self._token_text = TokenText(self.lm.tokenizer)
+        return self._token_text
+
+    def stop_replies(self, timeout: float) -> bool:
+        """Cancel every reply and waiting request, and wait up to ``timeout`` s for their threads to end
+        (False: one is still inside the model, e.g. a long prompt's first step, which cannot be interrupted)."""
+        self.scheduler.cancel_all("shutdown")
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.workers_lock:
+                alive = [t for t in self.workers if t.is_alive()]
+            if not alive:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            alive[0].join(min(left, 0.2))
 
 
 def build_state(
@@ -42,6 +73,7 @@ def build_state(
     adapter: str | None = "promoted",
     api_key: str | None = None,
     max_waiting: int = DEFAULT_MAX_WAITING,
+    limits: Limits | None = None,
 ) -> ServeState:
     """Everything the app needs around an already loaded model (``adapter``: what the profile's
     name means as a model name, and which adapter is loaded up front)."""
@@ -61,6 +93,8 @@ def build_state(
         scheduler=Scheduler(max_waiting),
         recorder=Recorder(log, ConversationIndex.from_log(log)),
         api_key=api_key or None,
+        limits=limits or Limits(),
+        model_limits=ModelLimits.of(lm),
     )
 
 
@@ -81,24 +115,46 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app, sock: socket.socket):
+def make_server(app, sock: socket.socket, state: ServeState | None = None):
+    """uvicorn on ``sock`` with the state's limits (connections, header/body timeouts); when it stops (ctrl+c,
+    SIGTERM) every reply is cancelled first, so the graceful shutdown has nothing to wait for."""
     import uvicorn
 
+    from engine.serve.guard import guarded_protocol
+
+    limits = state.limits if state is not None else Limits()
     host, port = sock.getsockname()[:2]
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="off"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        lifespan="off",
+        http=guarded_protocol(limits),
+        ws="none",
+        limit_concurrency=limits.max_connections,
+        timeout_keep_alive=5,
     )
-    return uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            if state is not None:
+                state.scheduler.cancel_all("shutdown")
+            await super().shutdown(sockets)
+
+    return Server(config)
 
 
 class BackgroundServer:
     """uvicorn in a daemon thread on ``sock`` (tests, benchmark). ``url`` is the ``/v1`` base URL."""
 
-    def __init__(self, app, host: str = DEFAULT_HOST, port: int = 0) -> None:
+    def __init__(self, app, host: str = DEFAULT_HOST, port: int = 0, state: ServeState | None = None) -> None:
         self.sock = bind(host, port)
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}/v1"
-        self.server = make_server(app, self.sock)
+        self.server = make_server(app, self.sock, state if state is not None else getattr(app.state, "tuneloop", None))
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="tuneloop-serve", daemon=True
         )
