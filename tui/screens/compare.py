@@ -73,7 +73,9 @@ class CompareScreen(ModalScreen[None]):
 
     async def finished(self, slot: str, message_id: str, text: str) -> None:
         self.message_ids[slot] = message_id
-        await self.progress(slot, text)
+        if slot not in self.feeds:
+            self.feeds[slot] = MarkdownFeed(self.query_one(f"#body-{slot}", Markdown))
+        await self.feeds[slot].show(text, final=True)
         await self.feeds[slot].stop()
         if self.ready:
             self.query_one("#hint", Static).update("Which reply is better? Press 1/a for A, 2/b for B, Esc to skip.")

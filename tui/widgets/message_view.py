@@ -16,6 +16,8 @@ from textual.containers import Vertical
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownBlock
 
+from tui.markdown_text import faithful
+
 
 @dataclass(frozen=True)
 class Shown:
@@ -159,7 +161,10 @@ class MarkdownFeed:
         self.frozen_texts: list[str] = []
         """The text of each frozen chunk, in order (these plus the live Markdown's source = ``text``)."""
 
-    async def show(self, text: str) -> None:
+    async def show(self, text: str, final: bool = False) -> None:
+        """Show ``text`` (the reply so far, or all of it with ``final``), rewritten by
+        :func:`tui.markdown_text.faithful` so every character and line break the model wrote is seen."""
+        text = faithful(text, final)
         old = self.text
         if text.startswith(old):  # a memcmp: microseconds even for a long reply
             delta = text[len(old):]
@@ -267,9 +272,9 @@ class MessageView(Vertical):
         elif kind == "rich":
             from rich.markdown import Markdown as RichMarkdown
 
-            yield Static(RichMarkdown(text), classes="body")
+            yield Static(RichMarkdown(faithful(text)), classes="body")
         else:
-            yield Markdown(text)
+            yield Markdown(faithful(text))
         if hidden:
             yield Static(more_note(hidden), classes="more")
 
@@ -287,7 +292,7 @@ class MessageView(Vertical):
         if shown.text == old.text:
             return
         if old_kind == self._kind() == "markdown" and len(shown.text) <= BODY_LIMIT and len(old.text) <= BODY_LIMIT:
-            await self.query_one(Markdown).update(shown.text)
+            await self.query_one(Markdown).update(faithful(shown.text))
             return
         await self.remove_children([w for w in self.children if not w.has_class("header")])
         await self.mount_all(list(self._body()))
