@@ -181,6 +181,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         status.model = self.profile.model.id
         status.device = ""
         status.tokens_per_s = None
+        status.first_token_s = None
         try:
             status.adapter = promoted_run(self.home, self.profile.name) or "base"
         except UserError as exc:  # a corrupt promoted.json: the loader reports it too

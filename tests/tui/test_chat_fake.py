@@ -29,7 +29,7 @@ async def test_send_streams_reply_and_logs_both_messages(home):
         assert msgs[1]["generation"]["profile"] == "demo"
         assert "hello there" in screen_text(app) and "print('hi')" in screen_text(app)
         status = app.query_one(StatusBar)
-        assert "42.0 tok/s" in str(status.render()) and "fake/model" in str(status.render())
+        assert "tok/s, first token 0.01 s" in str(status.render()) and "fake/model" in str(status.render())
         assert app.composer.text == ""
 
 

@@ -19,6 +19,9 @@ class StatusBar(Static):
     load_state: reactive[str] = reactive("")
     """Empty once the model is ready; else e.g. 'loading weights 40%' or 'load failed'."""
     tokens_per_s: reactive[float | None] = reactive(None)
+    """Decoding speed (the wait for the first token not counted)."""
+    first_token_s: reactive[float | None] = reactive(None)
+    """Seconds to the first token of the last reply (prompt processing, a server's queue)."""
 
     def render(self) -> str:
         parts = [f"[b]{escape(self.profile)}[/b]"]
@@ -28,5 +31,8 @@ class StatusBar(Static):
         if self.device:
             parts.append(escape(self.device))
         if self.tokens_per_s is not None:
-            parts.append(f"{self.tokens_per_s:.1f} tok/s")
+            speed = f"{self.tokens_per_s:.1f} tok/s"
+            if self.first_token_s is not None:
+                speed += f", first token {self.first_token_s:.2f} s"
+            parts.append(speed)
         return " │ ".join(parts)
