@@ -112,6 +112,7 @@ def set_promoted(home: Home, profile: str, run_id: str | None, reason: str = "")
             # refused here, not at the next load: tuneloop never unpickles weights (adapter_model.bin)
             raise UserError(f"run {run_id!r} of profile {profile!r} has no adapter_model.safetensors in {path} "
                             "(pickle-only weights are never loaded); re-save it as safetensors or pick another run.")
+        read_adapter_config(path)  # a damaged adapter is refused now, not at the next load
     data = _read(home, profile)
     data["history"].append({"run_id": data.get("run_id"), "until": time.time()})
     data["run_id"] = run_id
@@ -153,6 +154,7 @@ def resolve_adapter(home: Home, profile_name: str, run_or_base: str | None,
             f"run {run_id!r} of profile {profile_name!r} has no finished adapter at {path} "
             f"(runs with adapters: {known}); {fix}."
         )
+    read_adapter_config(path)  # a damaged config or weights file: one sentence before anything loads
     return run_id, path
 
 

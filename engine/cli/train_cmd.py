@@ -103,7 +103,12 @@ def adapters_cmd(
         raise UserError(f"unknown action {action!r}: use 'use RUN', 'use base' or 'rollback' (or nothing to list).")
     promoted = adapters.promoted_run(h, profile)
     rows = []
-    for run in runs.run_summaries(h, profile, command="finetune"):
+    problems = []
+    for run in runs.run_summaries(h, profile, command="finetune", keep_problems=True):
+        if run.problem:  # listed and marked; the sentence naming the file follows the table
+            problems.append(run.problem)
+            rows.append((" ", run.run_id, "-", "-", "-", "-", "-", "-", "damaged"))
+            continue
         manifest, rep = run.manifest, run.report
         new = rep.get("eval", {}).get("new", {})
         train_rows = sum(manifest.get("rows", {}).get(kind, {}).get("train", 0) for kind in rows_of(run.plan))
@@ -115,6 +120,10 @@ def adapters_cmd(
     _echo_table([header, ("*" if promoted is None else " ", "base", "-", "-", "-", "-", "-", "-", "-"), *rows])
     typer.echo(f"in use: {'base model' if promoted is None else promoted} (* marks it)")
     _echo_reward_models(h, profile)
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        raise typer.Exit(2)
 
 
 def _echo_table(table: list[tuple[str, ...]]) -> None:

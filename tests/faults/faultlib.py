@@ -81,3 +81,37 @@ def record_edit(home, profile: str = "demo", question: str = "What is the capita
     reply = log.add_message("conv-edit", user["id"], "assistant", "I like turtles.",
                             generation={"system_prompt": "You are a helpful assistant."})
     log.edit(reply["id"], edited)
+
+
+def fake_unfinished_run(home, profile: str = "demo", run_id: str = "20260101-000000-sft") -> Path:
+    """A finetune run of ``profile`` as a kill leaves it, built from files alone (no training): frozen data,
+    a manifest ``--resume`` accepts (the data's fingerprint, the profile's settings as they are now), a complete
+    ``checkpoints/1-sft/checkpoint-2`` (its torch file hashed into COMPLETE and the manifest), metrics.jsonl and
+    an empty ``stages/``. Returns the run folder."""
+    import json
+
+    from engine import runs
+    from engine.profiles import load_profile
+    from engine.train import plan
+
+    rd = runs.RunDir(home, profile, run_id)
+    home.check_dir(rd.data, create=True)
+    row = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!"}]}
+    (rd.data / "sft.train.jsonl").write_text(json.dumps(row) + "\n")
+    (rd.data / "sft.eval.jsonl").write_text("")
+    (rd.data / "split.json").write_text(json.dumps({"eval_conversations": [], "eval_on_train": True, "note": ""}))
+    prof = load_profile(profile, home)
+    rd.write_manifest({
+        "command": "finetune", "run_id": run_id, "method": "sft", "plan": ["sft"],
+        "data": {"fingerprint": runs.fingerprint_dir(rd.data, "*.jsonl"), "files": {}},
+        "settings": {}, "profile_settings": plan.profile_settings(prof), "base_model": {"id": prof.model.id},
+        "counts": {}, "rows": {"sft": {"train": 1, "eval": 0}}, "rl": {}, "overrides": {}, "gate_against": None,
+    })
+    ckpt = rd.checkpoints / "1-sft" / "checkpoint-2"
+    home.check_dir(ckpt, create=True)
+    (ckpt / "optimizer.pt").write_bytes(b"pretend optimizer state")
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    runs.mark_complete(ckpt, {"step": 2, "stage": "sft"})
+    (rd.root / "metrics.jsonl").write_text(json.dumps({"stage": "sft", "step": 1, "loss": 1.0}) + "\n")
+    home.check_dir(rd.root / "stages", create=True)
+    return rd.root
