@@ -38,6 +38,9 @@ from tui.widgets.message_view import Shown
 PROGRESS_EVERY = 0.033
 """Seconds between progress messages of a fast reply (the first piece is posted at once): the screen
 updates ~30 times a second however fast the model is, so keys never queue behind per-token work."""
+STAGE_TICK = 1.0
+"""Seconds between updates of a loading stage's elapsed time in the status bar."""
+_now = time.monotonic
 STATUS_EVERY = 0.25
 """Seconds between live tokens/s updates in the status bar."""
 
@@ -106,6 +109,10 @@ class RepliesMixin:
         self.offer_pending = False
         self.best_of_warned: set[str] = set()  # profiles told once that best-of needs a reward model
         self._status_at = 0.0  # when the status bar's live tokens/s last changed
+        self._stage: tuple[str, float] = ("", 0.0)  # the model loader's stage and when it began
+        self._stage_text = ""  # that stage as the status bar shows it, without the elapsed time
+        self._stage_shown = ""  # what the status bar last showed for it (another text there: not ours)
+        self._stage_timer = None
         self.waiting: list[QueuedSend] = []  # messages typed while busy, sent one by one afterwards
         self.sends_held = False  # a reply failed: the waiting messages wait for the person (Enter)
 
@@ -115,6 +122,7 @@ class RepliesMixin:
 
     # ---- loading ---------------------------------------------------------------------------------
     def start_loading(self) -> None:
+        self._stage, self._stage_text, self._stage_shown = ("", 0.0), "", "loading model…"
         self.status.load_state = "loading model…"
         self.load_note = ""
         self.load_generator(self.profile)
@@ -169,8 +177,28 @@ class RepliesMixin:
         return result["lm"]
 
     def on_model_progress(self, message: ModelProgress) -> None:
+        now = _now()
+        if message.stage != self._stage[0]:
+            self._stage = (message.stage, now)
         pct = f" {message.fraction * 100:.0f}%" if message.fraction is not None else ""
-        self.status.load_state = f"{self.load_note or 'loading'}: {message.stage}{pct}"
+        self._stage_text = f"{self.load_note or 'loading'}: {message.stage}{pct}"
+        self._stage_shown = ""
+        self._show_stage(force=True)
+        if self._stage_timer is None:
+            self._stage_timer = self.set_interval(STAGE_TICK, self._show_stage)
+
+    def _show_stage(self, force: bool = False) -> None:
+        """The loading stage with how long it has run: a step that reports no fraction of its own (building
+        a model from a GGUF file takes tens of seconds on a CPU) visibly goes on instead of sitting at 10%.
+        The timer stops once the model is ready or the status bar shows something else (a failure)."""
+        if self.lm is not None or not (force or self.status.load_state == self._stage_shown):
+            if self._stage_timer is not None:
+                self._stage_timer.stop()
+                self._stage_timer = None
+            return
+        elapsed = _now() - self._stage[1]
+        text = self._stage_text + (f" · {elapsed:.0f} s" if elapsed >= 2 else "")
+        self.status.load_state = self._stage_shown = text
 
     def on_model_not_on_disk(self, message: ModelNotOnDisk) -> None:
         if message.profile != self.profile.name:

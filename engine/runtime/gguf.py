@@ -100,12 +100,12 @@ def ensure_converted(model_id: str, home: Home, progress: Callable[[str, float |
     if _up_to_date(dest, gguf):
         return dest
     report = progress or (lambda stage, fraction: None)
-    report("converting", 0.0)
+    report("converting: reading the tokenizer", 0.0)
     ensure_dir(home.models_dir)
     tmp = home.models_dir / f".{dest.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        _convert(gguf, tmp, lambda f: report("converting", f))
+        _convert(gguf, tmp, lambda step, f: report(f"converting: {step}", f))
         record = {"format": FORMAT, "model_id": model_id, "path": str(gguf), "stat": _stat_key(gguf),
                   "sha256": _sha256(gguf), "converted": time.time()}
         write_private(tmp / SOURCE_RECORD, json.dumps(record, indent=2))
@@ -118,11 +118,15 @@ def ensure_converted(model_id: str, home: Home, progress: Callable[[str, float |
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    report("converting", 1.0)
+    report("converting: done", 1.0)
     return dest
 
 
-def _convert(gguf: Path, out: Path, report: Callable[[float], None]) -> None:
+def _convert(gguf: Path, out: Path, report: Callable[[str, float], None]) -> None:
+    """Convert, saying which step runs: ``report(step, fraction)``. Building the model (transformers
+    reads the file's metadata and creates the weights) reports nothing itself for tens of seconds on
+    a CPU, so the step is named and the app shows how long it has been running; the de-quantizing
+    loop reports each tensor."""
     import os
 
     import torch
@@ -134,11 +138,12 @@ def _convert(gguf: Path, out: Path, report: Callable[[float], None]) -> None:
     ensure_dir(out)
     # the de-quantizing loop uses tqdm directly (not transformers' hook): route it to our progress too
     saved_tqdm = gguf_utils.tqdm
-    gguf_utils.tqdm = lambda it=None, *a, **k: QuietBar(it, report=lambda f: report(0.1 + 0.8 * f))
+    gguf_utils.tqdm = lambda it=None, *a, **k: QuietBar(
+        it, report=lambda f: report("de-quantizing tensors", 0.1 + 0.8 * f))
     try:
         with routed_progress():
             tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            report(0.1)
+            report("building the model", 0.1)
             model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     except (ValueError, KeyError, NotImplementedError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -153,6 +158,7 @@ def _convert(gguf: Path, out: Path, report: Callable[[float], None]) -> None:
     if hasattr(model, "is_quantized"):
         model.is_quantized = False  # type: ignore[assignment]
     model.config.name_or_path = str(gguf)
+    report("writing safetensors", 0.9)
     old_umask = os.umask(0o077)
     try:
         with routed_progress():
@@ -163,4 +169,4 @@ def _convert(gguf: Path, out: Path, report: Callable[[float], None]) -> None:
                         "or fix the home folder's permissions.") from None
     finally:
         os.umask(old_umask)
-    report(0.95)
+    report("writing safetensors", 0.95)
