@@ -287,15 +287,16 @@ class FeedbackLog:
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
         part = ReadResult()
-        end = parse_lines(data, key, part, first_line=cache.lines, report_torn=False)
+        end = parse_lines(data, key, part, first_line=cache.lines, report_torn=False, prev_import=cache.tail_import)
         cache.extend(part, data[:end], end)
+        cache.tail_import = part.tail_import_id if end else cache.tail_import
         self._read_cache[key] = cache
         result.events.extend(cache.events)
         result.problems.extend(cache.problems)
         result.future_versions += cache.future_versions
         result.end_offsets[key] = cache.end
         if data[end:].strip():
-            result.problems.append(Problem(key, cache.lines + 1, TORN_REASON))
+            result.problems.append(Problem(key, cache.lines + 1, TORN_REASON, after_import=cache.tail_import))
 
 
 def encode_event(event: dict[str, Any]) -> bytes:
@@ -329,6 +330,7 @@ class _FileCache:
     events: list[dict[str, Any]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     future_versions: int = 0
+    tail_import: str | None = None
 
     def still_valid(self, fd: int, st: os.stat_result) -> bool:
         if (st.st_dev, st.st_ino) != (self.dev, self.ino) or st.st_size < self.end:
@@ -358,10 +360,17 @@ def _locked_read(home: Home, path: Path, limit: int | None) -> bytes:
 TORN_REASON = "torn last line (incomplete write), skipped"
 
 
-def parse_lines(data: bytes, path: str, result: ReadResult, first_line: int = 0, report_torn: bool = True) -> int:
+_TORN_LIKE = (TORN_REASON, "not valid JSON", "not UTF-8")
+"""What a line cut off mid-write reads as (later closed off by the next append's newline)."""
+
+
+def parse_lines(data: bytes, path: str, result: ReadResult, first_line: int = 0, report_torn: bool = True,
+                prev_import: str | None = None) -> int:
     """Parse the complete lines of ``data`` into ``result``; return the offset after the last one.
 
-    A trailing fragment without ``\\n`` is a torn record (a crash mid-append) and is reported.
+    A trailing fragment without ``\\n`` is a torn record (a crash mid-append) and is reported. A cut-off line
+    right after an imported event is tagged with that import (Problem.after_import); ``prev_import`` is the
+    import id of the line before ``data`` and ``result.tail_import_id`` that of its last line.
     """
     end = data.rfind(b"\n") + 1
     lineno = first_line
@@ -373,9 +382,19 @@ def parse_lines(data: bytes, path: str, result: ReadResult, first_line: int = 0,
         start = stop + 1
         if not raw.strip():
             continue
+        n_events, n_problems = len(result.events), len(result.problems)
         _parse_one(raw, path, lineno, result)
+        if len(result.events) > n_events:
+            iid = result.events[-1].get(ev.IMPORT_KEY)
+            prev_import = iid if isinstance(iid, str) else None
+        elif len(result.problems) > n_problems:
+            if prev_import and result.problems[-1].reason in _TORN_LIKE:
+                p = result.problems[-1]
+                result.problems[-1] = Problem(p.path, p.line, p.reason, after_import=prev_import)
+            prev_import = None
     if report_torn and end < len(data) and data[end:].strip():
-        result.problems.append(Problem(path, lineno + 1, TORN_REASON))
+        result.problems.append(Problem(path, lineno + 1, TORN_REASON, after_import=prev_import))
+    result.tail_import_id = prev_import
     return end
 
 

@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+SHA_PREFIX = 20
+"""An import id begins with this many hex digits of its file's sha256 (the rest is random), so a stopped import
+is recognised once the same file was imported again (engine.feedback.import_rows)."""
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -16,6 +20,10 @@ class Problem:
     path: str
     line: int
     reason: str
+    after_import: str | None = None
+    """For a line cut off mid-write: the ``import_id`` of the event on the line before it, when that was an
+    imported event (a killed ``engine import`` tears its last batch). Once that file is imported again and
+    committed, the line is no longer worth a warning (see :meth:`ReadResult.warnings`)."""
 
     def __str__(self) -> str:
         return f"{Path(self.path).name}:{self.line}: {self.reason}" if self.line else f"{self.path}: {self.reason}"
@@ -31,16 +39,29 @@ class ReadResult:
     future_versions: int = 0
     end_offsets: dict[str, int] = field(default_factory=dict)
     """Per file path: byte offset just after its last complete (newline-terminated) line."""
+    tail_import_id: str | None = None
+    """The ``import_id`` of the event on the last line parsed (None: not an imported event)."""
+
+    def superseded_imports(self) -> set[str]:
+        """Import ids that never committed but whose file was imported again and committed since: what they left
+        behind (invisible events, a torn last batch line) is not worth a warning any more."""
+        committed = {e.get("import_id") for e in self.events if e.get("type") == "import"}
+        shas = {e["sha256"][:SHA_PREFIX] for e in self.events
+                if e.get("type") == "import" and isinstance(e.get("sha256"), str)}
+        tags = {p.after_import for p in self.problems if p.after_import}
+        return {t for t in tags if t not in committed and t[:SHA_PREFIX] in shas}
 
     def warnings(self) -> list[str]:
         """One-line warnings for a user: skipped lines (count and the first few) and newer events."""
         out = []
-        if self.problems:
-            first = ", ".join(f"{Path(p.path).name}:{p.line}" for p in self.problems[:3])
-            more = "" if len(self.problems) <= 3 else f" and {len(self.problems) - 3} more"
+        done = self.superseded_imports()
+        problems = [p for p in self.problems if p.after_import is None or p.after_import not in done]
+        if problems:
+            first = ", ".join(f"{Path(p.path).name}:{p.line}" for p in problems[:3])
+            more = "" if len(problems) <= 3 else f" and {len(problems) - 3} more"
             out.append(
-                f"{len(self.problems)} unreadable feedback line(s) skipped ({first}{more}): "
-                f"{self.problems[0].reason}."
+                f"{len(problems)} unreadable feedback line(s) skipped ({first}{more}): "
+                f"{problems[0].reason}."
             )
         if self.future_versions:
             out.append(

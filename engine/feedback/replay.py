@@ -24,7 +24,7 @@ from typing import Any, Iterable
 
 from engine.feedback.events import EVENT_TYPES, IMPORT_KEY, SCHEMA_VERSION, version_of
 from engine.feedback.gc_pause import gc_paused
-from engine.feedback.read_result import Problem, ReadResult
+from engine.feedback.read_result import SHA_PREFIX, Problem, ReadResult
 
 TITLE_CHARS = 48
 
@@ -282,9 +282,6 @@ def visible_events(events: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any
         out.append(e)
     return out, pending
 
-
-SHA_PREFIX = 20
-"""How many hex digits of the file's sha256 begin an import id (the rest is random)."""
 
 
 def _is_version(v: Any) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.home import Home, check_name
+from engine.home import Home, check_name, check_tree, read_bytes
 from engine.reward import BACKBONE_FILE, CALIBRATION_FILE, MODEL_SUBDIR
 from engine.reward.data import Messages, Pair, encode
 
@@ -119,10 +119,16 @@ class RewardScorer:
         if not cal_path.is_file() or not (run_dir / MODEL_SUBDIR).is_dir():
             known = ", ".join(reward_runs(home, profile)) or "none"
             raise UserError(f"{run_dir} is not a finished reward run (finished reward runs: {known}).")
+        # no link followed from the home (the run folder, the model folder, any file in them): the model is
+        # then opened by path by transformers
+        check_tree(run_dir / MODEL_SUBDIR, home)
         try:
-            cal = json.loads(cal_path.read_text(encoding="utf-8"))
-            backbone = backbone_from_json(json.loads((run_dir / BACKBONE_FILE).read_text(encoding="utf-8")), home)
-        except (OSError, ValueError, KeyError) as exc:
+            cal = json.loads(read_bytes(cal_path, home).decode("utf-8"))
+            backbone = backbone_from_json(json.loads(read_bytes(run_dir / BACKBONE_FILE, home).decode("utf-8")), home)
+            mean, std, max_length = float(cal["mean"]), float(cal["std"]), int(cal.get("max_length", 512))
+        except UserError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise UserError(f"{run_dir}: reward run files are unreadable ({exc}); train a new one.") from None
         from engine.profiles import load_profile
         from engine.train.model import train_device, train_dtype
@@ -132,8 +138,7 @@ class RewardScorer:
         model, tokenizer = load_trained(run_dir / MODEL_SUBDIR, backbone,
                                         None if device == "cpu" else train_dtype(settings, device))
         model.to(device)
-        return cls(model, tokenizer, run_id=run_id, run_dir=run_dir, mean=float(cal["mean"]),
-                   std=float(cal["std"]), max_length=int(cal.get("max_length", 512)))
+        return cls(model, tokenizer, run_id=run_id, run_dir=run_dir, mean=mean, std=std, max_length=max_length)
 
     def calibrate(self, raw: float) -> float:
         return (raw - self.mean) / self.std if self.std > 0 else raw - self.mean

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.home import Home
+from engine.home import Home, check_tree
 
 Progress = Callable[[str, "float | None"], None]
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -57,7 +57,9 @@ def resolve_source(profile, home: Home, progress: Progress | None = None) -> tup
     from engine.runtime import gguf
 
     if gguf.is_gguf_id(mid):
+        home.check_dir(home.models_dir, create=True)  # a linked models/ folder never receives the conversion
         path = gguf.ensure_converted(mid, home, progress)
+        check_tree(path, home)  # converted into home/models/: no link to it or in it (opened by path below)
         return str(path), path
     path = Path(mid).expanduser()
     if mid.startswith(("/", ".", "~")) or path.exists():

@@ -84,6 +84,34 @@ def test_reimport_after_a_stopped_import_clears_its_warning(home, tmp_path, monk
     assert code == 0 and "unfinished import" not in out, out
 
 
+def test_reimport_clears_the_torn_batch_line_a_kill_left(home, tmp_path, monkeypatch):
+    """A kill inside the import's batch write tears its last line; once the file is imported again and
+    committed, that line is no longer reported (the rest of the log still is)."""
+    path = preference_file(tmp_path, 50)
+    real_write = FeedbackLog._write
+
+    def torn_write(self, data: bytes) -> None:  # the process dies half-way through writing the batch
+        with open(self.path, "ab") as f:
+            f.write(data[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FeedbackLog, "_write", torn_write)
+    FeedbackLog(home, "demo").path.parent.mkdir(parents=True)
+    with pytest.raises(KeyboardInterrupt):
+        import_file(FeedbackLog(home, "demo"), path)
+    monkeypatch.setattr(FeedbackLog, "_write", real_write)
+    code, out = run_engine("stats", "--profile", "demo", "--home", str(home.root))
+    assert "unreadable feedback line" in out, out
+    code, out = run_engine("import", str(path), "--profile", "demo", "--home", str(home.root))
+    assert code == 0, out
+    code, out = run_engine("stats", "--profile", "demo", "--home", str(home.root))
+    assert code == 0 and "unreadable" not in out and "unfinished import" not in out, out
+    with open(FeedbackLog(home, "demo").path, "ab") as f:  # an unrelated damaged line is still reported
+        f.write(b'{"v": 1, "broken\n')
+    code, out = run_engine("stats", "--profile", "demo", "--home", str(home.root))
+    assert "1 unreadable feedback line" in out, out
+
+
 def test_export_out_refuses_a_fifo_and_a_device(home, tmp_path, fault_stats):
     from tests.faults.faultlib import record_edit
 
