@@ -26,10 +26,22 @@ class Exported:
 
 
 def check_out_dir(out: Path) -> None:
+    """Refuse a folder that holds something, or a path under a file; missing parents are created later."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not an empty folder; choose a new --out folder.")
-    if not out.parent.is_dir():
-        raise UserError(f"the folder {out.parent} does not exist; create it or choose another --out.")
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{ancestor} is a file, so {out} cannot be created under it; choose another --out.")
+
+
+def make_parents(out: Path) -> None:
+    """Create the folders above ``out`` that do not exist yet (``--out ~/models/my-tuned`` without ~/models)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the folder {out.parent} ({exc.strerror or exc}); choose another --out.") from None
 
 
 def export_model(profile, home, adapter: str | None, out: Path, progress=None) -> Exported:
@@ -51,6 +63,7 @@ def export_model(profile, home, adapter: str | None, out: Path, progress=None) -
         check_adapter_base(adapter_dir, [lm.model_id] + ([str(lm.path)] if lm.path else []))
         with quiet_loading():
             model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False).merge_and_unload()
+    make_parents(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         model.save_pretrained(str(tmp), safe_serialization=True)
