@@ -237,9 +237,12 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         header = QUEUED_HELD if self.sends_held else QUEUED
         await self.chat.show_queued([(q.key, q.text, header) for q in self.waiting
                                      if q.conversation_id == session.conversation_id])
-        self.query_one(Sidebar).show(session.conversations(), session.conversation_id)
+        self.query_one(Sidebar).show(session.conversations(), session.conversation_id, session.served)
         conv = session.conversation
-        self.query_one("#title", Static).update(escape(conv.title) if conv and conv.title else "[dim]New conversation[/dim]")
+        title = escape(conv.title) if conv and conv.title else "[dim]New conversation[/dim]"
+        if conv is not None and conv.id in session.served:
+            title += " [dim](served through engine serve)[/dim]"
+        self.query_one("#title", Static).update(title)
 
     # ---- composer / sidebar ----------------------------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:

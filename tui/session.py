@@ -31,15 +31,21 @@ class ChatSession:
         self.home = home
         self.profile = profile
         self.log = FeedbackLog(home, profile)
-        self.state = self.log.replay()
+        self.served: set[str] = set()
+        self.reload()
         self.shown: dict[tuple[str, str | None], str] = {}  # (conversation, parent id) -> child id
-        convs = list(self.state.conversations)
-        self.conversation_id: str = convs[-1] if convs else uuid.uuid4().hex
+        own = [c for c in self.state.conversations if c not in self.served]
+        # the person's own latest conversation (one a program held through `engine serve` is not theirs)
+        self.conversation_id: str = own[-1] if own else uuid.uuid4().hex
 
     # ---- reading -------------------------------------------------------------------------------
     def reload(self) -> None:
         """Replay the whole log (picks up what other processes wrote)."""
-        self.state = self.log.replay()
+        from engine.feedback.replay import replay
+
+        result = self.log.read()
+        self.state = replay(result)
+        self.served = served_conversations(result.events)
 
     def _apply(self, ev: dict) -> None:
         """Apply one event this session just appended, by the replay's own rules (State.apply)."""
@@ -232,3 +238,16 @@ def _best_of_size(message) -> int:
         return int((message.generation or {}).get("best_of") or 1)
     except (TypeError, ValueError):
         return 1
+
+
+SERVED = "serve"
+"""``source`` of the events ``engine serve`` writes (engine/serve/recorder.py)."""
+
+
+def served_conversations(events) -> set[str]:
+    """Conversations started through ``engine serve`` (their first message has ``"source": "serve"``)."""
+    first: dict[str, bool] = {}
+    for e in events:
+        if e.get("type") == "message" and e.get("conversation_id") not in first:
+            first[e["conversation_id"]] = e.get("source") == SERVED
+    return {cid for cid, served in first.items() if served}

@@ -11,6 +11,8 @@ from textual.widgets.option_list import Option
 
 NEW_ID = "__new__"
 TITLE_WIDTH = 21  # one line in the 24-column sidebar
+SERVED_MARK = "api "
+"""Before the title of a conversation held through ``engine serve`` (another program's, not the person's)."""
 
 
 class Sidebar(OptionList):
@@ -25,11 +27,12 @@ class Sidebar(OptionList):
 
         conversation_id: str | None
 
-    def show(self, conversations: list, current_id: str) -> None:
-        """Rebuild the options: '+ New conversation' then each conversation, newest first.
+    def show(self, conversations: list, current_id: str, served: set[str] = frozenset()) -> None:
+        """Rebuild the options: '+ New conversation' then each conversation, newest first; one a
+        program held through ``engine serve`` is marked "api".
 
         Skipped when nothing changed: the app calls this after every keypress."""
-        key = (tuple((c.id, c.title) for c in conversations), current_id)
+        key = (tuple((c.id, c.title, c.id in served) for c in conversations), current_id)
         if key == getattr(self, "_shown_key", None):
             return
         self._shown_key = key
@@ -37,9 +40,11 @@ class Sidebar(OptionList):
         options = [Option("[b]+ New conversation[/b]", id=NEW_ID)]
         for conv in reversed(conversations):
             title = " ".join((conv.title or "(untitled)").split())
-            if len(title) > TITLE_WIDTH:
-                title = title[: TITLE_WIDTH - 1] + "…"
-            options.append(Option(escape(title), id=conv.id))
+            width = TITLE_WIDTH - (len(SERVED_MARK) if conv.id in served else 0)
+            if len(title) > width:
+                title = title[: width - 1] + "…"
+            mark = f"[dim]{SERVED_MARK}[/dim]" if conv.id in served else ""
+            options.append(Option(mark + escape(title), id=conv.id))
         self.add_options(options)
         ids = [o.id for o in options]
         self.highlighted = ids.index(current_id) if current_id in ids else 0
