@@ -36,6 +36,9 @@ class RatingRow(RadioSet, inherit_bindings=False):
     ]
     RATING_KEYS = {"left", "up", "plus", "equals_sign", "right", "down", "minus"}
 
+    def on_mount(self) -> None:
+        self._selected = self.pressed_index if self.pressed_index >= 0 else 0  # the cursor on the rating given
+
     def action_rate(self, value: int) -> None:
         button = self.query_one("#up" if value > 0 else "#down", RadioButton)
         button.value = True
