@@ -112,7 +112,6 @@ def set_promoted(home: Home, profile: str, run_id: str | None, reason: str = "")
             # refused here, not at the next load: tuneloop never unpickles weights (adapter_model.bin)
             raise UserError(f"run {run_id!r} of profile {profile!r} has no adapter_model.safetensors in {path} "
                             "(pickle-only weights are never loaded); re-save it as safetensors or pick another run.")
-        read_adapter_config(path)  # a damaged adapter is refused now, not at the next load
     data = _read(home, profile)
     data["history"].append({"run_id": data.get("run_id"), "until": time.time()})
     data["run_id"] = run_id
@@ -154,18 +153,19 @@ def resolve_adapter(home: Home, profile_name: str, run_or_base: str | None,
             f"run {run_id!r} of profile {profile_name!r} has no finished adapter at {path} "
             f"(runs with adapters: {known}); {fix}."
         )
-    read_adapter_config(path)  # a damaged config or weights file: one sentence before anything loads
+    read_adapter_config(path, weights=False)  # a damaged config: one sentence before anything loads
     return run_id, path
 
 
-def read_adapter_config(path: Path) -> dict:
-    """The adapter's config, refusing folders without safetensors weights (pickle is never loaded)."""
+def read_adapter_config(path: Path, weights: bool = True) -> dict:
+    """The adapter's config, refusing folders without safetensors weights (pickle is never loaded), a link in
+    the folder, a config PEFT could not read, and (``weights``) truncated or garbage safetensors weights."""
     path = Path(path)
     cfg_file = path / ADAPTER_CONFIG
     if not cfg_file.is_file() and not cfg_file.is_symlink():
         raise UserError(f"{path} is not a LoRA adapter folder (no {ADAPTER_CONFIG}).")
-    weights = path / ADAPTER_WEIGHTS
-    if not weights.is_file() and not weights.is_symlink():
+    weights_file = path / ADAPTER_WEIGHTS
+    if not weights_file.is_file() and not weights_file.is_symlink():
         pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
         found = f" (found only {', '.join(pickles)}, which tuneloop does not load)" if pickles else ""
         raise UserError(f"{path} has no {ADAPTER_WEIGHTS}{found}; re-save the adapter with safetensors.")
@@ -183,7 +183,8 @@ def read_adapter_config(path: Path) -> dict:
     except ValidationError as exc:
         raise UserError(f"{cfg_file} is damaged ({_why(exc)}); the adapter cannot be loaded, so pick another run "
                         "or train a new one.") from None
-    check_safetensors(weights)
+    if weights:
+        check_safetensors(weights_file)
     return cfg
 
 
@@ -251,10 +252,11 @@ def check_adapter_base(path: Path, accepted: list[str],
     layers or silently produce garbage. ``accepted`` holds the names the loaded base goes by (the
     profile's model id and the local folder it was loaded from). Reads the adapter's config (and refuses
     a folder without safetensors weights) first."""
-    base = read_adapter_config(path).get("base_model_name_or_path")
+    base = read_adapter_config(path, weights=False).get("base_model_name_or_path")
     if isinstance(base, str) and base:
         for name in accepted:
             if base == name or ((base.startswith(("/", ".", "~")) or Path(base).is_absolute()) and _same_path(base, name)):
+                check_safetensors(Path(path) / ADAPTER_WEIGHTS)  # the right base: now its weights must be whole
                 return
     raise UserError(
         f"adapter {path} was trained on {base!r}, but the loaded model is {accepted[0]!r}; {fix}."

@@ -92,6 +92,10 @@ def adapters_cmd(
         if not target:
             raise UserError("engine adapters use needs a run id or 'base' (see `engine adapters --profile P`).")
         run_id = None if target == "base" else check_name(target, "run id")
+        if run_id is not None:  # a damaged adapter is refused now, not at the next load
+            _, path = adapters.resolve_adapter(h, profile, run_id, fix="pick a listed run")
+            if path is not None and (path / adapters.ADAPTER_WEIGHTS).exists():
+                adapters.read_adapter_config(path)
         adapters.set_promoted(h, profile, run_id, reason="chosen by hand")
         typer.echo(f"profile {profile} now uses {'the base model' if run_id is None else 'adapter ' + run_id}.")
         return
