@@ -99,7 +99,12 @@ def fake_finished_run(home, run_id: str, promoted: bool = True, evaluation: dict
     run = home.run_dir("demo", run_id)
     (run / "adapter").mkdir(parents=True)
     (run / "adapter" / "adapter_config.json").write_text('{"base_model_name_or_path": "builtin:demo"}')
-    (run / "manifest.json").write_text(json.dumps({"command": "finetune", "plan": ["sft"], "run_id": run_id}))
+    header = b"{}"  # a safetensors file with no tensors (the app checks the file is there, never loads it here)
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    manifest = {"command": "finetune", "method": "sft", "plan": ["sft"], "run_id": run_id,
+                "data": {"fingerprint": "fake"}, "settings": {}, "profile_settings": {}, "base_model": {},
+                "counts": {}, "rows": {"sft": {"train": 1, "eval": 0}}, "rl": {}}
+    (run / "manifest.json").write_text(json.dumps(manifest))
     report = {"run_id": run_id, "method": "sft", "eval": evaluation or {"new": {"loss": 1.0}}, "promoted": promoted}
     if reason:
         report["reason"] = reason
