@@ -115,6 +115,7 @@ class RepliesMixin:
         self._stage_timer = None
         self.waiting: list[QueuedSend] = []  # messages typed while busy, sent one by one afterwards
         self.sends_held = False  # a reply failed: the waiting messages wait for the person (Enter)
+        self.given_back: tuple[str | None, str] = (None, "")  # (message, text) put back after its reply failed
 
     @property
     def busy(self) -> bool:
@@ -377,6 +378,9 @@ class RepliesMixin:
         self.show_speed(record)
         if job.target == "chat":
             self.sends_held = False  # replies come again: the waiting messages may go
+            if self.given_back[0] == job.parent_id and self.composer.text.strip() == self.given_back[1]:
+                self.composer.clear()  # answered after all (r on it): the copy in the composer is not needed
+            self.given_back = (None, "")
             await self.chat.end_streams()
             self.chat.selected_id = msg.id
         elif job.screen is not None and job.screen.is_attached:
@@ -441,6 +445,7 @@ class RepliesMixin:
                 self.sends_held = bool(self.waiting)
                 if not self.composer.text.strip():
                     self.composer.give_back(msg.final_text)
+                    self.given_back = (msg.id, msg.final_text)
         await self.refresh_chat()
         await self.pump()
 

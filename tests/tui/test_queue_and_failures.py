@@ -77,3 +77,20 @@ async def test_a_reply_that_fails_leaves_its_message_marked_and_sending_again_ta
         assert users[2]["role"] == "assistant" and users[2]["parent_id"] == users[1]["id"]
         chat = screen_text(app)  # the message column
         assert "no reply" not in chat and chat.count("anyone there?") == 1 and "here I am" in chat
+
+
+async def test_r_on_the_unanswered_message_answers_it_and_empties_the_composer(home):
+    gen = DownServer(["back again"])
+    app = create_app(home, "demo", factory(gen))
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_idle(pilot, app)
+        await send(pilot, "anyone there?")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorScreen), what="the error")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ErrorScreen), what="closed")
+        gen.up = True
+        await pilot.press("ctrl+up", "r")
+        await wait_idle(pilot, app)
+        msgs = events(home, type_="message")
+        assert [(m["role"], m["content"]) for m in msgs] == [("user", "anyone there?"), ("assistant", "back again")]
+        assert app.composer.text == "" and "no reply" not in screen_text(app)
