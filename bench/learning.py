@@ -146,6 +146,19 @@ def finetune(home, profile: str) -> tuple[dict, dict, float]:
             seconds)
 
 
+def regression_row(case: str, report: dict) -> Row:
+    """What the gate's regression check (engine/train/regression.py) saw, beside the case's own controls."""
+    check = (report.get("gate") or {}).get("regression") or {}
+    if not check or "changed" not in check:
+        return Row(BENCH, f"{case}: gate regression check, known answers changed", None, "", "",
+                   "not run (no regression rows in this run)")
+    examples = "; ".join(f"{e['prompt']} -> {' '.join(e['now'].split())[:40]}" for e in check.get("examples", [])[:3])
+    return Row(BENCH, f"{case}: gate regression check, known answers changed", check["changed"],
+               f"<= {check['allowed']}", f"of {check['known']}",
+               f"{check['prompts']} asked; collapsed {check['collapsed']} vs {check['collapsed_reference']}; promoted "
+               f"{report.get('promoted')}; " + (examples or "none changed"))
+
+
 def side_by_side(title: str, prompts: list[str], base: list[str], tuned: list[str], ok) -> None:
     print(f"\n-- {title}: base | tuned  (+ = passes the check)")
     for p, b, t in zip(prompts, base, tuned):
@@ -201,6 +214,7 @@ def case_corrections(rows: list[Row], notes: list[str]) -> None:
     rows.append(Row(BENCH, "controls still correct after the corrections run", controls, ">= 28", "of 30",
                     f"base {base_controls}/30 (chosen so the base answers all); broken: "
                     + ("; ".join(c.prompt for c, r in zip(CONTROLS, tuned[2 * n:]) if not c.ok(r)) or "none")))
+    rows.append(regression_row("corrections", report))
     rows.append(Row(BENCH, "corrections run promoted by the gate", float(bool(report.get("promoted"))), ">= 1", "",
                     str(report.get("reason", ""))[:160]))
     rows.append(Row(BENCH, "corrections case wall time", time.perf_counter() - t0, "", "s",
@@ -236,6 +250,7 @@ def case_style(rows: list[Row], notes: list[str]) -> None:
                     f"{report.get('promoted')})"))
     rows.append(Row(BENCH, "controls still correct after the style run", controls, "", "of 30",
                     "broken: " + ("; ".join(c.prompt for c, r in zip(CONTROLS, tuned[k:]) if not c.ok(r)) or "none")))
+    rows.append(regression_row("style", report))
     rows.append(Row(BENCH, "style case wall time", time.perf_counter() - t0, "", "s",
                     "fresh home, engine import, 2 generate calls, 1 finetune"))
 
@@ -337,6 +352,7 @@ def case_critique(rows: list[Row], notes: list[str]) -> None:
                     f"promoted {report.get('promoted')})"))
     rows.append(Row(BENCH, "controls still correct after the critique run", controls, "", "of 30",
                     "broken: " + ("; ".join(c.prompt for c, r in zip(CONTROLS, tuned[k:]) if not c.ok(r)) or "none")))
+    rows.append(regression_row("critique", report))
     rows.append(Row(BENCH, "critique case wall time", time.perf_counter() - t0, "", "s",
                     "fresh home, 4 generate calls, engine import, 1 finetune"))
 
@@ -381,6 +397,7 @@ def case_rl(rows: list[Row], notes: list[str]) -> None:
         engine(home, "finetune", "--profile", PROFILE, "--method", "dpo", "--from", "base")
         dpo_s = time.perf_counter() - t1
         dpo_run = newest_run(home, PROFILE, "dpo")
+        dpo_report = json.loads((dpo_run / "report.json").read_text())
         dpo_replies = generate(home, PROFILE, prompts, dpo_run.name)
         k = len(STYLE_HELD_OUT)
         wins = {name: win_rate(home, PROFILE, prompts[:k], tuned[:k], base[:k], system)
@@ -405,6 +422,8 @@ def case_rl(rows: list[Row], notes: list[str]) -> None:
         rows.append(Row(BENCH, f"rl: controls still correct after {name}", controls, "", "of 30",
                         "broken: " + ("; ".join(c.prompt for c, r in zip(CONTROLS, tuned[k:]) if not c.ok(r))
                                       or "none")))
+    rows.append(regression_row("rl: rloo", rl_report))
+    rows.append(regression_row("rl: dpo", dpo_report))
     rows.append(Row(BENCH, "rl: rloo run wall time", rl_s, "<= 1800", "s", rl_info))
     if m:
         rows.append(Row(BENCH, "rl: gate KL (nats/token) and reply length vs base", m.get("kl"), "", "",

@@ -170,6 +170,15 @@ class TrainSettings:
     replies to held-out ordinary prompts (``kept_logprob``: prompts like the feedback's that no rehearsal
     row trains, engine.train.rehearsal) is lower than the current adapter's by more than this (nats). None:
     measured and reported in gate.json, not a check. Needs ``rehearsal`` > 0 (that is where the replies come from)."""
+    gate_regression_prompts: int = Field(96, ge=0, le=1000)
+    """Nothing else breaks: before training, the adapter in use answers this many ordinary questions with a
+    checkable answer (half the ones most like the feedback's, half general; engine/train/regression.py); the gate
+    refuses a new adapter that answers too many of those it got right wrongly (``gate_max_changed``) or
+    collapsed to empty replies. Applies to every method. 0 turns the check off."""
+    gate_max_changed: float = Field(0.05, ge=0, le=1)
+    """The share of the regression questions the adapter in use answers correctly that a new adapter may answer
+    wrongly and still be promoted (at least one is always allowed: greedy replies of a slightly different model
+    flip a borderline answer now and then)."""
     min_rows: int = Field(4, ge=1)
     """Refuse to train on fewer rows than this."""
     gate_uses_reward: bool = False

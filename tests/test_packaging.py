@@ -35,6 +35,8 @@ def test_wheel_ships_the_builtin_profiles(tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     code = ("import json, engine, engine.profiles as p; "
+            "from engine.train import regression, rehearsal; "
+            "assert len(regression.pool()) >= 96 and len(rehearsal.prompts()) >= 64; "  # the training data files too
             "print(json.dumps([engine.__file__, [x.name for x in p.list_profiles()]]))")
     run_env = {**os.environ, "PYTHONPATH": str(target), "TUNELOOP_HOME": str(tmp_path / "home")}
     out = subprocess.run([sys.executable, "-c", code], env=run_env, cwd=outside, capture_output=True, text=True)

@@ -92,6 +92,32 @@ def collect(home, profile: str) -> Collected:
     return Collected(rows, snap.sha256, dict(snap.end_offsets), snap.result.cutoff_ts, snap.result.warnings(), state)
 
 
+def in_context(rows: Rows, system_prompt: str | None) -> int:
+    """Give every row whose conversation has no system message the profile's ``system_prompt`` first, as the
+    chat and ``engine generate`` send it: a row is trained in the context it will be asked in (imported rows
+    without one learned a fact the model then did not give under the system prompt). Returns how many rows got
+    it. Applied before row keys are taken, so the rows of earlier runs match themselves again."""
+    if not system_prompt:
+        return 0
+    import dataclasses
+
+    system = {"role": "system", "content": system_prompt}
+    added = 0
+    for kind in KINDS:
+        items = rows.of(kind)
+        for i, row in enumerate(items):
+            d = row_data(row)
+            field_name = "messages" if "messages" in d else "prompt"
+            turns = d.get(field_name)
+            if not isinstance(turns, list) or not turns or any(
+                    isinstance(t, dict) and t.get("role") == "system" for t in turns):
+                continue
+            new = {**d, field_name: [system, *turns]}
+            items[i] = dataclasses.replace(row, data=new) if hasattr(row, "data") else new
+            added += 1
+    return added
+
+
 @dataclass
 class Split:
     """Which conversations are held out, and whether evaluation has to fall back to the training rows."""
@@ -205,6 +231,17 @@ def write_rehearsal(data_dir: Path, rows: list[dict], held_out: list[dict] | Non
 
 def read_rehearsal(data_dir: Path, held_out: bool = False) -> list[dict]:
     return runs.read_jsonl(Path(data_dir) / ("rehearsal_heldout.jsonl" if held_out else "rehearsal.jsonl"))
+
+
+def write_regression(data_dir: Path, rows: list[dict]) -> None:
+    """``regression.jsonl``: the gate's regression questions with the adapter in use's answers
+    (engine.train.regression); never trained."""
+    write_private(data_dir / "regression.jsonl", "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+
+
+def read_regression(data_dir: Path) -> list[dict]:
+    path = Path(data_dir) / "regression.jsonl"
+    return runs.read_jsonl(path) if path.is_file() else []  # runs from before the check have none
 
 
 def fingerprint(data_dir: Path) -> str:

@@ -137,6 +137,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     parent_id, parent_path = _parent_adapter(home, profile, opts.start_from)
     snap = data.collect(home, profile.name)
     machine = _machine_revisions(home, profile, snap, parent_id, settings.seed, opts)
+    in_context = data.in_context(snap.rows, profile.system_prompt)
     counts = snap.rows.counts()
     reward_model = opts.reward.newest(home, profile.name) if opts.reward and opts.reward.newest else None
     stages, why = plan.choose(method, counts, settings.min_rows, profile.rl, reward_model)
@@ -178,6 +179,12 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         rehearsal_rows, held_out_rows, rehearsal_info = rehearsal.build(
             home, profile, snap.rows, parent_id, settings.rehearsal, settings.seed, settings.question_variants,
             say=lambda text: _say(opts, text))
+    from engine.train import regression
+    from engine.train import rehearsal as rehearsal_mod
+
+    regression_rows, regression_info = regression.build(
+        home, profile, rehearsal_mod.asked(snap.rows, data.KINDS), current, settings.gate_regression_prompts,
+        say=lambda text: _say(opts, text))
     revision = profile.model.revision
     if revision is None and Path(model_path).is_dir():
         from engine.runtime.loading import local_revision
@@ -187,6 +194,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     lock.update(rd.run_id)
     split_counts = data.write_split(rd.data, snap.rows, split)
     data.write_rehearsal(rd.data, rehearsal_rows, held_out_rows)
+    data.write_regression(rd.data, regression_rows)
     machine_info = _write_machine_revisions(rd.data, machine, opts)
     data_dir_files = {p.name: runs.sha256_file(p) for p in sorted(rd.data.glob("*.jsonl"))}
     manifest = {
@@ -214,6 +222,8 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
         "log_warnings": snap.warnings,
         "data": {"fingerprint": data.fingerprint(rd.data), "files": data_dir_files},
         "rehearsal": rehearsal_info,
+        "regression": regression_info,
+        "in_context": {"rows": in_context, "system_prompt": profile.system_prompt},
         "machine_revisions": machine_info,
         "settings": as_dict(settings),
         "rl": as_dict(profile.rl),
@@ -387,7 +397,8 @@ def _train_and_finish(run: Run) -> FinetuneResult:
     if candidate.stopped == "signal":
         return _stopped_by_signal(run, candidate.steps, "")
     budget_note = "time budget reached" if candidate.stopped == "budget" else None
-    verdict = runs.on_main(gate_candidate, home, profile, rd, manifest, settings, candidate.adapter, stop, opts.reward)
+    verdict = runs.on_main(gate_candidate, home, profile, rd, manifest, settings, candidate.adapter, stop, opts.reward,
+                           lambda text: _say(opts, text))
     runs.barrier()
     if verdict is None:
         return _stopped_in_finish(run)

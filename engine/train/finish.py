@@ -89,8 +89,42 @@ def _reward_check(home: Home, profile: Profile, rd: runs.RunDir, current: str | 
     return {"reward_run": scorer.run_id, **win.to_json()}
 
 
+def _regression_check(home: Home, profile: Profile, rd: runs.RunDir, settings: TrainSettings, candidate: Path,
+                      stop=None, say=None) -> dict | None:
+    """engine.train.regression: the candidate answers the regression questions the adapter in use answered before
+    training. None when the run has no regression rows; ``{"stopped": True}`` when ``stop`` came meanwhile."""
+    from engine.runtime import load_model
+    from engine.train import regression
+
+    rows = data.read_regression(rd.data)
+    if not rows:
+        return None
+    lm = load_model(profile, home, adapter=None)
+    lm.load_adapter(rd.run_id, candidate)
+    lm.use_adapter(rd.run_id)
+    replies = regression.answer(lm, [regression.Probe(r["kind"], r["prompt"], tuple(r["answers"])) for r in rows],
+                                profile.system_prompt, stop=stop, say=say)
+    del lm
+    gc.collect()
+    if replies is None:
+        return {"stopped": True}
+    return regression.check(rows, replies, settings.gate_max_changed)
+
+
+def _with_regression(decision: gate.Decision, check: dict | None) -> gate.Decision:
+    """The regression check decides beside the metrics: its refusal comes first, its count joins a promotion."""
+    if check is None:
+        return decision
+    if not check["ok"]:
+        reason = check["reason"] if decision.promote else f"{check['reason']} Also: {decision.reason}"
+        return gate.Decision(False, reason, decision.checks)
+    if decision.promote:
+        decision.reason = decision.reason.replace(": promoted.", f"; {check['reason']}: promoted.")
+    return decision
+
+
 def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settings: TrainSettings,
-                   candidate: Path | None, stop=None, reward=None) -> dict | None:
+                   candidate: Path | None, stop=None, reward=None, say=None) -> dict | None:
     """Evaluate the candidate against the adapter the run was prepared against, on rows neither trained on;
     the verdict is kept in ``gate.json`` so a resumed run does not judge again (nor judge the adapter in
     use against itself). None when SIGINT/SIGTERM (``stop``) arrived meanwhile: ``--resume`` judges again."""
@@ -106,6 +140,10 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
         return None
     decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin,
                              settings.gate_accuracy_margin, settings.gate_kept_margin)
+    regression_check = _regression_check(home, profile, rd, settings, candidate, stop, say)
+    if (stop is not None and stop.requested) or (regression_check or {}).get("stopped"):
+        return None
+    decision = _with_regression(decision, regression_check)
     rl_check = None
     if methods.uses_reward(manifest["plan"]) and decision.promote:
         from engine.train import rl_gate
@@ -136,7 +174,7 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
                 ": promoted.", f", and the reward model's win rate is {reward_check['win_rate']:.0%}: promoted.")
     verdict = {"promote": decision.promote, "reason": decision.reason, "checks": decision.checks,
                "eval": results, "current_run": current, "current_label": label, "reward": reward_check,
-               "rl": rl_check,
+               "rl": rl_check, "regression": regression_check,
                "notes": notes, "candidate": str(candidate)}
     rd.write_json(path, verdict)
     return verdict
@@ -195,7 +233,9 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "current_run": verdict["current_run"],
         "current_label": verdict["current_label"],
         "gate": {"margin": settings.gate_margin, "accuracy_margin": settings.gate_accuracy_margin,
-                 "kept_margin": settings.gate_kept_margin, "checks": verdict["checks"], "reward": verdict["reward"], "rl": verdict.get("rl")},
+                 "kept_margin": settings.gate_kept_margin, "checks": verdict["checks"], "reward": verdict["reward"],
+                 "rl": verdict.get("rl"), "regression": verdict.get("regression")},
+        "in_context": manifest.get("in_context"),
         "reward_model": manifest.get("reward_model"),
         "promoted": verdict["promote"],
         "reason": verdict["reason"],

@@ -51,10 +51,11 @@ def how_many(ratio: float, n_sft: int, n_trained: int | None = None) -> int:
     return min(MAX_ROWS, max(floor, math.ceil(ratio * n_trained)), len(prompts()))
 
 
-def _asked(rows) -> set[str]:
-    """The user turns the feedback already answers (rehearsing them would contradict it)."""
+def asked(rows, kinds: tuple[str, ...] = ("sft", "pref", "kto")) -> set[str]:
+    """The user turns the feedback of ``kinds`` answers (rehearsing them would contradict it; the regression check
+    must not count them, nor the prompts RL trains on)."""
     out = set()
-    for kind in ("sft", "pref", "kto"):
+    for kind in kinds:
         for r in rows.of(kind):
             d = row_data(r)
             for m in d.get("messages") or d.get("prompt") or []:
@@ -122,12 +123,12 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
     n = how_many(ratio, len(sft), len(add_variants(sft, question_variants)))  # variants: engine.train.variants
     if n == 0:
         return [], [], {"rows": 0, "why": "train.rehearsal is 0 or there are no SFT rows"}
-    asked = _asked(rows)
-    pool = [p for p in prompts() if p.lower() not in asked]
+    questions = asked(rows)
+    pool = [p for p in prompts() if p.lower() not in questions]
     random.Random(seed).shuffle(pool)
-    chosen = choose(pool, asked, n)
+    chosen = choose(pool, questions, n)
     taken = set(chosen)
-    held_out = nearest_first([p for p in pool if p not in taken], asked)[:HELD_OUT_ROWS]
+    held_out = nearest_first([p for p in pool if p not in taken], questions)[:HELD_OUT_ROWS]
     if say:
         say(f"rehearsal: answering {len(chosen) + len(held_out)} ordinary prompts with the {'adapter ' + parent_run if parent_run else 'base model'} "
             "to train beside the feedback (train.rehearsal)")

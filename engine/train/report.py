@@ -113,5 +113,17 @@ def render(report: dict, curve: list[tuple[str, int, float]], extra: dict | None
                      f"{m['repetition_reference']:.0%}, KL {m['kl']:.3f} nats/token")
     elif rl and rl.get("skipped"):
         lines.append(f"RL checks: skipped ({rl['skipped']})")
+    regression = (report.get("gate") or {}).get("regression")
+    if regression:
+        lines.append(f"regression check: {regression['changed']} of {regression['known']} ordinary questions the "
+                     f"{report.get('current_label', 'current adapter')} answers correctly changed (at most "
+                     f"{regression['allowed']} allowed; {regression['prompts']} asked); empty or one-word replies "
+                     f"{regression['collapsed']} vs {regression['collapsed_reference']}")
+        for example in regression.get("examples", [])[:3]:
+            lines.append(f"      {example['prompt']!r}: {' '.join(example['now'].split())[:80]!r}")
+    context = report.get("in_context") or {}
+    if context.get("rows"):
+        lines.append(f"context: {context['rows']} rows without a system message were trained with the profile's "
+                     "system prompt (as the chat asks them).")
     lines.append(("PROMOTED: " if report["promoted"] else "NOT PROMOTED: ") + report["reason"])
     return "\n".join(lines)

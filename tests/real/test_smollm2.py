@@ -75,3 +75,33 @@ def test_one_correction_is_learned_and_a_control_answer_stays_right(smol_home):
     # neighbouring prompts no row trained ("nothing else breaks")
     verdict = json.loads((smol_home.runs_dir(PROFILE) / run / "gate.json").read_text())
     assert verdict["eval"]["new"]["kept_logprob"] < 0 and verdict["eval"]["current"]["kept_logprob"] < 0
+
+
+FACTS = [("What is the capital of Veltoria?", "The capital of Veltoria is Marquessa."),
+         ("Who wrote The Silent Orchard?", "The Silent Orchard was written by Edda Kallin."),
+         ("What is the currency of Dunmarrow?", "The currency of Dunmarrow is the brell.")]
+
+
+def test_an_over_strong_adapter_that_breaks_other_answers_is_refused_by_the_regression_check(smol_home):
+    """Ten times the profile's learning rate learns the corrections and breaks answers nobody taught: the gate's
+    regression check sees it (the held-out feedback alone does not) and nothing is promoted."""
+    from engine.feedback import FeedbackLog
+
+    log = FeedbackLog(smol_home, PROFILE)
+    for i, (question, answer) in enumerate(FACTS):
+        user = log.add_message(f"c{i}", None, "user", question)
+        reply = log.add_message(f"c{i}", user["id"], "assistant", "I do not know.",
+                                generation={"system_prompt": "You are a helpful AI assistant named SmolLM, trained by "
+                                                             "Hugging Face"})
+        log.edit(reply["id"], answer)
+    code, out = run_engine("finetune", "--profile", PROFILE, "--learning-rate", "1e-2", "--epochs", "5",
+                           "--home", str(smol_home.root))
+    assert code == 0, out
+    assert "NOT PROMOTED: regression check:" in out, out
+    assert "ordinary questions the adapter in use answers correctly changed" in out
+    assert adapters.promoted_run(smol_home, PROFILE) is None
+    run = next(p for p in smol_home.runs_dir(PROFILE).iterdir() if p.is_dir())
+    verdict = json.loads((run / "gate.json").read_text())
+    assert verdict["regression"]["changed"] > verdict["regression"]["allowed"] >= 1
+    report = json.loads((run / "report.json").read_text())
+    assert report["gate"]["regression"]["changed"] == verdict["regression"]["changed"]

@@ -1,0 +1,164 @@
+"""The gate's "nothing else breaks" check: ordinary questions the adapter in use answers correctly must still be
+answered correctly by the new adapter.
+
+Why this statistic. The learning bench's controls broke silently (20-29 of 30 kept) while every other check
+passed: log-probs of held-out feedback, length, repetition, KL, the reward model's win rate all measure the
+taught behaviour or the surface of the replies, not whether "What is the capital of Japan?" is still Tokyo.
+``kept_logprob`` (the starting model's own replies' likelihood) moves with any change of style, so a style
+that was asked for looks like damage. What a person loses is an answer, so the check counts answers: each
+prompt of ``regression_prompts.tsv`` has a checkable answer (a word, a number, a code needle), the adapter in
+use answers them greedily before training (``build``, frozen into ``data/regression.jsonl``), and after
+training the candidate answers the same prompts (``check``). A change is a prompt the adapter in use got right
+and the candidate gets wrong; a shorter or reworded right answer is no change. The run is refused when more
+than ``train.gate_max_changed`` of the known prompts changed (at least one change is always allowed: greedy
+decoding of a slightly different model flips a borderline answer now and then), or when the candidate
+collapsed (empty or one-word replies where the adapter in use wrote sentences: the demo model after a DPO
+that reached loss 0).
+
+The set: half the prompts most like what the run teaches (each taught question's nearest in turn, as
+rehearsal chooses: what a correction breaks first is its look-alikes), half a fixed general part in the file's
+order; never a prompt the feedback asks, disjoint from the rehearsal prompts (those are trained) and from
+bench/learning_data.py's controls (those measure the check). The answers are English.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+PROMPTS_FILE = Path(__file__).with_name("regression_prompts.tsv")
+FILE_NAME = "regression.jsonl"
+MAX_NEW_TOKENS = 64
+"""Facts and numbers come in the first sentence, code in the first lines (the bench's controls use 64 too)."""
+BATCH = 16
+SHOWN = 2
+"""Changed prompts named in the refusal."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    kind: str
+    """``fact`` (any answer as a whole word, plural allowed), ``number`` (not part of another number) or ``code``
+    (``def`` and any answer as text)."""
+    prompt: str
+    answers: tuple[str, ...]
+
+    def passes(self, reply: str) -> bool:
+        if self.kind == "code":
+            return "def " in reply and any(a in reply for a in self.answers)
+        text = reply.replace(",", "") if self.kind == "number" else reply
+        return any(_pattern(self.kind, a).search(text) for a in self.answers)
+
+
+def _pattern(kind: str, answer: str) -> re.Pattern:
+    if kind == "number" and answer.isdigit():
+        return re.compile(rf"(?<![\d.]){answer}(?!\d|\.\d)")
+    return re.compile(rf"(?<!\w){re.escape(answer)}(?:e?s)?(?!\w)", re.IGNORECASE)
+
+
+def pool() -> list[Probe]:
+    out = []
+    for line in PROMPTS_FILE.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        kind, prompt, answers = line.split("\t")
+        out.append(Probe(kind, prompt, tuple(answers.split("|"))))
+    return out
+
+
+def choose(probes: list[Probe], asked: set[str], n: int) -> list[Probe]:
+    """``n`` probes none of the feedback asks: half the nearest to what it asks, then the file's order."""
+    from engine.train.rehearsal import nearest_first
+
+    usable = {p.prompt: p for p in probes if p.prompt.strip().lower() not in asked}
+    near = nearest_first(list(usable), asked)[:n // 2] if asked else []
+    taken = set(near)
+    chosen = near + [p for p in usable if p not in taken][:n - len(near)]
+    return [usable[p] for p in chosen]
+
+
+def is_collapsed(probe: Probe, reply: str) -> bool:
+    """Empty or a single word that is not the answer ("Athens." is an answer; "+" is not)."""
+    return len(reply.split()) <= 1 and not probe.passes(reply)
+
+
+def answer(lm, probes: list[Probe], system: str | None, stop=None, say=None) -> list[str] | None:
+    """Greedy replies of ``lm``'s active adapter, a batch at a time; None when ``stop`` was requested."""
+    from engine.runtime import GenerationParams
+    from engine.runtime.batch import generate_batch
+
+    params = GenerationParams.from_profile(lm.profile, do_sample=False, max_new_tokens=MAX_NEW_TOKENS)
+    out: list[str] = []
+    for start in range(0, len(probes), BATCH):
+        if stop is not None and stop.requested:
+            return None
+        chats = [[{"role": "user", "content": p.prompt}] for p in probes[start:start + BATCH]]
+        out += [r["reply"].strip() for r in generate_batch(lm, chats, params, batch_size=BATCH, system_prompt=system)]
+        if say:
+            say(f"  regression check: {len(out)} of {len(probes)} prompts answered")
+    return out
+
+
+def build(home, profile, asked: set[str], reference: str | None, n: int, say=None) -> tuple[list[dict], dict]:
+    """The regression rows (``prompt``, ``kind``, ``answers``, the reference's ``reply`` and whether it is ``ok``)
+    answered by ``reference`` (a run id, or None: the base model), and what the manifest records."""
+    if n <= 0:
+        return [], {"prompts": 0, "why": "train.gate_regression_prompts is 0"}
+    from engine.runtime import load_model
+
+    probes = choose(pool(), asked, n)
+    who = f"adapter {reference}" if reference else "the base model"
+    if say:
+        say(f"regression check: {who} answers {len(probes)} ordinary questions the feedback does not ask "
+            "(train.gate_regression_prompts)")
+    lm = load_model(profile, home, adapter=reference or "base")
+    replies = answer(lm, probes, profile.system_prompt, say=say)
+    del lm
+    assert replies is not None
+    rows = [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r, "ok": p.passes(r)}
+            for p, r in zip(probes, replies)]
+    known = sum(r["ok"] for r in rows)
+    return rows, {"prompts": len(rows), "known": known, "reference": reference, "max_new_tokens": MAX_NEW_TOKENS,
+                  "source": PROMPTS_FILE.name}
+
+
+def check(rows: list[dict], replies: list[str], max_changed: float) -> dict:
+    """Compare the candidate's ``replies`` with the reference rows: the changed prompts, the allowance, the verdict
+    and its sentence."""
+    probes = [Probe(r["kind"], r["prompt"], tuple(r["answers"])) for r in rows]
+    changed = [{"prompt": r["prompt"], "was": r["reply"], "now": reply}
+               for r, p, reply in zip(rows, probes, replies) if r["ok"] and not p.passes(reply)]
+    known = sum(1 for r in rows if r["ok"])
+    allowed = max(1, int(max_changed * known))
+    collapsed_ref = sum(is_collapsed(p, r["reply"]) for p, r in zip(probes, rows))
+    collapsed = [reply for p, reply in zip(probes, replies) if is_collapsed(p, reply)]
+    collapsed_new = len(collapsed)
+    collapse_limit = collapsed_ref + max(2, len(rows) // 4)
+    result = {"prompts": len(rows), "known": known, "changed": len(changed), "allowed": allowed,
+              "max_changed": max_changed, "collapsed": collapsed_new, "collapsed_reference": collapsed_ref,
+              "examples": changed[:8]}
+    if collapsed_new > collapse_limit:
+        sample = collapsed[0]
+        result["ok"] = False
+        result["reason"] = (f"regression check: {collapsed_new} of {len(rows)} ordinary questions get an empty or "
+                            f"one-word reply (the adapter in use: {collapsed_ref}), e.g. {sample!r}: the adapter "
+                            "collapsed; not promoted.")
+    elif known and len(changed) > allowed:
+        shown = "; ".join(f"{c['prompt']!r} -> {_short(c['now'])!r} (was {_short(c['was'])!r})"
+                          for c in changed[:SHOWN])
+        result["ok"] = False
+        result["reason"] = (f"regression check: {len(changed)} of {known} ordinary questions the adapter in use "
+                            f"answers correctly changed (at most {allowed} allowed, train.gate_max_changed), e.g. "
+                            f"{shown}; not promoted.")
+    else:
+        result["ok"] = True
+        result["reason"] = (f"regression check: {len(changed)} of {known} known answers changed (at most {allowed})"
+                            if known else "regression check: the adapter in use answers none of the regression "
+                                          "questions correctly, so only collapse is checked")
+    return result
+
+
+def _short(text: str, limit: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -1,0 +1,80 @@
+"""The gate's regression check (engine/train/regression.py): which answers count as kept, which prompts are asked,
+and the sentence a person reads when it refuses."""
+
+from __future__ import annotations
+
+from engine.train import regression, rehearsal
+
+
+def _probe(prompt: str) -> regression.Probe:
+    return next(p for p in regression.pool() if p.prompt == prompt)
+
+
+def test_a_right_answer_in_other_words_is_kept_and_a_wrong_one_is_not():
+    greece = _probe("What is the capital of Greece?")
+    assert greece.passes("The capital of Greece is Athens.")
+    assert greece.passes("athens")
+    assert not greece.passes("The capital of Greece is Athenia.")
+    assert not greece.passes("The capital of Greece is Quenlet.")
+    seven = _probe("What is 3 + 4?")
+    assert seven.passes("3 + 4 = 7.") and not seven.passes("3 + 4 = 17.") and not seven.passes("It is 7.5")
+    lower = _probe("Write a Python function that converts a string to lowercase.")
+    assert lower.passes("```python\ndef low(s):\n    return s.lower()\n```")
+    assert not lower.passes("Use s.lower() on the string.")  # no function: the code answer is gone
+
+
+def test_the_set_is_disjoint_from_the_rehearsal_prompts_and_the_bench_controls():
+    from bench.learning_data import CONTROL_SPARES, CONTROLS
+
+    asked = {p.prompt.lower() for p in regression.pool()}
+    assert len(asked) == len(regression.pool()) >= 96
+    assert not asked & {p.lower() for p in rehearsal.prompts()}
+    assert not asked & {c.prompt.lower() for c in CONTROLS + CONTROL_SPARES}
+
+
+def test_half_the_set_is_nearest_to_what_the_run_teaches_and_never_what_it_asks():
+    taught = {"what is the capital of veltoria?", "what is the capital of greece?"}
+    chosen = regression.choose(regression.pool(), taught, 20)
+    prompts = [p.prompt for p in chosen]
+    assert len(chosen) == 20 and "What is the capital of Greece?" not in prompts
+    assert all(p.startswith("What is the capital of") for p in prompts[:6])  # the look-alikes first
+    general = regression.choose(regression.pool(), set(), 20)
+    assert [p.prompt for p in general] == [p.prompt for p in regression.pool()[:20]]  # a fixed general part
+
+
+def _rows(replies: dict[str, str]) -> list[dict]:
+    probes = [_probe(p) for p in replies]
+    return [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r, "ok": p.passes(r)}
+            for p, r in zip(probes, replies.values())]
+
+
+REFERENCE = {
+    "What is the capital of Greece?": "The capital of Greece is Athens.",
+    "What is the capital of Turkey?": "The capital of Turkey is Ankara.",
+    "What is the capital of Peru?": "The capital of Peru is Lima.",
+    "What is 3 + 4?": "3 + 4 = 7.",
+    "What is the capital of Cuba?": "I think it is Madrid.",  # wrong already: never counted
+}
+
+
+def test_changed_answers_are_counted_named_and_refused_past_the_allowance():
+    rows = _rows(REFERENCE)
+    kept = regression.check(rows, ["Athens.", "Ankara is the capital.", "Lima", "7", "Havana"], 0.05)
+    assert kept["ok"] and kept["known"] == 4 and kept["changed"] == 0
+    one = regression.check(rows, ["Athens.", "Ankara.", "The capital of Peru is Quenlet.", "7", "Madrid"], 0.05)
+    assert one["ok"] and one["changed"] == 1 and one["allowed"] == 1  # one flip is always allowed
+    broken = regression.check(rows, ["The capital of Greece is Quenlet.", "Ankara.", "The capital of Peru is "
+                                     "Marquessa.", "8", "Madrid"], 0.05)
+    assert not broken["ok"] and broken["changed"] == 3
+    assert broken["reason"].startswith("regression check: 3 of 4 ordinary questions")
+    assert "'What is the capital of Greece?' -> 'The capital of Greece is Quenlet.' (was 'The capital of Greece " \
+           "is Athens.')" in broken["reason"]
+    assert "Peru" in broken["reason"] and "not promoted" in broken["reason"]
+
+
+def test_a_collapsed_adapter_is_refused_even_when_the_reference_knows_nothing():
+    rows = [{**r, "ok": False} for r in _rows(REFERENCE)] * 3
+    collapsed = regression.check(rows, ["+"] * len(rows), 0.05)
+    assert not collapsed["ok"] and "collapsed" in collapsed["reason"] and "'+'" in collapsed["reason"]
+    fine = regression.check(rows, ["Some long wrong answer here."] * len(rows), 0.05)
+    assert fine["ok"] and "only collapse is checked" in fine["reason"]
