@@ -43,12 +43,27 @@ def serve(
             "--max-waiting", min=0, max=10_000, help="Requests that may wait while one is generated; more get HTTP 429."
         ),
     ] = 16,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            min=2,
+            max=100_000,
+            help="Open connections the server keeps; requests beyond get HTTP 503. Idle or slow ones are closed "
+            "after 15 s.",
+        ),
+    ] = 64,
+    max_body_mib: Annotated[
+        int,
+        typer.Option("--max-body-mib", min=1, max=1024, help="Largest request body in MiB; larger get HTTP 413."),
+    ] = 8,
     home: HomeOption = None,
 ) -> None:
     """Serve the profile's model on an OpenAI-compatible API (/v1/chat/completions, /v1/models) plus
     /v1/feedback; every reply is logged to the profile's feedback log with its id."""
     from engine.runtime import load_model
     from engine.serve.app import create_app
+    from engine.serve.guard import MIB, Limits
     from engine.serve.security import check_bind
     from engine.serve.server import bind, build_state, make_server
 
@@ -62,7 +77,8 @@ def serve(
     sock = bind(host, port)
     typer.echo(f"loading {prof.model.id} (profile {prof.name}) ...", err=True)
     lm = load_model(prof, h, adapter=choice)
-    state = build_state(prof, h, lm, adapter=choice, api_key=api_key, max_waiting=max_waiting)
+    limits = Limits(max_body_bytes=max_body_mib * MIB, max_connections=max_connections)
+    state = build_state(prof, h, lm, adapter=choice, api_key=api_key, max_waiting=max_waiting, limits=limits)
     app = create_app(state)
     bound_port = sock.getsockname()[1]
     names = ", ".join(e["id"] for e in state.catalog.entries())
@@ -71,4 +87,20 @@ def serve(
         f"(models: {names}); ctrl+c stops",
         err=True,
     )
-    make_server(app, sock, state).run(sockets=[sock])
+    try:
+        make_server(app, sock, state).run(sockets=[sock])
+    finally:
+        # ctrl+c: the replies were cancelled when the server began to stop; wait for their threads, so none is
+        # inside torch while Python shuts down (that aborts with "terminate called without an active exception")
+        if not state.stop_replies(timeout=10):
+            import os
+            import sys
+
+            typer.echo(
+                "stopped while a reply was still inside the model (a step that cannot be interrupted); "
+                "that reply is not logged.",
+                err=True,
+            )
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)

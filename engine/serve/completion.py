@@ -173,6 +173,8 @@ class _LogprobFeed:
 
 def run(state, job: CompletionJob) -> None:
     if not state.scheduler.wait_turn(job):
+        if job.reason == "shutdown":  # its handler still waits: tell it, so the server stops at once
+            job.emit("error", APIError(503, "the server is stopping.", code="server_stopping"))
         return
     client_left = False
     try:

@@ -67,10 +67,11 @@ def timed_out(limits: Limits) -> APIError:
 
 
 async def send_error(send, err: APIError) -> None:
-    headers = [(b"content-type", b"application/json")]
+    body = json.dumps(err.body()).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in err.headers().items()]
     await send({"type": "http.response.start", "status": err.status, "headers": headers})
-    await send({"type": "http.response.body", "body": json.dumps(err.body()).encode("utf-8")})
+    await send({"type": "http.response.body", "body": body})
 
 
 class Guard:
