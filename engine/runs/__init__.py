@@ -277,12 +277,25 @@ def jsonl_line(obj: dict) -> bytes:
     return (json.dumps(obj, default=str) + "\n").encode("utf-8")
 
 
-def append_jsonl(path: Path, obj: dict) -> None:
-    """Append one JSON line (0600, fsync'd): metrics survive a SIGKILL up to the last line."""
+def open_append(path: Path) -> int:
+    """An ``O_APPEND`` descriptor of ``path`` (created 0600), reached from its home without following any link
+    (a linked ``metrics.jsonl`` or run folder: LinkRefused, one sentence)."""
     root = root_of(path)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    fd = (os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600) if root is None
-          else open_beneath(root, path, flags))
+    if root is not None:
+        return open_beneath(root, path, flags)
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LinkRefused(f"{path} is a symbolic link; tuneloop never follows links inside its home (one could "
+                              "point at any of your files), so remove it and run again.") from None
+        raise
+
+
+def append_jsonl(path: Path, obj: dict) -> None:
+    """Append one JSON line (0600, fsync'd): metrics survive a SIGKILL up to the last line."""
+    fd = open_append(path)
     try:
         os.write(fd, jsonl_line(obj))
         os.fsync(fd)
