@@ -248,6 +248,7 @@ DAMAGED = {
     "truncated": "20260102-000000-sft",
     "config": "20260103-000000-sft",
     "shapes": "20260104-000000-sft",
+    "link": "20260105-000000-sft",
 }
 
 
@@ -265,9 +266,13 @@ def damaged_runs(serve_home):
         elif how == "config":
             cfg = json.loads(config.read_text())
             config.write_text(json.dumps({**cfg, "r": "x"}))
-        else:  # intact files, but weights of another rank than the config says
+        elif how == "shapes":  # intact files, but weights of another rank than the config says
             cfg = json.loads(config.read_text())
             config.write_text(json.dumps({**cfg, "r": 8}))
+        else:  # the weights a link to a file outside the home
+            outside = serve_home.root.parent / "foreign.safetensors"
+            weights.rename(outside)
+            weights.symlink_to(outside)
     return DAMAGED
 
 
@@ -276,7 +281,8 @@ def test_a_damaged_adapter_is_refused_with_a_sentence(open_server, damaged_runs,
 
     with httpx.Client(base_url=open_server.url, timeout=60) as http:
         listed = [m["id"] for m in http.get("/models").json()["data"]]
-        assert damaged_runs["truncated"] not in listed and damaged_runs["config"] not in listed
+        for how in ("truncated", "config", "link"):
+            assert damaged_runs[how] not in listed, how
         for how, run in damaged_runs.items():
             r = http.post("/chat/completions", json={"model": run, "messages": QUESTION, "max_tokens": 2})
             assert r.status_code == 400, (how, r.text)
