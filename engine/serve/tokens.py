@@ -74,8 +74,10 @@ class TokenText:
         self.special = set(getattr(tokenizer, "all_special_ids", []) or [])
         self._cache: dict[int, tuple[str, list[int]]] = {}
         vocab = tokenizer.get_vocab()
+        specials = set(getattr(tokenizer, "all_special_tokens", []) or [])
+        sample = [piece for piece in list(vocab)[:2000] if piece not in specials]
         self.byte_level = any(piece.startswith("Ġ") for piece in vocab) and all(
-            ch in _BYTES for piece in list(vocab)[:2000] if piece not in tokenizer.all_special_tokens for ch in piece
+            ch in _BYTES for piece in sample for ch in piece
         )
 
     def __call__(self, token_id: int) -> tuple[str, list[int]]:
