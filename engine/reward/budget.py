@@ -19,8 +19,9 @@ CALIBRATION_SAMPLE = 256
 SCORING_SHARE = 0.3
 """With a budget, scoring (baseline + trained evaluation + calibration) gets at most this share of the
 time left after loading; training gets the rest."""
-MIN_EVAL_PAIRS = 8
-"""Even a tiny budget evaluates at least this many held-out pairs (when there are that many)."""
+MIN_EVAL_PAIRS = 32
+"""Even a tiny budget evaluates at least this many held-out pairs (when there are that many): fewer cannot tell a
+reward model from chance (engine.reward.usable; 8 pairs let a 0.50 model be used)."""
 PROBE_PAIRS = 4
 """Held-out pairs scored first, to measure the cost of scoring one sequence."""
 SAFETY = 1.5

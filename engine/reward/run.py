@@ -16,7 +16,7 @@ from typing import Callable
 from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import Profile, load_profile
-from engine.reward import REWARD_KIND
+from engine.reward import REWARD_KIND, usable
 from engine.settings import as_dict
 
 
@@ -203,6 +203,7 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
             f"Continue with `engine reward --profile {profile.name} --resume`.")
         return RewardRunResult(rd.run_id, {}, interrupted=True)
     ev = metrics["eval"]
+    verdict = usable.decide(ev, _in_use(home, profile.name, rd.run_id))
     report = {
         "run_id": rd.run_id, "kind": REWARD_KIND, "method": REWARD_KIND, "profile": profile.name,
         "backbone": metrics["backbone"],
@@ -214,7 +215,10 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
         "calibration": metrics["calibration"],
         "budget": {"time_budget": opts.time_budget, "until": opts.until, **metrics["budget"]},
         "promoted": False,
-        "reason": "reward models are not promoted; `engine score`, `engine eval` and best-of-n use the newest one",
+        "used": verdict.used,
+        "chance_p_value": verdict.p_value,
+        "reason": f"reward models are not promoted; `engine score`, best-of-n and RL use the newest one that is "
+                  f"better than chance; this one: {verdict.reason}",
     }
     manifest["status"] = "finished"
     if runs.is_main_process():
@@ -224,6 +228,17 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
     for line in report_lines(report, rd):
         log(line)
     return RewardRunResult(rd.run_id, report)
+
+
+def _in_use(home: Home, profile: str, but: str) -> dict | None:
+    """The reward run in use before ``but`` finished (its id and accuracy), or None."""
+    from engine.reward.score import newest_reward_run
+
+    run_id = newest_reward_run(home, profile, exclude=but)
+    if run_id is None:
+        return None
+    return next((s for s in reward_run_summaries(home, profile) if s["run_id"] == run_id), {"run_id": run_id,
+                                                                                          "accuracy": None})
 
 
 def reward_run_summaries(home: Home, profile: str) -> list[dict]:
@@ -257,6 +272,7 @@ def report_lines(report: dict, rd=None) -> list[str]:
         f"  pairwise accuracy on {ev['n']} {where} pairs: {ev['accuracy']:.1%} "
         f"(untrained head: {ev['baseline_accuracy']:.1%} on {ev.get('baseline_n', ev['n'])}); mean margin {ev['margin']:+.3f} "
         f"(untrained {ev['baseline_margin']:+.3f})",
+        f"  {report['reason'].split('; this one: ')[-1]}",
         f"  calibration: mean {report['calibration']['mean']:+.3f}, std {report['calibration']['std']:.3f} "
         f"over {report['calibration']['n']} training replies",
     ]

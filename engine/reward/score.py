@@ -85,9 +85,22 @@ def reward_runs(home: Home, profile: str) -> list[str]:
                   if (p.parent / MODEL_SUBDIR).is_dir())
 
 
-def newest_reward_run(home: Home, profile: str) -> str | None:
-    runs = reward_runs(home, profile)
-    return runs[-1] if runs else None
+def newest_reward_run(home: Home, profile: str, exclude: str | None = None) -> str | None:
+    """The newest finished reward run that is used (engine.reward.usable: its report does not say ``"used":
+    false``), or None."""
+    from engine.runs import read_json
+
+    for run_id in reversed(reward_runs(home, profile)):
+        if run_id == exclude:
+            continue
+        report_path = home.run_dir(profile, run_id) / "report.json"
+        try:
+            report = read_json(report_path) if report_path.is_file() else {}
+        except (OSError, ValueError, UserError):
+            report = {}
+        if not isinstance(report, dict) or report.get("used", True) is not False:
+            return run_id
+    return None
 
 
 class RewardScorer:

@@ -64,7 +64,7 @@ def test_tiny_budget_ends_near_it_and_the_report_says_what_was_cut(home, demo_mo
     install_demo(home, demo_model_dir)
     home.profiles_dir.mkdir(parents=True, exist_ok=True)
     (home.profiles_dir / "busy.toml").write_text(PROFILE)
-    write_picks(FeedbackLog(home, "busy"), 160, seed=3)  # 133 distinct pairs, 212 training replies
+    write_picks(FeedbackLog(home, "busy"), 320, seed=3)  # more held-out pairs than the 32 always scored
     budget = 20
     started = time.monotonic()
     res = run_engine("reward", "--profile", "busy", "--home", str(home.root), "--time-budget", f"{budget}s")
