@@ -125,8 +125,9 @@ def _chat_request(state, data):
         chars = sum(len(m.text()) for m in body.messages)
         at_least = chars // state.model_limits.chars_per_token
         if at_least >= context:
-            raise APIError(400, context_message(at_least, context, at_least=True), param="messages",
-                           code="context_length_exceeded")
+            raise APIError(
+                400, context_message(at_least, context, at_least=True), param="messages", code="context_length_exceeded"
+            )
     return body
 
 
@@ -183,13 +184,18 @@ def _completion_input(state, body, request):
                 )
                 if on
             )
-            raise APIError(400, f"{first} is not supported with this profile's remote backend.", param=first,
-                           code="unsupported_parameter")
+            raise APIError(
+                400,
+                f"{first} is not supported with this profile's remote backend.",
+                param=first,
+                code="unsupported_parameter",
+            )
         vocab = len(tokenizer)
         for token in bias:
             if token >= vocab:
-                raise APIError(400, f"logit_bias names token {token}, but the vocabulary has {vocab} tokens.",
-                               param="logit_bias")
+                raise APIError(
+                    400, f"logit_bias names token {token}, but the vocabulary has {vocab} tokens.", param="logit_bias"
+                )
     return job
 
 

@@ -240,8 +240,10 @@ def run(state, job: CompletionJob) -> None:
             limit = capture.cut_to(scanner.text) if scanner.hit is not None else None  # type: ignore[union-attr]
             result.logprobs = feed.rest(limit)
         if job.reason == "shutdown":
-            job.emit("error", APIError(503, "the server is stopping; the partial reply is in the log.",
-                                       code="server_stopping"))
+            job.emit(
+                "error",
+                APIError(503, "the server is stopping; the partial reply is in the log.", code="server_stopping"),
+            )
             return
         job.emit("done", result)
     except APIError as exc:

@@ -118,15 +118,27 @@ class ChatCompletionRequest(BaseModel):
         """What parses but is not supported: a 400 naming the parameter."""
         if self.n is not None and self.n > 1:
             raise APIError(
-                400, f"n = {self.n} is not supported: this server makes one reply per request; send the request "
-                "again for another (each reply gets its own reply_id).", param="n", code="unsupported_parameter")
+                400,
+                f"n = {self.n} is not supported: this server makes one reply per request; send the request "
+                "again for another (each reply gets its own reply_id).",
+                param="n",
+                code="unsupported_parameter",
+            )
         if self.response_format is not None and self.response_format.type != "text":
             raise APIError(
-                400, f"response_format {self.response_format.type!r} is not supported by this server (only 'text'); "
-                "ask for JSON in the prompt instead.", param="response_format", code="unsupported_parameter")
+                400,
+                f"response_format {self.response_format.type!r} is not supported by this server (only 'text'); "
+                "ask for JSON in the prompt instead.",
+                param="response_format",
+                code="unsupported_parameter",
+            )
         if self.modalities is not None and set(self.modalities) - {"text"}:
-            raise APIError(400, "only the 'text' modality is supported by this server.", param="modalities",
-                           code="unsupported_parameter")
+            raise APIError(
+                400,
+                "only the 'text' modality is supported by this server.",
+                param="modalities",
+                code="unsupported_parameter",
+            )
         if self.top_logprobs and not self.logprobs:
             raise APIError(400, "top_logprobs needs logprobs set to true.", param="top_logprobs")
 
@@ -141,11 +153,16 @@ def check_chat_body(data: object) -> None:
         if _empty(value) or (key == "tool_choice" and value == "none"):
             continue  # a null or empty parameter asks for nothing (clients send "tools": [] and the like)
         if key in TOOLS:
-            raise APIError(400, "tools are not supported by this server.", param=key if key != "tool_choice" else
-                           "tools", code="unsupported_parameter")
+            raise APIError(
+                400,
+                "tools are not supported by this server.",
+                param=key if key != "tool_choice" else "tools",
+                code="unsupported_parameter",
+            )
         if key not in known and key not in IGNORED:
-            raise APIError(400, f"'{key[:100]}' is not supported by this server.", param=key[:100],
-                           code="unsupported_parameter")
+            raise APIError(
+                400, f"'{key[:100]}' is not supported by this server.", param=key[:100], code="unsupported_parameter"
+            )
     messages = data.get("messages")
     if not isinstance(messages, list):
         return  # pydantic names the problem
@@ -155,20 +172,32 @@ def check_chat_body(data: object) -> None:
         where = f"messages[{i}]"
         role = m.get("role")
         if role in ("tool", "function"):
-            raise APIError(400, f"{where} is a {role} message: tools are not supported by this server.",
-                           param=f"{where}.role", code="unsupported_parameter")
+            raise APIError(
+                400,
+                f"{where} is a {role} message: tools are not supported by this server.",
+                param=f"{where}.role",
+                code="unsupported_parameter",
+            )
         for key, value in m.items():
             if key not in MESSAGE_KEYS and not _empty(value):
                 what = "tools are" if key in ("tool_calls", "function_call", "tool_call_id") else f"'{key[:100]}' is"
-                raise APIError(400, f"{where}.{key[:100]}: {what} not supported by this server.",
-                               param=f"{where}.{key[:100]}", code="unsupported_parameter")
+                raise APIError(
+                    400,
+                    f"{where}.{key[:100]}: {what} not supported by this server.",
+                    param=f"{where}.{key[:100]}",
+                    code="unsupported_parameter",
+                )
         content = m.get("content")
         if isinstance(content, list):
             for j, part in enumerate(content):
                 kind = part.get("type") if isinstance(part, dict) else None
                 if isinstance(kind, str) and kind != "text":
-                    raise APIError(400, f"{where}.content[{j}] is a {kind[:40]!r} part: this server takes text only.",
-                                   param=f"{where}.content[{j}].type", code="unsupported_parameter")
+                    raise APIError(
+                        400,
+                        f"{where}.content[{j}] is a {kind[:40]!r} part: this server takes text only.",
+                        param=f"{where}.content[{j}].type",
+                        code="unsupported_parameter",
+                    )
 
 
 def _empty(value: object) -> bool:

@@ -49,6 +49,7 @@ class ModelLimits:
 
 # -- token text ------------------------------------------------------------------------------------
 
+
 def _byte_decoder() -> dict[str, int]:
     """GPT-2's byte-level alphabet, reversed (the characters byte-level BPE vocabularies are written in)."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
@@ -103,6 +104,7 @@ class TokenText:
 
 
 # -- decoding hooks -----------------------------------------------------------------------------------
+
 
 def penalties(frequency: float, presence: float, bias: dict[int, float]):
     """A LogitsProcessor with OpenAI's penalties (counts over the reply's tokens so far, not the prompt):

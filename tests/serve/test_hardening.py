@@ -58,7 +58,11 @@ def raw(port: int, data: bytes, timeout: float = 10.0) -> tuple[bytes, float]:
             if b"\r\n\r\n" in out:
                 head, _, rest = out.partition(b"\r\n\r\n")
                 length = next(
-                    (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")),
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
                     None,
                 )
                 if length is not None and len(rest) >= length:
@@ -113,7 +117,10 @@ def test_an_empty_bearer_and_a_non_ascii_key(keyed):
         # the key as the client sends it (UTF-8) is accepted ...
         assert http.get("/models", headers=auth()).status_code == 200
         # ... and its latin-1 reading (what the server used to compare with) is not the key
-        assert http.get("/models", headers={"Authorization": b"Bearer " + KEY.encode("latin-1", "replace")}).status_code == 401
+        assert (
+            http.get("/models", headers={"Authorization": b"Bearer " + KEY.encode("latin-1", "replace")}).status_code
+            == 401
+        )
 
 
 def test_health_behind_a_key_says_only_ok_without_it(keyed, open_server):
@@ -128,7 +135,7 @@ def test_health_behind_a_key_says_only_ok_without_it(keyed, open_server):
 
 def test_a_client_sending_less_than_its_content_length_is_let_go(open_server):
     head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    out, took = raw(open_server.port, head + b"Content-Length: 1000\r\n\r\n{\"model\": ")
+    out, took = raw(open_server.port, head + b'Content-Length: 1000\r\n\r\n{"model": ')
     assert status_of(out) == 408 and took < SMALL.read_timeout_s + 2, (out, took)
     # headers that never end: the connection is closed
     out, took = raw(open_server.port, b"GET /health HTTP/1.1\r\nHost: x\r\n")
@@ -164,12 +171,16 @@ def test_a_prompt_past_the_context_is_refused_before_generating(open_server):
     before = dict(state.scheduler.counts)
     with httpx.Client(base_url=open_server.url, timeout=30) as http:
         t = time.monotonic()
-        huge = http.post("/chat/completions", json={"model": "demo", "messages": [{"role": "user", "content": "word " * 120_000}]})
+        huge = http.post(
+            "/chat/completions", json={"model": "demo", "messages": [{"role": "user", "content": "word " * 120_000}]}
+        )
         assert time.monotonic() - t < 5
         assert huge.status_code == 400 and huge.json()["error"]["code"] == "context_length_exceeded"
         assert "2048 tokens" in huge.json()["error"]["message"] and huge.json()["error"]["param"] == "messages"
         # one that passes the cheap bound but not the tokenizer: refused by the worker, before generating
-        near = http.post("/chat/completions", json={"model": "demo", "messages": [{"role": "user", "content": "sea " * 3000}]})
+        near = http.post(
+            "/chat/completions", json={"model": "demo", "messages": [{"role": "user", "content": "sea " * 3000}]}
+        )
         assert near.status_code == 400 and "2048 tokens" in near.json()["error"]["message"]
         assert "the conversation is" in near.json()["error"]["message"]
         many = [{"role": "user" if i % 2 == 0 else "assistant", "content": "hi"} for i in range(10_001)]
@@ -186,8 +197,12 @@ def test_max_tokens_is_capped_at_the_context(open_server):
     with httpx.Client(base_url=open_server.url, timeout=120) as http:
         r = http.post(
             "/chat/completions",
-            json={"model": "demo", "messages": [{"role": "user", "content": "sea " * 2000}], "max_tokens": 1_000_000,
-                  "temperature": 0},
+            json={
+                "model": "demo",
+                "messages": [{"role": "user", "content": "sea " * 2000}],
+                "max_tokens": 1_000_000,
+                "temperature": 0,
+            },
         )
     assert r.status_code == 200, r.text
     usage = r.json()["usage"]
@@ -198,8 +213,14 @@ def test_max_tokens_is_capped_at_the_context(open_server):
 def test_a_departed_client_stops_its_reply_whatever_max_tokens(open_server, stream):
     state = open_server.state
     before = state.scheduler.counts["cancelled"]
-    body = {"model": "demo", "messages": [{"role": "user", "content": "Write a long story"}], "max_tokens": 1_000_000,
-            "temperature": 1, "seed": 3, "stream": stream}
+    body = {
+        "model": "demo",
+        "messages": [{"role": "user", "content": "Write a long story"}],
+        "max_tokens": 1_000_000,
+        "temperature": 1,
+        "seed": 3,
+        "stream": stream,
+    }
     if stream:
         with httpx.Client(base_url=open_server.url, timeout=30) as http:
             with http.stream("POST", "/chat/completions", json=body) as r:
@@ -219,8 +240,10 @@ def test_a_departed_client_stops_its_reply_whatever_max_tokens(open_server, stre
     "body, param",
     [
         ({"model": "demo", "messages": [{"role": "user", "content": "hi \ud800 there"}]}, "messages[0].content"),
-        ({"model": "demo", "messages": [{"role": "user", "content": [{"type": "text", "text": "\udfff"}]}]},
-         "messages[0].content[0].text"),
+        (
+            {"model": "demo", "messages": [{"role": "user", "content": [{"type": "text", "text": "\udfff"}]}]},
+            "messages[0].content[0].text",
+        ),
         ({"model": "demo", "messages": QUESTION, "stop": ["\ud83d"]}, "stop[0]"),
     ],
 )
@@ -231,8 +254,11 @@ def test_a_lone_surrogate_is_a_400_naming_the_field(open_server, body, param):
         assert r.status_code == 400, r.text
         err = r.json()["error"]
         assert err["param"] == param and "lone surrogate" in err["message"]
-        fb = http.post("/feedback", content=b'{"reply_id": "x", "rating": 1, "comment": "\\udc00"}',
-                       headers={"content-type": "application/json"})
+        fb = http.post(
+            "/feedback",
+            content=b'{"reply_id": "x", "rating": 1, "comment": "\\udc00"}',
+            headers={"content-type": "application/json"},
+        )
         assert fb.status_code == 400 and fb.json()["error"]["param"] == "comment"
 
 
@@ -313,10 +339,17 @@ def test_ctrl_c_while_a_reply_is_generated_stops_cleanly(demo_home):
     import sys
     import threading
 
-    env = dict(os.environ, TUNELOOP_HOME=str(demo_home.root),
-               PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", "--profile", "demo", "--port", "0"],
-                            stderr=subprocess.PIPE, text=True, env=env)
+    env = dict(
+        os.environ,
+        TUNELOOP_HOME=str(demo_home.root),
+        PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "--profile", "demo", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         url = None
         for line in proc.stderr:
@@ -328,8 +361,14 @@ def test_ctrl_c_while_a_reply_is_generated_stops_cleanly(demo_home):
         answers: list = []
 
         def ask(stream: bool):
-            body = {"model": "demo", "messages": [{"role": "user", "content": "Write a long story"}],
-                    "max_tokens": 100_000, "temperature": 1, "seed": 5, "stream": stream}
+            body = {
+                "model": "demo",
+                "messages": [{"role": "user", "content": "Write a long story"}],
+                "max_tokens": 100_000,
+                "temperature": 1,
+                "seed": 5,
+                "stream": stream,
+            }
             try:
                 answers.append(httpx.post(url + "/chat/completions", json=body, timeout=60).status_code)
             except httpx.HTTPError as exc:
@@ -359,3 +398,15 @@ def test_ctrl_c_while_a_reply_is_generated_stops_cleanly(demo_home):
 
     replies = [m for m in FeedbackLog(demo_home, "demo").replay().messages.values() if m.role == "assistant"]
     assert replies and all(m.generation.get("stopped") for m in replies)
+
+
+def test_serving_a_damaged_adapter_is_refused_at_start(damaged_runs, serve_home):
+    from tests.engine_cli import run_engine
+
+    for how in ("truncated", "config", "link", "shapes"):
+        code, out = run_engine(
+            "serve", "--profile", "demo", "--home", str(serve_home.root), "--port", "0", "--adapter", damaged_runs[how]
+        )
+        assert code == 2 and "Traceback" not in out, (how, out)
+        lines = out.splitlines()  # at most "loading ..." then the one sentence
+        assert len(lines) <= 2 and lines[-1].startswith("error: ") and damaged_runs[how] in lines[-1], out

@@ -134,9 +134,7 @@ def test_frequency_and_presence_penalties_change_the_reply(client):
 
 
 def test_logit_bias_bans_a_token(client, demo_lm):
-    resp = client.chat.completions.create(
-        model="demo", messages=QUESTION, max_tokens=2, temperature=0, logprobs=True
-    )
+    resp = client.chat.completions.create(model="demo", messages=QUESTION, max_tokens=2, temperature=0, logprobs=True)
     first = resp.choices[0].logprobs.content[0].token
     token_id = demo_lm.tokenizer.convert_tokens_to_ids(demo_lm.tokenizer.tokenize(first)[0])
     banned = client.chat.completions.create(
