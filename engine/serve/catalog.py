@@ -46,7 +46,10 @@ class ModelCatalog:
     def entries(self) -> list[dict]:
         """``/v1/models`` data: the base model and its alias ``base``, each finished adapter that can be
         loaded (a damaged one is left out; asking for it says why), then ``promoted`` and the profile's name."""
-        promoted = self._promoted()
+        try:
+            promoted = self._promoted()
+        except APIError:  # a damaged promoted.json: asking for "promoted" says so; the list still answers
+            promoted = None
         out = [self._entry(self.base_name, None), self._entry(BASE_ALIAS, None, alias=True)]
         out += [self._entry(run, run, promoted=run == promoted) for run in self.run_ids() if self.problem(run) is None]
         out.append(self._entry(PROMOTED_ALIAS, promoted, alias=True))

@@ -322,6 +322,15 @@ def test_a_damaged_adapter_is_refused_with_a_sentence(open_server, damaged_runs,
             assert http.get("/models").status_code == 200
         finally:
             pointer.set_promoted(serve_home, "demo", None)
+        promoted = pointer.promoted_file(serve_home, "demo")
+        saved = promoted.read_bytes()
+        promoted.write_text('{"run_id": 5, "history": "x"}')  # a damaged pointer
+        try:
+            assert http.get("/models").status_code == 200
+            r = http.post("/chat/completions", json={"model": "promoted", "messages": QUESTION, "max_tokens": 2})
+            assert r.status_code == 400 and "promoted.json" in r.json()["error"]["message"], r.text
+        finally:
+            promoted.write_bytes(saved)
         # the server goes on serving the rest
         ok = http.post("/chat/completions", json={"model": "base", "messages": QUESTION, "max_tokens": 2})
         assert ok.status_code == 200, ok.text
