@@ -419,3 +419,22 @@ def test_serving_a_damaged_adapter_is_refused_at_start(damaged_runs, serve_home)
         assert code == 2 and "Traceback" not in out, (how, out)
         lines = out.splitlines()  # at most "loading ..." then the one sentence
         assert len(lines) <= 2 and lines[-1].startswith("error: ") and damaged_runs[how] in lines[-1], out
+
+
+def test_stop_replies_says_when_a_reply_cannot_be_stopped(serve_home, demo_lm):
+    """What ctrl+c relies on: every job cancelled, worker threads joined; False (the command then exits at
+    once instead of letting Python abort around a thread inside torch) when one does not end in time."""
+    import threading
+
+    from engine.serve.server import build_state
+
+    state = build_state(demo_lm.profile, serve_home, demo_lm)
+    release = threading.Event()
+    stuck = threading.Thread(target=release.wait, daemon=True)
+    state.workers.add(stuck)
+    stuck.start()
+    t = time.monotonic()
+    assert state.stop_replies(timeout=0.3) is False and time.monotonic() - t < 2
+    release.set()
+    stuck.join(5)
+    assert state.stop_replies(timeout=0.3) is True
