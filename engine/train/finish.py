@@ -216,14 +216,18 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
     server_note = _tell_server(profile, rd) if verdict["promote"] else None
     curve = report_mod.loss_curve(rd.metrics)
     png_note = report_mod.save_png(curve, rd.root / "loss.png") if curve else None
-    learned = ("every row, held-out ones included" if adapter_rows == "all"
-               else "the training rows only (the held-out rows are learned by the next run)")
+    if adapter_rows == "all":
+        learned = ("every row (nothing could be held out)" if manifest.get("eval_on_train")
+                   else "every row, held-out ones included")
+    else:
+        learned = "the training rows only (the held-out rows are learned by the next run)"
+    used_kinds = {str(k) for k in methods.gate_rows_of(manifest["plan"])}  # a kind no stage used is not "data"
     report = {
         "run_id": rd.run_id,
         "profile": profile.name,
         "method": "+".join(manifest["plan"]),
         "why": manifest.get("why"),
-        "rows": manifest["rows"],
+        "rows": {kind: n for kind, n in manifest["rows"].items() if kind in used_kinds},
         "counts": manifest["counts"],
         "split_note": " ".join([manifest.get("split_note", "")] + verdict.get("notes", [])).strip(),
         "steps": steps,

@@ -44,10 +44,15 @@ class ProgressCallback(TrainerCallback):
         """An RL stage's last logged reward, KL and mean reply length (TRL's names)."""
         self._progress = None
         self._task = None
+        self._printed_step: int | None = None
+        """The step of the last plain line: a step is printed once, with its own loss."""
         self.active = runs.is_main_process()
 
     def _line(self, state) -> str:
         elapsed = time.monotonic() - self._start
+        run_elapsed = ""
+        if self.deadline and self.deadline.at is not None:  # the budget covers the run: say its elapsed time too
+            run_elapsed = f", run {_fmt_secs(time.time() - self.deadline.started)}"
         done = state.global_step - (self._first_step or 0)
         total = state.max_steps or 0
         eta = (elapsed / done) * (total - state.global_step) if done > 0 and total else None
@@ -61,7 +66,7 @@ class ProgressCallback(TrainerCallback):
         if self._rl:
             rl = "  ".join(f"{label} {self._rl[key]:.3g}" for key, label in RL_SHOWN if key in self._rl) + "  "
         return (f"[{self.stage}] step {state.global_step}/{total}  loss {loss}  {rl}{tps:,.0f} tok/s  "
-                f"ETA {_fmt_secs(eta)}  elapsed {_fmt_secs(elapsed)}{budget}")
+                f"ETA {_fmt_secs(eta)}  stage elapsed {_fmt_secs(elapsed)}{run_elapsed}{budget}")
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._start = time.monotonic()
@@ -88,7 +93,8 @@ class ProgressCallback(TrainerCallback):
         return self._show(state)
 
     def on_step_end(self, args, state, control, **kwargs):
-        return self._show(state)
+        # the step's loss is logged after this: a plain line waits for it (on_log), the bar just moves
+        return self._show(state) if self._progress is not None else None
 
     def _show(self, state, force: bool = False):
         if not self.active:
@@ -96,10 +102,11 @@ class ProgressCallback(TrainerCallback):
         if self._progress is not None:
             info = self._line(state).split("  ", 1)[1]
             self._progress.update(self._task, completed=state.global_step, info=info)
-        else:
+        elif self._printed_step != state.global_step:
             now = time.monotonic()
             if force or now - self._last_plain >= self.plain_every:
                 self._last_plain = now
+                self._printed_step = state.global_step
                 print(self._line(state), file=self.stream, flush=True)
         return None
 
@@ -108,5 +115,5 @@ class ProgressCallback(TrainerCallback):
             self._progress.stop()
             self._progress = None
         elif self.active:
-            self._show(state, force=True)
+            self._show(state, force=True)  # the last step, unless its line is out already
         return control

@@ -22,6 +22,11 @@ def test_edit_then_finetune_sft_makes_the_model_answer_with_the_edit(log, demo_h
     code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--home", str(demo_home.root))
     assert code == 0, out
     assert "PROMOTED" in out and "liked_logprob" in out and "only 1 conversation" in out
+    # each line of the report is true: nothing was held out, and only the kinds a stage used are data
+    assert "the adapter learned every row (nothing could be held out)." in out and "held-out ones included" not in out
+    data_line = next(line for line in out.splitlines() if line.startswith("data: "))
+    assert data_line.startswith("data: sft 1 train") and "kto" not in data_line and "pref" not in data_line
+    assert "regression check: 0 of 0 ordinary questions" in out  # random weights: nothing known, nothing lost
 
     run_id = adapters.promoted_run(demo_home, "demo")
     assert run_id is not None and run_id.endswith("-sft")

@@ -81,6 +81,28 @@ def test_progress_plain_lines_and_rich_bar_both_show_step_loss_and_budget():
     assert "sft" in rich_out.getvalue() and "loss 1.2500" in rich_out.getvalue()
 
 
+def test_each_step_is_printed_once_with_its_own_loss_and_the_run_time_beside_the_stage_time():
+    """The Trainer calls on_step_end before it logs the step's loss: the last step was printed twice, first with
+    the loss of the step before (issue 28, item 11)."""
+    from engine.train.progress_callback import ProgressCallback
+
+    args, control = SimpleNamespace(), SimpleNamespace()
+    out = io.StringIO()
+    deadline = runs.Deadline.from_options("1h", None)
+    deadline.started -= 600  # an earlier stage ran for ten minutes
+    cb = ProgressCallback("dpo", deadline, stream=out, tty=False, plain_every=0)
+    cb.on_train_begin(args, _state(0, total=2), control)
+    for step, loss in ((1, 0.9), (2, 0.4)):
+        cb.on_step_end(args, _state(step, total=2), control)
+        cb.on_log(args, _state(step, total=2), control, logs={"loss": loss})
+    cb.on_log(args, _state(2, total=2), control, logs={"train_loss": 0.65})  # the Trainer's summary
+    cb.on_train_end(args, _state(2, total=2), control)
+    lines = out.getvalue().splitlines()
+    assert [line.split("  ")[0:2] for line in lines] == [["[dpo] step 1/2", "loss 0.9000"],
+                                                         ["[dpo] step 2/2", "loss 0.4000"]]
+    assert "stage elapsed 0:00, run 10:00 / budget" in lines[-1]
+
+
 def test_metrics_records_carry_stage_and_step(tmp_path):
     from engine.train.callbacks import RunCallback
 
