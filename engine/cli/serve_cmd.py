@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from engine.cli.common import HomeOption, ProfileOption, home_of, profile_of
+from engine.errors import UserError
 from engine.serve.security import API_KEY_ENV
 
 
@@ -44,15 +45,15 @@ def serve(
         ),
     ] = 16,
     max_connections: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--max-connections",
             min=2,
             max=100_000,
-            help="Open connections the server keeps; requests beyond get HTTP 503. Idle or slow ones are closed "
-            "after 15 s.",
+            help="Open connections the server keeps (default: 64, or --max-waiting + 16 if more); requests beyond "
+            "get HTTP 503. Idle or slow ones are closed after 15 s.",
         ),
-    ] = 64,
+    ] = None,
     max_body_mib: Annotated[
         int,
         typer.Option("--max-body-mib", min=1, max=1024, help="Largest request body in MiB; larger get HTTP 413."),
@@ -68,6 +69,14 @@ def serve(
     from engine.serve.server import bind, build_state, make_server
 
     check_bind(host, api_key)  # before anything heavy is loaded
+    if max_connections is None:
+        max_connections = max(64, max_waiting + 16)
+    elif max_connections < max_waiting + 2:
+        raise UserError(
+            f"--max-connections {max_connections} leaves no room for --max-waiting {max_waiting} requests and the "
+            f"one being answered; give at least {max_waiting + 2}."
+        )
+    limits = Limits(max_body_bytes=max_body_mib * MIB, max_connections=max_connections)
     h = home_of(home)
     prof = profile_of(profile, h)
     choice = "base" if adapter == "none" else adapter
@@ -77,7 +86,6 @@ def serve(
     sock = bind(host, port)
     typer.echo(f"loading {prof.model.id} (profile {prof.name}) ...", err=True)
     lm = load_model(prof, h, adapter=choice)
-    limits = Limits(max_body_bytes=max_body_mib * MIB, max_connections=max_connections)
     state = build_state(prof, h, lm, adapter=choice, api_key=api_key, max_waiting=max_waiting, limits=limits)
     app = create_app(state)
     bound_port = sock.getsockname()[1]

@@ -438,3 +438,13 @@ def test_stop_replies_says_when_a_reply_cannot_be_stopped(serve_home, demo_lm):
     release.set()
     stuck.join(5)
     assert state.stop_replies(timeout=0.3) is True
+
+
+def test_too_few_connections_for_the_queue_is_one_sentence(demo_home):
+    from tests.engine_cli import run_engine
+
+    code, out = run_engine("serve", "--profile", "demo", "--port", "0", "--max-waiting", "16", "--max-connections", "8")
+    assert code == 2 and out.strip() == (
+        "error: --max-connections 8 leaves no room for --max-waiting 16 requests and the one being answered; "
+        "give at least 18."
+    )
