@@ -173,3 +173,21 @@ def test_lone_surrogate_in_prompts(home, tmp_path, fault_stats):
     one_sentence(code, out, path)
     assert "prompt 2" in out
     fault_stats["damaged files answered with one sentence"] += 1
+
+
+@pytest.mark.slow
+def test_new_finetune_with_a_damaged_parent_report(adapter_home, fault_stats):
+    """A new run from the promoted adapter reads what that adapter learned from its run's report: a report that is
+    a list is one sentence before anything trains."""
+    from .faultlib import record_edit
+
+    home = adapter_home
+    record_edit(home)
+    rd = runs.RunDir(home, "demo", RUN)
+    rd.write_manifest({"command": "hand-made", "plan": ["sft"]})
+    (rd.root / "report.json").write_text("[1]")
+    adapters.set_promoted(home, "demo", RUN)
+    code, out = cli(home, "finetune", "--method", "sft", "--no-machine-revisions", "--max-steps", "1")
+    one_sentence(code, out, rd.root / "report.json")
+    assert [p.name for p in home.runs_dir("demo").iterdir() if p.is_dir()] == [RUN]  # no new run folder
+    fault_stats["damaged files answered with one sentence"] += 1
