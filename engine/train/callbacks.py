@@ -80,7 +80,7 @@ class RunCallback(TrainerCallback):
         record = {"stage": self.stage, "step": state.global_step, "epoch": state.epoch, "ts": time.time()}
         record.update({k: v for k, v in logs.items() if isinstance(v, (int, float, str, bool))})
         if self._metrics_fd is None:
-            self._metrics_fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            self._metrics_fd = runs.open_append(self.metrics_path)  # from the home, no link followed
         os.write(self._metrics_fd, runs.jsonl_line(record))
         return control
 

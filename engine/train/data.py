@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine import runs
 from engine.errors import UserError
-from engine.home import ensure_dir, write_private
+from engine.home import LinkRefused, ensure_dir, write_private
 
 FEEDBACK_KINDS = ("sft", "pref", "kto")
 """Rows that judge a reply: ``sft`` (messages), ``pref`` (prompt/chosen/rejected), ``kto`` (prompt/completion/label)."""
@@ -258,6 +258,8 @@ def adapter_rows(home, profile: str, run_id: str | None) -> set[str]:
         rd = runs.RunDir(home, profile, run_id)
         try:
             manifest = rd.read_manifest()
+        except LinkRefused:
+            raise  # a link in a parent run is refused, not read as "nothing learned"
         except (OSError, ValueError, UserError):
             break
         report = runs.read_json(rd.report_json) if rd.finished else {}
@@ -268,6 +270,8 @@ def adapter_rows(home, profile: str, run_id: str | None) -> set[str]:
             try:
                 for r in read_rows(rd.data, kind, part):
                     seen.add(row_key(kind, r))
+            except LinkRefused:
+                raise
             except (OSError, ValueError, UserError):
                 continue
         run_id = manifest.get("parent_adapter")

@@ -103,7 +103,11 @@ def run(home: Home, profile_name: str, opts: FinetuneOptions) -> FinetuneResult:
         rd = runs.RunDir(home, profile.name, run_id)
         manifest = rd.read_manifest()
         with runs.StopRequest() as stop:
-            settings = TrainSettings(**manifest["settings"])
+            try:
+                settings = TrainSettings(**manifest["settings"])
+            except (TypeError, ValueError) as exc:
+                raise UserError(f"{rd.manifest} is damaged: its settings are not valid ({str(exc).splitlines()[0]}); "
+                                "start a new run without --resume.") from None
             return _train_and_finish(Run(home, profile, rd, manifest, settings, opts, deadline, stop))
     finally:
         lock.release()
@@ -355,6 +359,10 @@ def _train_phase(run: Run, phase: str) -> PhaseResult:
     the same recipe from the same parent on every row, held-out ones included."""
     manifest = run.manifest
     parent = Path(manifest["parent_adapter_path"]) if manifest.get("parent_adapter_path") else None
+    if parent is not None:  # PEFT opens it by path: no link anywhere in the parent adapter's folder
+        from engine.home import check_tree
+
+        check_tree(parent, run.home)
     result = PhaseResult()
     for index, method in enumerate(manifest["plan"]):
         sdir = _stage_dir(run.rd, index, method, phase)

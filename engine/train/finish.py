@@ -41,7 +41,7 @@ def _eval_rows(rd: runs.RunDir, manifest: dict) -> tuple[gate.EvalRows, list[str
 
 
 def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettings, new_adapter: Path,
-             rows: gate.EvalRows, current: str | None) -> tuple[dict, str | None, str]:
+             rows: gate.EvalRows, current: str | None, stop=None) -> tuple[dict, str | None, str]:
     """Metrics of the new adapter and of the current one (``current``: a run id, or None for the base)."""
     from peft import PeftModel
 
@@ -61,8 +61,11 @@ def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettin
             peft_model.load_adapter(str(cur_path), adapter_name="current")
             variants["current"] = "current"
             label = f"adapter {current}"
-    result = gate.evaluate(peft_model, tokenizer, rows, variants, settings.beta, manifest["plan"], settings.max_length)
-    del peft_model, base
+    try:
+        result = gate.evaluate(peft_model, tokenizer, rows, variants, settings.beta, manifest["plan"],
+                               settings.max_length, stop)
+    finally:
+        del peft_model, base
     gc.collect()
     return result, current, label
 
@@ -93,13 +96,12 @@ def _regression_check(home: Home, profile: Profile, rd: runs.RunDir, settings: T
                       stop=None, say=None) -> dict | None:
     """engine.train.regression: the candidate answers the regression questions the adapter in use answered before
     training. None when the run has no regression rows; ``{"stopped": True}`` when ``stop`` came meanwhile."""
-    from engine.runtime import load_model
     from engine.train import regression
 
     rows = data.read_regression(rd.data)
     if not rows:
         return None
-    lm = load_model(profile, home, adapter=None)
+    lm = regression.local_model(profile, home, None)
     lm.load_adapter(rd.run_id, candidate)
     lm.use_adapter(rd.run_id)
     replies = regression.answer(lm, [regression.Probe(r["kind"], r["prompt"], tuple(r["answers"])) for r in rows],
@@ -135,8 +137,9 @@ def gate_candidate(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict
         raise RuntimeError("no stage produced an adapter")
     rows, notes = _eval_rows(rd, manifest)
     current = manifest["gate_against"] if "gate_against" in manifest else adapters.promoted_run(home, profile.name)
-    results, current, label = evaluate(home, profile, manifest, settings, candidate, rows, current)
-    if stop is not None and stop.requested:
+    try:
+        results, current, label = evaluate(home, profile, manifest, settings, candidate, rows, current, stop)
+    except gate.Stopped:
         return None
     decision = gate.decide(results["new"], results["current"], manifest["plan"], settings.gate_margin,
                              settings.gate_accuracy_margin, settings.gate_kept_margin)

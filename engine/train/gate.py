@@ -96,8 +96,16 @@ class EvalRows:
     """The starting model's own replies to ordinary prompts no row trained (``messages``): ``kept_logprob``."""
 
 
-def _score(model, tokenizer, rows: EvalRows, max_length: int) -> dict[str, list]:
-    lp = lambda p, c: completion_logprob(model, tokenizer, p, c, max_length)  # noqa: E731
+class Stopped(Exception):
+    """SIGINT/SIGTERM arrived while the gate was scoring: ``--resume`` judges again."""
+
+
+def _score(model, tokenizer, rows: EvalRows, max_length: int, stop=None) -> dict[str, list]:
+    def lp(prompt, completion):
+        if stop is not None and stop.requested:  # one row at a time: a signal ends the gate within a row
+            raise Stopped
+        return completion_logprob(model, tokenizer, prompt, completion, max_length)
+
     return {
         "sft": [lp(r["messages"][:-1], r["messages"][-1:]) for r in rows.sft],
         "kept": [lp(r["messages"][:-1], r["messages"][-1:]) for r in rows.kept],
@@ -138,18 +146,19 @@ def _loss_for(methods: list[str], m: dict[str, float]) -> float | None:
 
 
 def evaluate(peft_model, tokenizer, rows: EvalRows, variants: dict[str, str | None], beta: float, methods: list[str],
-             max_length: int) -> dict[str, dict[str, float]]:
-    """Metrics for each variant (name -> adapter name in ``peft_model``, None = base) against the base."""
+             max_length: int, stop=None) -> dict[str, dict[str, float]]:
+    """Metrics for each variant (name -> adapter name in ``peft_model``, None = base) against the base; raises
+    ``Stopped`` when ``stop`` is requested meanwhile."""
     peft_model.eval()
     with peft_model.disable_adapter():
-        ref = _score(peft_model, tokenizer, rows, max_length)
+        ref = _score(peft_model, tokenizer, rows, max_length, stop)
     out = {}
     for name, adapter in variants.items():
         if adapter is None:
             policy = ref
         else:
             peft_model.set_adapter(adapter)
-            policy = _score(peft_model, tokenizer, rows, max_length)
+            policy = _score(peft_model, tokenizer, rows, max_length, stop)
         metrics = _metrics(policy, ref, rows, beta)
         loss = _loss_for(methods, metrics)
         if loss is not None:

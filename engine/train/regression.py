@@ -100,25 +100,35 @@ def answer(lm, probes: list[Probe], system: str | None, stop=None, say=None) -> 
     return out
 
 
+def local_model(profile, home, adapter: str | None):
+    """The profile's model loaded in this process (with ``adapter``: a run id, ``base`` or None), also for a profile
+    that chats through a server: training has the weights here, and the candidate is on no server yet."""
+    import dataclasses
+
+    from engine.runtime import load_model
+
+    if profile.model.backend != "local":
+        profile = profile.replace(model=dataclasses.replace(profile.model, backend="local"))
+    return load_model(profile, home, adapter=adapter)
+
+
 def build(home, profile, asked: set[str], reference: str | None, n: int, say=None) -> tuple[list[dict], dict]:
     """The regression rows (``prompt``, ``kind``, ``answers``, the reference's ``reply`` and whether it is ``ok``)
     answered by ``reference`` (a run id, or None: the base model), and what the manifest records."""
     if n <= 0:
         return [], {"prompts": 0, "why": "train.gate_regression_prompts is 0"}
-    from engine.runtime import load_model
-
     probes = choose(pool(), asked, n)
     who = f"adapter {reference}" if reference else "the base model"
     if say:
         say(f"regression check: {who} answers {len(probes)} ordinary questions the feedback does not ask "
             "(train.gate_regression_prompts)")
-    lm = load_model(profile, home, adapter=reference or "base")
+    lm = local_model(profile, home, reference or "base")
     replies = answer(lm, probes, profile.system_prompt, say=say)
     del lm
     assert replies is not None
     rows = [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r, "ok": p.passes(r)}
             for p, r in zip(probes, replies)]
-    known = sum(r["ok"] for r in rows)
+    known = sum(1 for r in rows if r["ok"])
     return rows, {"prompts": len(rows), "known": known, "reference": reference, "max_new_tokens": MAX_NEW_TOKENS,
                   "source": PROMPTS_FILE.name}
 

@@ -132,10 +132,11 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
     if say:
         say(f"rehearsal: answering {len(chosen) + len(held_out)} ordinary prompts with the {'adapter ' + parent_run if parent_run else 'base model'} "
             "to train beside the feedback (train.rehearsal)")
-    from engine.runtime import GenerationParams, load_model
+    from engine.runtime import GenerationParams
     from engine.runtime.batch import generate_batch
+    from engine.train.regression import local_model
 
-    lm = load_model(profile, home, adapter=parent_run or "base")
+    lm = local_model(profile, home, parent_run or "base")  # a profile that chats through a server too
     params = GenerationParams.from_profile(profile, do_sample=False, max_new_tokens=MAX_NEW_TOKENS)
     system = profile.system_prompt
     asked_now = chosen + held_out

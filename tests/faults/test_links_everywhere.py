@@ -100,8 +100,10 @@ def test_a_parent_runs_linked_rows_are_not_read(home, tmp_path):
     foreign = {"messages": [{"role": "user", "content": "SECRET?"}, {"role": "assistant", "content": "SECRET"}]}
     outside = plant(root / "data" / "sft.train.jsonl", tmp_path / "outside" / "sft.train.jsonl")
     outside.write_text(json.dumps(foreign) + "\n")
-    seen = data.adapter_rows(home, "demo", RUN)
-    assert data.row_key("sft", foreign) not in seen
+    from engine.home import LinkRefused
+
+    with pytest.raises(LinkRefused, match="sft.train.jsonl is a symbolic link"):  # refused, not taken as "none"
+        data.adapter_rows(home, "demo", RUN)
 
 
 # ------------------------------------------------------------------------------- adapters and runs/

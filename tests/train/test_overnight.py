@@ -155,3 +155,35 @@ def test_two_processes_data_parallel_get_one_run_and_a_promoted_adapter(log, dem
     # checkpoints were saved by all ranks together and marked complete once
     assert sorted(p.parent.name for p in run_dir.glob("checkpoints/1-sft/*/COMPLETE")) == ["checkpoint-3",
                                                                                           "checkpoint-6"]
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_gate_stops_within_seconds_and_resume_judges_again(log, demo_home):
+    """The gate scores held-out rows and asks the regression questions: a signal there ends the run within a row or
+    a batch (it used to run the whole evaluation first, 36-51 s on the demo model), exit 3, nothing promoted."""
+    from importlib.resources import files
+
+    _feedback(log, 30)
+    demo = files("engine.builtin_profiles").joinpath("demo.toml").read_text()
+    demo_home.profiles_dir.mkdir(parents=True, exist_ok=True)  # the whole regression set: a gate of some seconds
+    (demo_home.profiles_dir / "demo.toml").write_text(demo.replace("gate_regression_prompts = 16",
+                                                                   "gate_regression_prompts = 118"))
+    proc = _start(demo_home, "--method", "sft", "--from", "base", "--max-steps", "4")
+    deadline = time.monotonic() + 300
+    while not list(demo_home.runs_dir("demo").glob("*/stages/1-sft/COMPLETE")):  # the candidate is trained
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the gate: loading, scoring, the regression questions
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+    assert proc.returncode == 3, out
+    assert "stopped by SIGTERM while evaluating the new adapter" in out and "--resume" in out
+    assert took < 15, f"{took:.1f} s from SIGTERM to exit:\n{out}"
+    run_dir = _only_run(demo_home)
+    assert not (run_dir / "gate.json").exists() and not (run_dir / "report.json").exists()
+    assert adapters.promoted_run(demo_home, "demo") is None
+    code, out = run_engine("finetune", "--profile", "demo", "--resume", "--home", str(demo_home.root))
+    assert code == 0 and "regression check:" in out, out
+    assert (run_dir / "report.json").exists()
