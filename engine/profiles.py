@@ -1,5 +1,5 @@
-"""Model profiles: one TOML file per model, built-in (``engine/builtin_profiles/``, package data) or the
-user's (``home/profiles/``).
+"""Model profiles: one TOML file per model, built-in (``profiles/`` at the top of the repo, shipped in a wheel
+as package data) or the user's (``home/profiles/``).
 
 A profile says which model to load and how, how to generate, and how to train. Every setting is
 declared once, with its type, range and doc, in ``engine.settings``; a bad file raises a UserError
@@ -13,7 +13,6 @@ import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from engine.errors import UserError
@@ -32,8 +31,17 @@ from engine.settings import (  # noqa: F401  (re-exported: the settings tables a
     build_table,
 )
 
-BUILTIN_DIR = Path(str(resources.files("engine.builtin_profiles")))
-"""The built-in profiles: package data of engine.builtin_profiles (in a wheel too), not a repo folder."""
+
+def _builtin_dir() -> Path:
+    packaged = Path(__file__).parent / "builtin_profiles"  # a wheel: pyproject maps profiles/ to engine.builtin_profiles
+    if any(packaged.glob("*.toml")):
+        return packaged
+    return Path(__file__).resolve().parent.parent / "profiles"  # a checkout (also an editable install)
+
+
+BUILTIN_DIR = _builtin_dir()
+"""The built-in profiles: ``profiles/`` at the top of a checkout, the same files as package data
+(``engine/builtin_profiles/``) in a wheel."""
 DEMO_MODEL = "builtin:demo"  # model id of the offline demo model, built on first use in home/models/demo
 DEFAULT_PROFILE = "smollm2-135m-instruct"
 """The profile used when neither ``--profile`` nor ``default_profile`` in home/config.toml names one: a

@@ -1,5 +1,6 @@
 """A non-editable install (a wheel) carries the built-in profiles as package data (issue 11: a wheel
-install had none, because profiles/ was found by a path outside any package)."""
+install had none, because profiles/ was found by a path outside any package). In the repo they live at the
+top, in profiles/ (issue 27 item 6); pyproject maps that folder to the package data engine/builtin_profiles/."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ def test_wheel_ships_the_builtin_profiles(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for pkg in ("engine", "tui"):
+    for pkg in ("engine", "tui", "profiles"):
         shutil.copytree(REPO / pkg, src / pkg, ignore=ignore)
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     wheels = tmp_path / "wheels"
@@ -47,3 +49,23 @@ def test_wheel_ships_the_builtin_profiles(tmp_path):
     cli = subprocess.run([sys.executable, "-m", "engine", "profiles"], env={**run_env, "COLUMNS": "200"},
                          cwd=outside, capture_output=True, text=True)
     assert cli.returncode == 0 and "builtin:demo" in cli.stdout, cli.stderr
+
+
+def test_builtin_profiles_live_in_the_top_level_folder():
+    from engine.profiles import BUILTIN_DIR, list_profiles
+
+    assert BUILTIN_DIR == REPO / "profiles"
+    assert not (REPO / "engine" / "builtin_profiles").exists()
+    assert {p.name for p in list_profiles() if not isinstance(p, Exception)} >= {
+        "demo", "smollm2-135m-instruct", "qwen2.5-0.5b-instruct", "qwen2.5-7b-instruct", "llama-3.1-8b-instruct"}
+
+
+def test_pyproject_lists_every_package_and_maps_the_profiles():
+    """``packages`` is a list (``find`` cannot add a mapped package): a new package folder missing from it would
+    be missing from the wheel."""
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    folders = {".".join(p.parent.relative_to(REPO).parts) for top in ("engine", "tui")
+               for p in (REPO / top).rglob("__init__.py")}
+    assert set(tool["packages"]) == folders | {"engine.builtin_profiles"}
+    assert tool["package-dir"] == {"engine.builtin_profiles": "profiles"}
+    assert tool["package-data"]["engine.builtin_profiles"] == ["*.toml"]

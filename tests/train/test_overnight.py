@@ -161,10 +161,10 @@ def test_two_processes_data_parallel_get_one_run_and_a_promoted_adapter(log, dem
 def test_sigterm_during_the_gate_stops_within_seconds_and_resume_judges_again(log, demo_home):
     """The gate scores held-out rows and asks the regression questions: a signal there ends the run within a row or
     a batch (it used to run the whole evaluation first, 36-51 s on the demo model), exit 3, nothing promoted."""
-    from importlib.resources import files
+    from engine.profiles import BUILTIN_DIR
 
     _feedback(log, 30)
-    demo = files("engine.builtin_profiles").joinpath("demo.toml").read_text()
+    demo = (BUILTIN_DIR / "demo.toml").read_text()
     demo_home.profiles_dir.mkdir(parents=True, exist_ok=True)  # the whole regression set: a gate of some seconds
     (demo_home.profiles_dir / "demo.toml").write_text(demo.replace("gate_regression_prompts = 16",
                                                                    "gate_regression_prompts = 118"))
