@@ -187,6 +187,10 @@ class TrainSettings:
     """Rehearsal rows per SFT row: the starting model's own greedy replies to ordinary prompts, trained
     beside the feedback so that what it already answered well stays as it was (engine/train/rehearsal.py).
     0 turns it off."""
+    rehearsal_distill: bool = False
+    """Train the rehearsal rows toward the starting model's top-20 next-token probabilities at every position of
+    its reply (distillation, engine/train/distill.py) instead of only its greedy text: pins down more of what the
+    model did before. Needs ``rehearsal`` > 0."""
     preference_learning_rate: float | None = Field(None, gt=0, lt=1)
     """Learning rate of the DPO and KTO stages (None: ``learning_rate``). Preference losses push whole replies
     up or down and need a smaller step than SFT."""

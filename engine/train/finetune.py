@@ -182,7 +182,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
 
         rehearsal_rows, held_out_rows, rehearsal_info = rehearsal.build(
             home, profile, snap.rows, parent_id, settings.rehearsal, settings.seed, settings.question_variants,
-            say=lambda text: _say(opts, text))
+            say=lambda text: _say(opts, text), distill=settings.rehearsal_distill)
     from engine.train import regression
     from engine.train import rehearsal as rehearsal_mod
 
@@ -517,6 +517,8 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     trainer = stage.method.recipe().build(peft_model, tokenizer, rows, settings, args, [run_cb, progress],
                                           **rl_inputs)
     batching = getattr(trainer, "tuneloop_batching", "padded batches (TRL supports padding-free only for SFT)")
+    if getattr(trainer, "tuneloop_distilled", 0):
+        row_counts["distilled_rehearsal"] = trainer.tuneloop_distilled  # toward the starting model's distribution
     trainer_args.strip_default_printer(trainer)
     rd.check(out_dir)  # the Trainer writes here: no link on the way out of the home
     ckpt = runs.newest_complete_checkpoint(out_dir)

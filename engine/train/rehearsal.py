@@ -113,7 +113,7 @@ def choose(pool: list[str], asked: set[str], n: int) -> list[str]:
 
 
 def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, question_variants: int = 0,
-          say=None) -> tuple[list[dict], list[dict], dict]:
+          say=None, distill: bool = False) -> tuple[list[dict], list[dict], dict]:
     """SFT rows (``messages``) of the starting model's own greedy replies; ``HELD_OUT_ROWS`` more such rows
     that are not trained (the nearest prompts left after the trained ones: neighbours nothing pins down, for
     the gate); and what the manifest records."""
@@ -150,7 +150,14 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
             continue  # a reply cut at the length limit would teach the model to stop mid-sentence
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}, {"role": "assistant", "content": text}]
-        (out if i < len(chosen) else kept).append({"messages": messages})
+        row: dict = {"messages": messages}
+        if distill and i < len(chosen):  # the trained rows carry the starting model's distribution (distill.py)
+            from engine.train.distill import teacher_for
+
+            if (teacher := teacher_for(lm, messages, lm.adapter)) is not None:
+                row["teacher"] = teacher
+        (out if i < len(chosen) else kept).append(row)
     del lm
     return out, kept, {"rows": len(out), "held_out": len(kept), "asked": len(asked_now), "adapter": parent_run,
+                       "distilled": sum(1 for r in out if "teacher" in r),
                        "max_new_tokens": MAX_NEW_TOKENS, "source": PROMPTS_FILE.name}

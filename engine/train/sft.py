@@ -69,17 +69,24 @@ def build(model, tokenizer, train_rows: list[dict], settings, args: dict, callba
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from engine.train import distill
     from engine.train.chat_tokens import tokenize_sft_row
 
     model_id = getattr(tokenizer, "name_or_path", None) or "the model"
-    tokenized = [tokenize_sft_row(tokenizer, row["messages"], model_id) for row in train_rows]
+    table: list = []  # rehearsal rows with the starting model's distribution (train.rehearsal_distill)
+    tokenized = [distill.encode_labels(tokenize_sft_row(tokenizer, row["messages"], model_id), row.get("teacher"),
+                                       table) for row in train_rows]
+    trainer_class = distill.trainer_class() if table else SFTTrainer
     # TRL's own padding_free refuses a max_length without packing (it truncates only padded data), and
     # packing would change how many rows a step sees; so the dataset is prepared (tokenized, truncated) as
     # for padded batches and only the collator changes. Pre-tokenized rows with labels are used as they are.
     config = SFTConfig(**args, assistant_only_loss=False, padding_free=False, packing=False,
                        truncation_mode="keep_end")
-    trainer: Any = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(tokenized),
-                              processing_class=tokenizer, callbacks=callbacks)
+    trainer: Any = trainer_class(model=model, args=config, train_dataset=Dataset.from_list(tokenized),
+                                 processing_class=tokenizer, callbacks=callbacks)
+    if table:
+        trainer.set_teacher(table)
+    trainer.tuneloop_distilled = sum(1 for t in tokenized if any(label <= distill.OFFSET for label in t["labels"]))
     padding_free, why = padding_free_choice(trainer.model, settings.padding_free)
     if padding_free:
         trainer.model.config.use_cache = False  # the packed mask needs it off (see packed_rows_stay_apart)
