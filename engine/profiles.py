@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.config import load_config
 from engine.errors import UserError
 from engine.home import Home, check_name, open_dir, read_bytes
 from engine.settings import (  # noqa: F401  (re-exported: the settings tables are part of a Profile)
@@ -156,16 +157,9 @@ def list_profiles(home: Home | None = None) -> list[Profile | UserError]:
 def default_profile_name(home: Home | None) -> str:
     """The ``default_profile`` from home/config.toml, else DEFAULT_PROFILE (FALLBACK_PROFILE when its model's
     package is not installed)."""
-    if home and (home.config_path.is_file() or home.config_path.is_symlink()):
-        try:
-            data = tomllib.loads(read_bytes(home.config_path, home).decode("utf-8"))  # no link followed
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{home.config_path}: cannot be read: {exc}.") from None
-        except OSError as exc:
-            raise UserError(f"{home.config_path}: cannot be read ({exc.strerror or exc}).") from None
-        name = data.get("default_profile")
-        if isinstance(name, str) and name:
-            return name
+    name = load_config(home).default_profile  # read from the home without following a link
+    if name:
+        return name
     import importlib.util
 
     return DEFAULT_PROFILE if importlib.util.find_spec(DEFAULT_MODEL_PACKAGE) else FALLBACK_PROFILE

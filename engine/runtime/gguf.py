@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import re
 import shutil
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.home import Home, ensure_dir, write_private
+from engine.home import Home, open_dir, read_text, write_private
 
 PKG_PREFIX = "pkg:"
 SOURCE_RECORD = "gguf_source.json"
@@ -76,10 +77,12 @@ def _stat_key(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def _up_to_date(dest: Path, gguf: Path) -> bool:
-    try:
-        record = json.loads((dest / SOURCE_RECORD).read_text(encoding="utf-8"))
+def _up_to_date(dest: Path, gguf: Path, home: Home) -> bool:
+    try:  # read from the home without following a link (a linked models/ or dest folder: LinkRefused)
+        record = json.loads(read_text(dest / SOURCE_RECORD, home))
     except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict):
         return False
     if record.get("format") != FORMAT or not any(dest.glob("*.safetensors")):
         return False
@@ -88,35 +91,46 @@ def _up_to_date(dest: Path, gguf: Path) -> bool:
     # touched or moved: convert again only if the bytes changed
     if record.get("sha256") == _sha256(gguf):
         record.update(path=str(gguf), stat=_stat_key(gguf))
-        write_private(dest / SOURCE_RECORD, json.dumps(record, indent=2))
+        write_private(dest / SOURCE_RECORD, json.dumps(record, indent=2), base=home)
         return True
     return False
+
+
+def _remove(path: Path) -> None:
+    """Remove ``path`` under home/models/: a link (or file) planted there is unlinked, never followed."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def ensure_converted(model_id: str, home: Home, progress: Callable[[str, float | None], None] | None = None) -> Path:
     """The converted folder for ``model_id`` (converting it first if needed)."""
     gguf = locate(model_id)
+    # models/ is reached from the home without following a link (created 0700 on the way): a linked models/
+    # folder is refused (LinkRefused, one sentence) before anything is read or written in it
+    home.check_dir(home.models_dir, create=True)
     dest = home.models_dir / folder_name(gguf)
-    if _up_to_date(dest, gguf):
+    if _up_to_date(dest, gguf, home):
         return dest
     report = progress or (lambda stage, fraction: None)
     report("converting: reading the tokenizer", 0.0)
-    ensure_dir(home.models_dir)
     tmp = home.models_dir / f".{dest.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove(tmp)
+    os.close(open_dir(home.root, tmp, create=True))  # a fresh folder, made by the same walk
     try:
         _convert(gguf, tmp, lambda step, f: report(f"converting: {step}", f))
         record = {"format": FORMAT, "model_id": model_id, "path": str(gguf), "stat": _stat_key(gguf),
                   "sha256": _sha256(gguf), "converted": time.time()}
-        write_private(tmp / SOURCE_RECORD, json.dumps(record, indent=2))
+        write_private(tmp / SOURCE_RECORD, json.dumps(record, indent=2), base=home)
         old = home.models_dir / f".{dest.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if dest.exists():
-            dest.rename(old)
+        _remove(old)
+        if dest.exists() or dest.is_symlink():
+            dest.rename(old)  # a rename moves a link itself, never what it points at
         tmp.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
     report("converting: done", 1.0)
     return dest
@@ -127,15 +141,13 @@ def _convert(gguf: Path, out: Path, report: Callable[[str, float], None]) -> Non
     reads the file's metadata and creates the weights) reports nothing itself for tens of seconds on
     a CPU, so the step is named and the app shows how long it has been running; the de-quantizing
     loop reports each tensor."""
-    import os
-
     import torch
     import transformers.modeling_gguf_pytorch_utils as gguf_utils
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from engine.routed_progress import QuietBar, routed_progress
 
-    ensure_dir(out)
+    # ``out`` exists: ensure_converted made it by the home's safe walk
     # the de-quantizing loop uses tqdm directly (not transformers' hook): route it to our progress too
     saved_tqdm = gguf_utils.tqdm
     gguf_utils.tqdm = lambda it=None, *a, **k: QuietBar(
