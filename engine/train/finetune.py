@@ -422,7 +422,20 @@ def _train_and_finish(run: Run) -> FinetuneResult:
         if refit.stopped == "signal":
             return _stopped_by_signal(run, refit.steps, "refit-")
         if refit.stopped is None:
-            final, steps, adapter_rows = refit.adapter, steps + refit.steps, "all"
+            from engine.train.finish import check_refit
+
+            kept = runs.on_main(check_refit, home, profile, rd, settings, refit.adapter, stop,
+                                lambda text: _say(opts, text))
+            runs.barrier()
+            if kept is None:
+                return _stopped_in_finish(run)
+            if kept["ok"]:
+                final, steps, adapter_rows = refit.adapter, steps + refit.steps, "all"
+            else:
+                steps += refit.steps
+                budget_note = (f"the refit on all feedback failed the {kept['reason'].split(';')[0]} (the gated "
+                               "candidate had passed): the candidate is promoted, the held-out rows are learned by "
+                               "the next run")
         else:
             budget_note = ("time budget reached during the refit on all feedback: the gated adapter (without the "
                            "held-out rows) is promoted; the next run learns them")

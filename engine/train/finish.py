@@ -113,6 +113,22 @@ def _regression_check(home: Home, profile: Profile, rd: runs.RunDir, settings: T
     return regression.check(rows, replies, settings.gate_max_changed)
 
 
+def check_refit(home: Home, profile: Profile, rd: runs.RunDir, settings: TrainSettings, refit: Path, stop=None,
+                say=None) -> dict | None:
+    """The regression check again for the refit on every row (it trained on rows the gate held out, so it is a
+    model the gate has not seen): ``{"ok": True}`` when it passes or there is nothing to check, the check when it
+    fails (the candidate is then published), None when ``stop`` came meanwhile. Kept in ``refit_check.json``."""
+    path = rd.root / "refit_check.json"
+    if path.is_file():
+        return runs.read_json(path)
+    check = _regression_check(home, profile, rd, settings, refit, stop, say)
+    if check is not None and check.get("stopped"):
+        return None
+    result = check or {"ok": True, "reason": "no regression rows"}
+    rd.write_json(path, result)
+    return result
+
+
 def _with_regression(decision: gate.Decision, check: dict | None) -> gate.Decision:
     """The regression check decides beside the metrics: its refusal comes first, its count joins a promotion."""
     if check is None:
@@ -241,7 +257,9 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "current_label": verdict["current_label"],
         "gate": {"margin": settings.gate_margin, "accuracy_margin": settings.gate_accuracy_margin,
                  "kept_margin": settings.gate_kept_margin, "checks": verdict["checks"], "reward": verdict["reward"],
-                 "rl": verdict.get("rl"), "regression": verdict.get("regression")},
+                 "rl": verdict.get("rl"), "regression": verdict.get("regression"),
+                 "refit_regression": (runs.read_json(rd.root / "refit_check.json")
+                                      if (rd.root / "refit_check.json").is_file() else None)},
         "in_context": manifest.get("in_context"),
         "reward_model": manifest.get("reward_model"),
         "promoted": verdict["promote"],

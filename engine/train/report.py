@@ -121,6 +121,10 @@ def render(report: dict, curve: list[tuple[str, int, float]], extra: dict | None
                      f"{regression['collapsed']} vs {regression['collapsed_reference']}")
         for example in regression.get("examples", [])[:3]:
             lines.append(f"      {example['prompt']!r}: {' '.join(example['now'].split())[:80]!r}")
+    refit = (report.get("gate") or {}).get("refit_regression") or {}
+    if "changed" in refit:
+        lines.append(f"refit on every row: {refit['changed']} of {refit['known']} known answers changed "
+                     f"({'kept' if refit['ok'] else 'refused: the candidate is published instead'})")
     context = report.get("in_context") or {}
     if context.get("rows"):
         lines.append(f"context: {context['rows']} rows without a system message were trained with the profile's "
