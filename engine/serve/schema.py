@@ -12,16 +12,48 @@ What a chat-completions request may carry:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.serve.openai_errors import APIError
-from engine.settings import SEED_MAX
+from engine.settings import SamplingSettings
 
 MAX_STOPS = 4  # as OpenAI
-MAX_TOKENS = 1_000_000  # the [generation] max_new_tokens bound (the server caps it at the model's context)
 MAX_TOP_LOGPROBS = 20  # as OpenAI
+
+SETTING_OF = {
+    "max_tokens": "max_new_tokens",  # the server also caps it at the model's context
+    "max_completion_tokens": "max_new_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "repetition_penalty": "repetition_penalty",
+    "seed": "seed",
+}
+"""Request fields that set a [generation] setting: their ranges are that setting's (engine.settings, the one
+owner of the ranges), except where API_RANGES narrows them."""
+API_RANGES: dict[str, dict[str, float]] = {
+    "temperature": {"le": 2},
+    "top_k": {"le": 1_000_000},
+}
+"""Where a request accepts less than a profile may set, and why (tests/serve/test_schema_bounds.py checks that
+these are the only differences, and that each narrows): ``temperature`` keeps OpenAI's documented range, 0 to 2
+(its API reference; above 2 it answers 400, and clients rely on that), although a profile may set up to 100;
+``top_k`` (an extension, unbounded in a profile) is capped so that a request, which is untrusted input, cannot
+pass an arbitrarily large integer to the sampler."""
+
+
+def _bounds(field: str) -> dict[str, Any]:
+    """``ge``/``gt``/``le``/``lt`` of request field ``field``: its setting's (SETTING_OF), narrowed by API_RANGES."""
+    out: dict[str, Any] = {}
+    settings: Any = SamplingSettings  # a pydantic dataclass: its FieldInfo (with the bounds) is __pydantic_fields__
+    for m in settings.__pydantic_fields__[SETTING_OF[field]].metadata:
+        if isinstance(m, (at.Gt, at.Ge, at.Lt, at.Le)):
+            out.update({k: getattr(m, k) for k in ("gt", "ge", "lt", "le") if hasattr(m, k)})
+    out.update(API_RANGES.get(field, {}))
+    return out
 
 IGNORED = frozenset(
     {
@@ -72,19 +104,19 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
-    max_completion_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
-    temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
-    top_p: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
-    top_k: int | None = Field(None, ge=0, le=1_000_000)
-    repetition_penalty: float | None = Field(None, gt=0, le=100, allow_inf_nan=False)
+    max_tokens: int | None = Field(None, **_bounds("max_tokens"))
+    max_completion_tokens: int | None = Field(None, **_bounds("max_completion_tokens"))
+    temperature: float | None = Field(None, allow_inf_nan=False, **_bounds("temperature"))
+    top_p: float | None = Field(None, allow_inf_nan=False, **_bounds("top_p"))
+    top_k: int | None = Field(None, **_bounds("top_k"))
+    repetition_penalty: float | None = Field(None, allow_inf_nan=False, **_bounds("repetition_penalty"))
     frequency_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
     presence_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
     logit_bias: dict[str, float] | None = Field(None, max_length=1024)
     logprobs: bool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=MAX_TOP_LOGPROBS)
     stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=0, le=SEED_MAX)
+    seed: int | None = Field(None, **_bounds("seed"))
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int | None = Field(None, ge=1)
