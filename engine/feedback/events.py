@@ -1,4 +1,4 @@
-"""The feedback event schema (versions 1 and 2) and its validation.
+"""The feedback event schema (versions 1 and 2), declared once as typed models, and its validation.
 
 Every line of the log is one of these objects. Validation runs on append (so a bad event never
 reaches the disk) and on read (so a hand-edited or corrupted line is skipped and reported instead
@@ -11,14 +11,21 @@ which revision the model wrote for it, and what the person did with that revisio
 still written as version 1, so a version-1 reader replays all of them and skips only the critiques
 (counted as newer events). The revision itself is an ordinary assistant ``message`` (a sibling of the
 reply it revises) whose ``generation`` record carries ``revision_of``, ``critique`` and ``revision_prompt``.
+
+Each event type is a pydantic model (:data:`MODELS`: strict types, extra keys allowed, every schema key
+required, null where the model says so), declared once with what each field expects. The models check; the
+log keeps, writes and replays the plain JSON objects, so the on-disk format is exactly the one documented in
+docs/ARCHITECTURE.md ("Feedback log").
 """
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from engine.errors import UserError
 
@@ -26,16 +33,18 @@ SCHEMA_VERSION = 2
 """The newest event version this reader understands (see :data:`TYPE_VERSION`)."""
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line is refused on append and skipped on read
 
-EVENT_TYPES = ("message", "rating", "edit", "choice", "title", "import", "critique")
 TYPE_VERSION = {"critique": 2}
 """The version an event type is written with (1 when not listed): the oldest reader that knows the type."""
-CRITIQUE_OUTCOMES = ("accepted", "edited", "discarded")
 IMPORT_KEY = "import_id"
 """Set on every event an ``engine import`` wrote: the event counts only once its ``import`` commit record
 (same ``import_id``) is in the log (see engine.feedback.replay.visible_events)."""
-ROLES = ("system", "user", "assistant")
+Role = Literal["system", "user", "assistant"]
+ChoiceKind = Literal["regenerate", "compare", "best_of", "import"]
+CritiqueOutcome = Literal["accepted", "edited", "discarded"]
+ROLES: tuple[str, ...] = get_args(Role)
+CHOICE_KINDS: tuple[str, ...] = get_args(ChoiceKind)
+CRITIQUE_OUTCOMES: tuple[str, ...] = get_args(CritiqueOutcome)
 RATING_VALUES = (-1, 0, 1)
-CHOICE_KINDS = ("regenerate", "compare", "best_of", "import")
 
 
 class InvalidEvent(UserError, ValueError):
@@ -66,122 +75,155 @@ def version_of(kind: Any) -> int:
     return TYPE_VERSION.get(kind, 1) if isinstance(kind, str) else 1
 
 
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str)
+
+_EVENT = ConfigDict(strict=True, extra="allow", allow_inf_nan=False, frozen=True)
 
 
-def _is_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 200
+def _f(expected: str, *args: Any, **kwargs: Any) -> Any:
+    """A field with what it expects, in the words of the one-sentence error (:class:`InvalidEvent`)."""
+    return Field(*args, json_schema_extra={"expected": expected}, **kwargs)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+NOT_A_CANDIDATE = "not_a_candidate"
+Count = Annotated[int, Field(ge=0)]
 
 
-def _is_time(value: Any) -> bool:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float (a corrupted line) is no unix time
-        return False
+class Event(BaseModel):
+    """What every event has. Extra keys are allowed (a later minor addition must not make old readers drop
+    events); every key a type declares must be present (``None`` only where the type allows null)."""
+
+    model_config = _EVENT
+    v: int = _f(f"an integer from 1 to {SCHEMA_VERSION}", ge=1, le=SCHEMA_VERSION)
+    type: str = _f("a known event type")
+    id: Id = _f("a non-empty id string")
+    ts: float = _f("a unix time")
 
 
-def _check(ok: bool, event: dict, field: str, expected: str) -> None:
-    if not ok:
-        kind = event.get("type", "?")
-        raise InvalidEvent(
-            f"feedback event {kind!r} has an invalid {field!r} (expected {expected}, got {event.get(field)!r:.80})."
-        )
+class Generation(BaseModel):
+    """A ``message``'s ``generation`` record: free-form (model, settings, adapter...), only checked where replay
+    reads it."""
+
+    model_config = _EVENT
+    system_prompt: str | None = _f("a string or null", None)
+
+
+class MessageEvent(Event):
+    type: Literal["message"] = _f("message")
+    conversation_id: Id = _f("an id string")
+    parent_id: Id | None = _f("an id string or null")
+    role: Role = _f("system, user or assistant")
+    content: str = _f("a string")
+    generation: Generation | None = _f("an object or null", None)
+
+
+class RatingEvent(Event):
+    type: Literal["rating"] = _f("rating")
+    message_id: Id = _f("an id string")
+    value: int = _f("+1, -1 or 0", ge=min(RATING_VALUES), le=max(RATING_VALUES))
+    tags: list[str] = _f("a list of strings")
+    comment: str | None = _f("a string or null")
+
+
+class EditEvent(Event):
+    type: Literal["edit"] = _f("edit")
+    message_id: Id = _f("an id string")
+    content: str = _f("a string")
+
+
+class ChoiceEvent(Event):
+    type: Literal["choice"] = _f("choice")
+    chosen_id: Id = _f("an id string")
+    candidates: list[Id] = _f("a list of distinct id strings", min_length=1)
+    kind: ChoiceKind = _f("one of " + ", ".join(CHOICE_KINDS))
+    sources: dict[str, Any] | None = _f("an object mapping candidate ids to labels, or null", None)
+
+    @field_validator("candidates")
+    @classmethod
+    def _distinct(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("repeated")
+        if "chosen_id" in info.data and info.data["chosen_id"] not in value:  # checked here: before kind, sources
+            raise PydanticCustomError(NOT_A_CANDIDATE, "chosen_id is not one of the candidates")
+        return value
+
+
+class TitleEvent(Event):
+    type: Literal["title"] = _f("title")
+    conversation_id: Id = _f("an id string")
+    title: str = _f("a string")
+
+
+class ImportEvent(Event):
+    """The commit record of one ``engine import``: its events become visible (replay) once this is written."""
+
+    type: Literal["import"] = _f("import")
+    import_id: Id = _f("an id string")
+    events: Count = _f("a count")
+    rows: Count = _f("a count")
+    sha256: str = _f("the imported file's sha256", min_length=64, max_length=64)
+    file: str = _f("the imported file's name")
+
+
+class CritiqueEvent(Event):
+    """Language feedback on reply ``message_id``: the ``critique`` text, the ``revision_id`` written for it
+    (null: none) and the ``outcome`` for that revision (accepted, edited or discarded)."""
+
+    type: Literal["critique"] = _f("critique")
+    message_id: Id = _f("an id string")
+    critique: str = _f("a non-empty string", pattern=r"\S")
+    revision_id: Id | None = _f("an id string or null")
+    outcome: CritiqueOutcome = _f("one of " + ", ".join(CRITIQUE_OUTCOMES))
+
+
+MODELS: dict[str, type[Event]] = {
+    "message": MessageEvent, "rating": RatingEvent, "edit": EditEvent, "choice": ChoiceEvent,
+    "title": TitleEvent, "import": ImportEvent, "critique": CritiqueEvent,
+}
+"""The model of each event type."""
+EVENT_TYPES: tuple[str, ...] = tuple(MODELS)
+
+
+def _invalid(event: dict, field: str, expected: str, got: Any) -> InvalidEvent:
+    return InvalidEvent(f"feedback event {event.get('type', '?')!r} has an invalid {field!r} (expected {expected}, "
+                        f"got {got!r:.80}).")
 
 
 def validate(event: Any) -> dict[str, Any]:
-    """Check an event of a known version; return it unchanged or raise :class:`InvalidEvent` naming the field.
-    A type is valid from its :data:`TYPE_VERSION` on (a version-1 ``critique`` is refused)."""
+    """Check an event of a known version against its model; return it unchanged or raise :class:`InvalidEvent`
+    naming the field (``v``, then ``type``, then the rest in the model's order). A type is valid from its
+    :data:`TYPE_VERSION` on (a version-1 ``critique`` is refused)."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"a feedback event must be a JSON object, not {type(event).__name__}.")
-    v = event.get("v")
-    _check(isinstance(v, int) and _is_int(v) and 1 <= v <= SCHEMA_VERSION, event, "v",
-           f"an integer from 1 to {SCHEMA_VERSION}")
-    known = [t for t in EVENT_TYPES if version_of(t) <= event["v"]]
-    _check(event.get("type") in known, event, "type", "one of " + ", ".join(known))
-    _check(_is_id(event.get("id")), event, "id", "a non-empty id string")
-    ts = event.get("ts")
-    _check(_is_time(ts), event, "ts", "a unix time")
-    _VALIDATORS[event["type"]](event)
+    kind, v = event.get("type"), event.get("v")
+    model = MODELS.get(kind) if isinstance(kind, str) else None
+    if type(v) is int and 1 <= v <= SCHEMA_VERSION and (model is None or version_of(kind) > v):
+        known = [t for t in EVENT_TYPES if version_of(t) <= v]
+        raise _invalid(event, "type", "one of " + ", ".join(known), kind)
+    try:
+        (model or Event).model_validate(event)
+    except ValidationError as exc:
+        raise _first_error(event, exc, model or Event) from None
     return event
 
 
-def _message(e: dict) -> None:
-    _check(_is_id(e.get("conversation_id")), e, "conversation_id", "an id string")
-    _check("parent_id" in e and (e["parent_id"] is None or _is_id(e["parent_id"])), e, "parent_id", "an id string or null")
-    _check(e.get("role") in ROLES, e, "role", "system, user or assistant")
-    _check(_is_str(e.get("content")), e, "content", "a string")
-    gen = e.get("generation")
-    _check(gen is None or isinstance(gen, dict), e, "generation", "an object or null")
-    if isinstance(gen, dict):
-        sp = gen.get("system_prompt")
-        _check(sp is None or _is_str(sp), {**gen, "type": "message"}, "system_prompt", "a string or null")
-
-
-def _rating(e: dict) -> None:
-    _check(_is_id(e.get("message_id")), e, "message_id", "an id string")
-    _check(_is_int(e.get("value")) and e.get("value") in RATING_VALUES, e, "value", "+1, -1 or 0")
-    tags = e.get("tags")
-    _check(isinstance(tags, list) and all(_is_str(t) for t in tags), e, "tags", "a list of strings")
-    _check("comment" in e and (e["comment"] is None or _is_str(e["comment"])), e, "comment", "a string or null")
-
-
-def _edit(e: dict) -> None:
-    _check(_is_id(e.get("message_id")), e, "message_id", "an id string")
-    _check(_is_str(e.get("content")), e, "content", "a string")
-
-
-def _choice(e: dict) -> None:
-    _check(_is_id(e.get("chosen_id")), e, "chosen_id", "an id string")
-    cands = e.get("candidates")
-    _check(
-        isinstance(cands, list) and len(cands) >= 1 and all(_is_id(c) for c in cands) and len(set(cands)) == len(cands),
-        e,
-        "candidates",
-        "a list of distinct id strings",
-    )
-    _check(isinstance(cands, list) and e["chosen_id"] in cands, e, "chosen_id", "one of the candidates")
-    _check(e.get("kind") in CHOICE_KINDS, e, "kind", "one of " + ", ".join(CHOICE_KINDS))
-    src = e.get("sources")
-    _check(
-        src is None or (isinstance(src, dict) and all(_is_str(k) for k in src)),
-        e,
-        "sources",
-        "an object mapping candidate ids to labels, or null",
-    )
-
-
-def _import(e: dict) -> None:
-    """The commit record of one ``engine import``: its events become visible (replay) once this is written."""
-    _check(_is_id(e.get("import_id")), e, "import_id", "an id string")
-    for key in ("events", "rows"):
-        _check(_is_int(e.get(key)) and e[key] >= 0, e, key, "a count")
-    sha = e.get("sha256")
-    _check(isinstance(sha, str) and len(sha) == 64, e, "sha256", "the imported file's sha256")
-    _check(_is_str(e.get("file")), e, "file", "the imported file's name")
-
-
-def _critique(e: dict) -> None:
-    """Language feedback on reply ``message_id``: the ``critique`` text, the ``revision_id`` written for it
-    (null: none) and the ``outcome`` for that revision (accepted, edited or discarded)."""
-    _check(_is_id(e.get("message_id")), e, "message_id", "an id string")
-    _check(_is_str(e.get("critique")) and bool(e["critique"].strip()), e, "critique", "a non-empty string")
-    _check("revision_id" in e and (e["revision_id"] is None or _is_id(e["revision_id"])), e, "revision_id",
-           "an id string or null")
-    _check(e.get("outcome") in CRITIQUE_OUTCOMES, e, "outcome", "one of " + ", ".join(CRITIQUE_OUTCOMES))
-
-
-def _title(e: dict) -> None:
-    _check(_is_id(e.get("conversation_id")), e, "conversation_id", "an id string")
-    _check(_is_str(e.get("title")), e, "title", "a string")
-
-
-_VALIDATORS = {"message": _message, "rating": _rating, "edit": _edit, "choice": _choice, "title": _title,
-               "import": _import, "critique": _critique}
-
+def _first_error(event: dict, exc: ValidationError, model: type[BaseModel]) -> InvalidEvent:
+    """The first failing field (a nested one, like ``generation.system_prompt``, by its own name)."""
+    first = exc.errors()[0]
+    if first["type"] == NOT_A_CANDIDATE:
+        return _invalid(event, "chosen_id", "one of the candidates", event.get("chosen_id"))
+    holder: dict = event  # the object that holds the failing field
+    field, expected = "?", "valid"
+    for part in first["loc"]:
+        info = model.model_fields.get(part) if isinstance(part, str) else None
+        if not isinstance(part, str) or info is None:
+            break
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        field, expected = part, str(extra.get("expected", "valid"))
+        value = holder.get(field)
+        nested = next((a for a in getattr(info.annotation, "__args__", (info.annotation,))
+                       if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nested is None or not isinstance(value, dict):
+            break
+        holder, model = value, nested
+    return _invalid({**holder, "type": event.get("type", "?")}, field, expected, holder.get(field))
