@@ -162,7 +162,9 @@ def gate_metrics(home: Home, profile, adapter_run: str, against_run: str | None,
             peft_model.load_adapter(adapter_path(home, profile.name, against_run), adapter_name="current")
             variants["current"] = "current"
         train_model.to_device(peft_model, device)
-    methods = [m for m, k in (("sft", "sft"), ("dpo", "pref"), ("kto", "kto")) if rows.get(k)]
+    from engine.train.methods import METHODS
+
+    methods = [m.name for m in METHODS.values() if not m.reward and rows.get(str(m.rows))]  # each row's own kind
     result = gate.evaluate(peft_model, tokenizer, eval_rows, variants, profile.train.beta, methods,
                            profile.train.max_length)
     del peft_model, base

@@ -19,8 +19,6 @@ tokens with the usual cross-entropy, averaged over all supervised tokens. ``trai
 
 from __future__ import annotations
 
-from typing import Any
-
 TOP_K = 20
 OFFSET = -1000
 """Labels at or below this index the teacher table (label = OFFSET - index); -100 stays "no loss"."""
@@ -101,8 +99,8 @@ def trainer_class():
     from trl import SFTTrainer
 
     class DistillSFTTrainer(SFTTrainer):
-        teacher_ids: Any = None
-        teacher_probs: Any = None
+        teacher_ids = None
+        teacher_probs = None
 
         def set_teacher(self, table: list) -> None:
             self.teacher_ids, self.teacher_probs = teacher_tensors(table)

@@ -165,7 +165,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     from engine.train.model import quantization
 
     quantization(profile, None)  # so does train.quantize on a machine that cannot quantize
-    if "sft" in stages:
+    if any(methods.METHODS[m].masks_replies for m in stages):
         from engine.train.chat_tokens import check_template
 
         check_template(tokenizer, profile.model.id)  # a template we cannot mask fails here too
@@ -177,7 +177,7 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     rehearsal_rows: list[dict] = []
     held_out_rows: list[dict] = []
     rehearsal_info: dict = {"rows": 0}
-    if "sft" in stages:
+    if any(methods.METHODS[m].rehearsal for m in stages):
         from engine.train import rehearsal
 
         rehearsal_rows, held_out_rows, rehearsal_info = rehearsal.build(
@@ -473,12 +473,9 @@ def _rl_inputs(run: Run, args: dict, use_cpu: bool) -> dict:
 
 
 def stage_overrides(settings, method) -> dict:
-    """Trainer arguments that depend on the stage's method: the preference rate for DPO/KTO, NEFTune for SFT."""
-    if method.preference:
-        return {} if settings.preference_learning_rate is None else {"learning_rate": settings.preference_learning_rate}
-    if method.name == "sft" and settings.neftune_noise_alpha > 0:
-        return {"neftune_noise_alpha": settings.neftune_noise_alpha}
-    return {}
+    """Trainer arguments that depend on the stage's method (its row's ``overrides``: the preference rate for
+    DPO/KTO, NEFTune for SFT)."""
+    return method.overrides(settings)
 
 
 def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:

@@ -24,16 +24,22 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from engine.train.methods import reward_only
+from engine.train.methods import METHODS, reward_only
 
-# metric -> (higher is better?, methods that make it a gate check, unit: which margin applies)
-CHECKS = {
-    "liked_logprob": (True, {"sft"}, "nats"),
-    "pref_accuracy": (True, {"dpo", "rloo", "grpo"}, "share"),  # RL: the person's held-out pairs, not the reward model
-    "dpo_loss": (False, {"dpo"}, "nats"),
-    "kto_accuracy": (True, {"kto"}, "share"),
-    "kept_logprob": (True, {"sft", "dpo", "kto"}, "kept"),
+# metric -> (higher is better?, unit: which margin applies); which metrics decide for a run is each method's row
+# (engine.train.methods.Method.gate_checks: RL's pref_accuracy is the person's held-out pairs, not the reward model)
+METRICS = {
+    "liked_logprob": (True, "nats"),
+    "pref_accuracy": (True, "share"),
+    "dpo_loss": (False, "nats"),
+    "kto_accuracy": (True, "share"),
+    "kept_logprob": (True, "kept"),
 }
+
+
+def checks_for(methods: list[str]) -> set[str]:
+    """The metrics that decide for a run of ``methods`` (their rows' ``gate_checks``)."""
+    return {c for m in methods if m in METHODS for c in METHODS[m].gate_checks}
 
 
 def _logsigmoid(x: float) -> float:
@@ -135,11 +141,11 @@ def _metrics(policy: dict, ref: dict, rows: EvalRows, beta: float) -> dict[str, 
 
 
 def _loss_for(methods: list[str], m: dict[str, float]) -> float | None:
-    last = methods[-1] if methods else None
-    if last == "dpo" and "dpo_loss" in m:
-        return m["dpo_loss"]
-    if last == "kto" and "kto_loss" in m:
-        return m["kto_loss"]
+    """The last method's loss on the slice (its row's ``loss_metric``; ``-name`` negates), else -liked_logprob."""
+    last = METHODS.get(methods[-1]) if methods else None
+    metric = last.loss_metric if last is not None else None
+    if metric and metric.lstrip("-") in m:
+        return -m[metric[1:]] if metric.startswith("-") else m[metric]
     if "liked_logprob" in m:
         return -m["liked_logprob"]
     return None
@@ -180,8 +186,9 @@ def decide(new: dict[str, float], current: dict[str, float], methods: list[str],
     ``margin`` (nats) for log-probs and losses, ``accuracy_margin`` (a share) for accuracies, ``kept_margin``
     (nats; None: not a check) for ``kept_logprob``."""
     checks = []
-    for metric, (higher, for_methods, unit) in CHECKS.items():
-        if not (for_methods & set(methods)) or metric not in new or metric not in current:
+    deciding = checks_for(methods)
+    for metric, (higher, unit) in METRICS.items():
+        if metric not in deciding or metric not in new or metric not in current:
             continue
         if unit == "kept":
             if kept_margin is None:

@@ -12,7 +12,6 @@ from engine.profiles import Profile, TrainSettings
 from engine.settings import as_dict, override
 from engine.train import methods
 
-METHODS = ("auto", *methods.METHODS)
 AUTO_MIN_PAIRS = 4
 """``auto`` runs DPO only with at least this many preference pairs (fewer pairs overfit; KTO uses ratings)."""
 
@@ -65,16 +64,14 @@ def choose(method: str, counts: dict[str, int], min_rows: int, rl=None,
            reward: RewardModel | None = None) -> tuple[list[str], str]:
     """The methods to run in order, and why (written to the manifest). Too little data is a UserError.
     ``rl`` (the profile's RlSettings) and ``reward`` let ``auto`` add an RL stage (``rl.auto``)."""
-    if method not in METHODS:
-        raise UserError(f"--method {method!r} is not one of {', '.join(METHODS)}.")
-    if method in ("rloo", "grpo"):
-        n_prompts = counts.get("prompt", 0)
-        if n_prompts < max(1, min_rows):
-            raise UserError(f"{method} needs at least {max(1, min_rows)} prompts from your conversations and the "
-                            f"feedback log has {n_prompts}: chat more first.")
-        return [method], f"asked for {method}: {n_prompts} prompts, rewards from the profile's reward model"
-    stages, why = _choose_supervised(method, counts, min_rows)
-    if method == "auto" and rl is not None:
+    if method != "auto":  # a method asked for by name: its row says what it needs (methods.Method.needs)
+        row = methods.get(method)
+        refusal = row.refusal(counts, min_rows)
+        if refusal:
+            raise UserError(refusal)
+        return [method], row.why(counts) + (", rewards from the profile's reward model" if row.reward else "")
+    stages, why = _choose_auto(counts, min_rows)
+    if rl is not None:
         rl_why = _rl_refusal(counts, rl, reward)
         if rl_why is None:
             assert reward is not None
@@ -100,28 +97,11 @@ def _rl_refusal(counts: dict[str, int], rl, reward: RewardModel | None) -> str |
     return None
 
 
-def _choose_supervised(method: str, counts: dict[str, int], min_rows: int) -> tuple[list[str], str]:
+def _choose_auto(counts: dict[str, int], min_rows: int) -> tuple[list[str], str]:
+    """``--method auto``'s supervised stages from the feedback there is (the RL stage is added by ``choose``)."""
     need = max(1, min_rows)
     n_sft, n_pref = counts.get("sft", 0), counts.get("pref", 0)
     n_good, n_bad = counts.get("kto_desirable", 0), counts.get("kto_undesirable", 0)
-    if method == "sft":
-        if n_sft < need:
-            raise UserError(f"sft needs at least {need} liked or edited replies and the feedback log has {n_sft}: "
-                            f"like or edit {need - n_sft} more.")
-        return ["sft"], f"asked for sft: {n_sft} liked or edited replies"
-    if method == "dpo":
-        if n_pref < need:
-            raise UserError(f"dpo needs at least {need} preference pairs (an edit, a pick among regenerations, or a "
-                            f"liked and a disliked reply to one message) and the feedback log has {n_pref}: add "
-                            f"{need - n_pref} more.")
-        return ["dpo"], f"asked for dpo: {n_pref} preference pairs"
-    if method == "kto":
-        if n_good < 1 or n_bad < 1 or n_good + n_bad < need:
-            more = max(need - n_good - n_bad, (n_good < 1) + (n_bad < 1))
-            raise UserError(f"kto needs liked and disliked replies (at least {need} in all, one of each) and the "
-                            f"feedback log has {n_good} liked and {n_bad} disliked: rate {more} more.")
-        return ["kto"], f"asked for kto: {n_good} desirable and {n_bad} undesirable replies"
-    # auto
     n_edits = counts.get("edits", 0)
     if n_sft >= need and n_edits and n_bad <= n_edits and n_pref <= n_edits:
         # every pair and every dislike comes from a correction: the edited text is the lesson, and SFT teaches
