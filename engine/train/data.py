@@ -95,14 +95,15 @@ def collect(home, profile: str) -> Collected:
 def in_context(rows: Rows, system_prompt: str | None) -> int:
     """Give every row whose conversation has no system message the profile's ``system_prompt`` first, as the
     chat and ``engine generate`` send it: a row is trained in the context it will be asked in (imported rows
-    without one learned a fact the model then did not give under the system prompt). Returns how many rows got
-    it. Applied before row keys are taken, so the rows of earlier runs match themselves again."""
+    without one learned a fact the model then did not give under the system prompt). Returns how many
+    conversations' rows got it (each conversation gives rows of several kinds). Applied before row keys are taken,
+    so the rows of earlier runs match themselves again."""
     if not system_prompt:
         return 0
     import dataclasses
 
     system = {"role": "system", "content": system_prompt}
-    added = 0
+    added: set = set()
     for kind in KINDS:
         items = rows.of(kind)
         for i, row in enumerate(items):
@@ -114,8 +115,8 @@ def in_context(rows: Rows, system_prompt: str | None) -> int:
                 continue
             new = {**d, field_name: [system, *turns]}
             items[i] = dataclasses.replace(row, data=new) if hasattr(row, "data") else new
-            added += 1
-    return added
+            added.add(_conv(row) or id(row))
+    return len(added)
 
 
 @dataclass

@@ -101,7 +101,9 @@ def _regression_check(home: Home, profile: Profile, rd: runs.RunDir, settings: T
     rows = data.read_regression(rd.data)
     if not rows:
         return None
-    lm = regression.local_model(profile, home, None)
+    from engine.train.model import local_model
+
+    lm = local_model(profile, home, None)
     lm.load_adapter(rd.run_id, candidate)
     lm.use_adapter(rd.run_id)
     replies = regression.answer(lm, [regression.Probe(r["kind"], r["prompt"], tuple(r["answers"])) for r in rows],

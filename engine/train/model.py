@@ -189,3 +189,15 @@ def save_adapter(peft_model, profile: Profile, out_dir: Path) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0].rstrip(".") if text else type(exc).__name__
+
+
+def local_model(profile, home, adapter: str | None):
+    """The profile's model loaded in this process (with ``adapter``: a run id, ``base`` or None), also for a profile
+    that chats through a server: training has the weights here, and the candidate is on no server yet."""
+    import dataclasses
+
+    from engine.runtime import load_model
+
+    if profile.model.backend != "local":
+        profile = profile.replace(model=dataclasses.replace(profile.model, backend="local"))
+    return load_model(profile, home, adapter=adapter)

@@ -100,18 +100,6 @@ def answer(lm, probes: list[Probe], system: str | None, stop=None, say=None) -> 
     return out
 
 
-def local_model(profile, home, adapter: str | None):
-    """The profile's model loaded in this process (with ``adapter``: a run id, ``base`` or None), also for a profile
-    that chats through a server: training has the weights here, and the candidate is on no server yet."""
-    import dataclasses
-
-    from engine.runtime import load_model
-
-    if profile.model.backend != "local":
-        profile = profile.replace(model=dataclasses.replace(profile.model, backend="local"))
-    return load_model(profile, home, adapter=adapter)
-
-
 def build(home, profile, asked: set[str], reference: str | None, n: int, say=None) -> tuple[list[dict], dict]:
     """The regression rows (``prompt``, ``kind``, ``answers``, the reference's ``reply`` and whether it is ``ok``)
     answered by ``reference`` (a run id, or None: the base model), and what the manifest records."""
@@ -122,6 +110,8 @@ def build(home, profile, asked: set[str], reference: str | None, n: int, say=Non
     if say:
         say(f"regression check: {who} answers {len(probes)} ordinary questions the feedback does not ask "
             "(train.gate_regression_prompts)")
+    from engine.train.model import local_model
+
     lm = local_model(profile, home, reference or "base")
     replies = answer(lm, probes, profile.system_prompt, say=say)
     del lm

@@ -134,7 +134,7 @@ def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, 
             "to train beside the feedback (train.rehearsal)")
     from engine.runtime import GenerationParams
     from engine.runtime.batch import generate_batch
-    from engine.train.regression import local_model
+    from engine.train.model import local_model
 
     lm = local_model(profile, home, parent_run or "base")  # a profile that chats through a server too
     params = GenerationParams.from_profile(profile, do_sample=False, max_new_tokens=MAX_NEW_TOKENS)

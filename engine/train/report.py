@@ -127,7 +127,7 @@ def render(report: dict, curve: list[tuple[str, int, float]], extra: dict | None
                      f"({'kept' if refit['ok'] else 'refused: the candidate is published instead'})")
     context = report.get("in_context") or {}
     if context.get("rows"):
-        lines.append(f"context: {context['rows']} rows without a system message were trained with the profile's "
-                     "system prompt (as the chat asks them).")
+        lines.append(f"context: the rows of {context['rows']} conversation(s) without a system message were trained "
+                     "with the profile's system prompt (as the chat asks them).")
     lines.append(("PROMOTED: " if report["promoted"] else "NOT PROMOTED: ") + report["reason"])
     return "\n".join(lines)
