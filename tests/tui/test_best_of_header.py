@@ -10,7 +10,8 @@ from tui.app import create_app
 
 
 async def test_best_of_without_a_reward_model_says_replying_once_in_the_header_too(home):
-    gen = FakeGenerator(["first", "one two three four five six seven"], delay=0.03)
+    # long enough (about 2 s) that the header is still the streaming one when a loaded machine looks at it
+    gen = FakeGenerator(["first", "one two three four " + " ".join(["more"] * 40)], delay=0.05)
     app = create_app(home, "demo", factory(gen))
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_idle(pilot, app)
