@@ -4,11 +4,14 @@ decoding speed, the wait for the first token shown apart."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import send, wait_for, wait_idle
 from tui.app import create_app
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_best_of_without_a_reward_model_says_replying_once_in_the_header_too(home):
     # long enough (about 2 s) that the header is still the streaming one when a loaded machine looks at it
     gen = FakeGenerator(["first", "one two three four " + " ".join(["more"] * 40)], delay=0.05)

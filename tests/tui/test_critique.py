@@ -35,6 +35,7 @@ def _assistant(home) -> list[dict]:
     return [e for e in events(home, type_="message") if e["role"] == "assistant"]
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_critique_revision_then_accept(home):
     gen = FakeGenerator(["a very long rambling answer", "short answer"])
     app = create_app(home, "demo", factory(gen))

@@ -4,6 +4,8 @@ break stays), while Markdown still draws code blocks and lists."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import screen_lines, send, wait_for, wait_idle
 from tui.app import create_app
@@ -23,6 +25,7 @@ def _reply_lines(app) -> list[str]:
     return [s for row in rows if (s := row[region.x:region.right].strip().lstrip("█▌▐▎▊▍").strip())]
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_replies_show_every_line_break_and_character(home):
     app = create_app(home, "demo", factory(FakeGenerator(REPLIES)))
     async with app.run_test(size=(100, 40)) as pilot:

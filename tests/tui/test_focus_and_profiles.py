@@ -4,6 +4,8 @@ not called "on disk"."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import add_user_profile
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import events, send, wait_for, wait_idle
@@ -17,6 +19,7 @@ async def _open_f5(pilot, app) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_typing_after_a_profile_switch_goes_to_the_composer(home):
     add_user_profile(home, "other")
     loads = []
@@ -42,6 +45,7 @@ async def test_typing_after_a_profile_switch_goes_to_the_composer(home):
         assert not any("No message selected" in n.message for n in app._notifications)
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_f5_enter_on_the_profile_in_use_reloads_nothing(home):
     loads = []
 

@@ -45,6 +45,7 @@ def _profiles(home):
     (home.profiles_dir / "remote.toml").write_text('[model]\nid = "nobody/not-downloaded-model"\n')
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_f5_marks_the_profile_in_use_and_models_on_disk(home):
     _profiles(home)
     app = create_app(home, "demo", lambda p, h, progress: FakeGenerator())

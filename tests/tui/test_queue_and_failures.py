@@ -4,6 +4,8 @@ marked "no reply", its text back in the composer, and sending again puts the new
 
 from __future__ import annotations
 
+import pytest
+
 from engine.errors import UserError
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import burst, events, screen_lines, screen_text, send, wait_for, wait_idle
@@ -11,6 +13,7 @@ from tui.app import create_app
 from tui.screens.error import ErrorScreen
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_messages_sent_while_a_reply_streams_are_queued_each_as_its_own_turn(home):
     gen = FakeGenerator(["one two three four five six seven eight", "ok", "ok"], delay=0.1)
     app = create_app(home, "demo", factory(gen))
@@ -55,6 +58,7 @@ class _Unreachable:
         pass
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_a_reply_that_fails_leaves_its_message_marked_and_sending_again_takes_its_place(home):
     gen = DownServer(["here I am"])
     app = create_app(home, "demo", factory(gen))
@@ -79,6 +83,7 @@ async def test_a_reply_that_fails_leaves_its_message_marked_and_sending_again_ta
         assert "no reply" not in chat and chat.count("anyone there?") == 1 and "here I am" in chat
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_r_on_the_unanswered_message_answers_it_and_empties_the_composer(home):
     gen = DownServer(["back again"])
     app = create_app(home, "demo", factory(gen))

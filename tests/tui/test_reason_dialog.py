@@ -3,6 +3,8 @@ row and type, and the letters (and spaces) land in the comment; the rating keys 
 
 from __future__ import annotations
 
+import pytest
+
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import events, send, wait_for, wait_idle
 from tui.app import create_app
@@ -18,6 +20,7 @@ async def _open_reason(pilot, app) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_typing_after_tabbing_round_the_dialog_never_changes_the_rating(home):
     app = create_app(home, "demo", factory(FakeGenerator(["a reply"])))
     async with app.run_test(size=(100, 40)) as pilot:
@@ -28,6 +31,7 @@ async def test_typing_after_tabbing_round_the_dialog_never_changes_the_rating(ho
         assert (last["value"], last["tags"], last["comment"]) == (-1, [], "too vague")
 
 
+@pytest.mark.slow  # seconds of pilot time: CI runs it, the fast loop does not
 async def test_the_rating_row_changes_the_rating_with_its_own_keys(home):
     app = create_app(home, "demo", factory(FakeGenerator(["a reply"])))
     async with app.run_test(size=(100, 40)) as pilot:
