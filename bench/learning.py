@@ -136,12 +136,26 @@ def settings_line(profile) -> str:
             f"{train.gate_accuracy_margin:g}")
 
 
-def finetune(home, profile: str) -> tuple[dict, dict, float]:
+KEPT = Path(tempfile.gettempdir()) / "tuneloop-bench-learning-runs"
+"""Each run's gate records (gate.json with every regression reply, the frozen regression questions, manifest,
+report), kept after the case's home is gone, to recompute the gate's statistics offline."""
+
+
+def keep_run(run: Path, case: str) -> None:
+    dest = KEPT / f"{case}-{run.name}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("gate.json", "refit_check.json", "report.json", "manifest.json", "data/regression.jsonl"):
+        if (run / name).is_file():
+            shutil.copy2(run / name, dest / name.replace("/", "-"))
+
+
+def finetune(home, profile: str, case: str = "") -> tuple[dict, dict, float]:
     """``engine finetune`` with the profile's defaults: (report, manifest, seconds)."""
     t0 = time.perf_counter()
     engine(home, "finetune", "--profile", profile)
     seconds = time.perf_counter() - t0
     run = newest_run(home, profile, "")
+    keep_run(run, case)
     return (json.loads((run / "report.json").read_text()), json.loads((run / "manifest.json").read_text()),
             seconds)
 
@@ -189,7 +203,7 @@ def case_corrections(rows: list[Row], notes: list[str]) -> None:
                 "profile": PROFILE, "model": profile.model.id, "adapter": None,
                 "system_prompt": profile.system_prompt, "params": {"do_sample": False}})
             log.edit(reply["id"], fact.answer)
-        report, manifest, train_s = finetune(home, PROFILE)
+        report, manifest, train_s = finetune(home, PROFILE, "corrections")
         run_id = report["run_id"]
         tuned = generate(home, PROFILE, prompts, run_id)
     n = len(FACTS)
@@ -234,7 +248,7 @@ def case_style(rows: list[Row], notes: list[str]) -> None:
         prompts = list(STYLE_HELD_OUT) + [c.prompt for c in CONTROLS]
         base = generate(home, PROFILE, prompts, "base")
         keep_models(home)
-        report, manifest, train_s = finetune(home, PROFILE)
+        report, manifest, train_s = finetune(home, PROFILE, "style")
         run_id = report["run_id"]
         tuned = generate(home, PROFILE, prompts, run_id)
     k = len(STYLE_HELD_OUT)
@@ -337,7 +351,7 @@ def case_critique(rows: list[Row], notes: list[str]) -> None:
         engine(home, "import", str(path), "--profile", PROFILE)
         held = list(STYLE_HELD_OUT) + [c.prompt for c in CONTROLS]
         base = generate(home, PROFILE, held, "base", CRITIQUE_TOKENS)
-        report, manifest, train_s = finetune(home, PROFILE)
+        report, manifest, train_s = finetune(home, PROFILE, "critique")
         tuned = generate(home, PROFILE, held, report["run_id"], CRITIQUE_TOKENS)
     k = len(STYLE_HELD_OUT)
     def short(text: str) -> bool:
@@ -391,6 +405,7 @@ def case_rl(rows: list[Row], notes: list[str]) -> None:
         engine(home, "finetune", "--profile", PROFILE, "--method", "rloo", "--from", "base", "--time-budget", "30m")
         rl_s = time.perf_counter() - t1
         rl_run = newest_run(home, PROFILE, "rloo")
+        keep_run(rl_run, "rl")
         rl_report = json.loads((rl_run / "report.json").read_text())
         rl_replies = generate(home, PROFILE, prompts, rl_run.name)
         t1 = time.perf_counter()
@@ -398,6 +413,7 @@ def case_rl(rows: list[Row], notes: list[str]) -> None:
         dpo_s = time.perf_counter() - t1
         dpo_run = newest_run(home, PROFILE, "dpo")
         dpo_report = json.loads((dpo_run / "report.json").read_text())
+        keep_run(dpo_run, "rl-dpo")
         dpo_replies = generate(home, PROFILE, prompts, dpo_run.name)
         k = len(STYLE_HELD_OUT)
         wins = {name: win_rate(home, PROFILE, prompts[:k], tuned[:k], base[:k], system)

@@ -131,6 +131,11 @@ def check_refit(home: Home, profile: Profile, rd: runs.RunDir, settings: TrainSe
     return result
 
 
+def _summary(check: dict | None) -> dict | None:
+    """A regression check without its replies (gate.json and refit_check.json keep them; the report counts)."""
+    return {k: v for k, v in check.items() if k != "replies"} if isinstance(check, dict) else check
+
+
 def _with_regression(decision: gate.Decision, check: dict | None) -> gate.Decision:
     """The regression check decides beside the metrics: its refusal comes first, its count joins a promotion."""
     if check is None:
@@ -259,9 +264,9 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "current_label": verdict["current_label"],
         "gate": {"margin": settings.gate_margin, "accuracy_margin": settings.gate_accuracy_margin,
                  "kept_margin": settings.gate_kept_margin, "checks": verdict["checks"], "reward": verdict["reward"],
-                 "rl": verdict.get("rl"), "regression": verdict.get("regression"),
-                 "refit_regression": (runs.read_json(rd.root / "refit_check.json")
-                                      if (rd.root / "refit_check.json").is_file() else None)},
+                 "rl": verdict.get("rl"), "regression": _summary(verdict.get("regression")),
+                 "refit_regression": _summary(runs.read_json(rd.root / "refit_check.json")
+                                              if (rd.root / "refit_check.json").is_file() else None)},
         "in_context": manifest.get("in_context"),
         "reward_model": manifest.get("reward_model"),
         "promoted": verdict["promote"],

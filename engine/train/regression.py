@@ -8,8 +8,9 @@ taught behaviour or the surface of the replies, not whether "What is the capital
 that was asked for looks like damage. What a person loses is an answer, so the check counts answers: each
 prompt of ``regression_prompts.tsv`` has a checkable answer (a word, a number, a code needle), the adapter in
 use answers them greedily before training (``build``, frozen into ``data/regression.jsonl``), and after
-training the candidate answers the same prompts (``check``). A change is a prompt the adapter in use got right
-and the candidate gets wrong; a shorter or reworded right answer is no change. The run is refused when more
+training the candidate answers the same prompts (``check``). A change is a prompt the adapter in use answered right
+up front (``Probe.knows``) and whose answer is nowhere in the candidate's reply; a shorter or reworded right
+answer is no change. The run is refused when more
 than ``train.gate_max_changed`` of the known prompts changed (at least one change is always allowed: greedy
 decoding of a slightly different model flips a borderline answer now and then), or when the candidate
 collapsed (empty or one-word replies where the adapter in use wrote sentences: the demo model after a DPO
@@ -34,6 +35,7 @@ MAX_NEW_TOKENS = 64
 BATCH = 16
 SHOWN = 2
 """Changed prompts named in the refusal."""
+KNOWN_WORDS = 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class Probe:
             return "def " in reply and any(a in reply for a in self.answers)
         text = reply.replace(",", "") if self.kind == "number" else reply
         return any(_pattern(self.kind, a).search(text) for a in self.answers)
+
+    def knows(self, reply: str) -> bool:
+        """The reference counts as knowing the answer only when it says it up front (in its first ``KNOWN_WORDS``
+        words; code: anywhere): an answer found late in a ramble ("Belgium is a country in Europe ... It is
+        bordered by ... Brussels") is one any small change moves past the 64 tokens, and counted as a change
+        it is noise, not damage. The candidate may say it anywhere in its reply."""
+        if self.kind == "code":
+            return self.passes(reply)
+        return self.passes(" ".join(reply.split()[:KNOWN_WORDS]))
 
 
 def _pattern(kind: str, answer: str) -> re.Pattern:
@@ -116,7 +127,7 @@ def build(home, profile, asked: set[str], reference: str | None, n: int, say=Non
     replies = answer(lm, probes, profile.system_prompt, say=say)
     del lm
     assert replies is not None
-    rows = [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r, "ok": p.passes(r)}
+    rows = [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r, "ok": p.knows(r)}
             for p, r in zip(probes, replies)]
     known = sum(1 for r in rows if r["ok"])
     return rows, {"prompts": len(rows), "known": known, "reference": reference, "max_new_tokens": MAX_NEW_TOKENS,
@@ -137,7 +148,7 @@ def check(rows: list[dict], replies: list[str], max_changed: float) -> dict:
     collapse_limit = collapsed_ref + max(2, len(rows) // 4)
     result = {"prompts": len(rows), "known": known, "changed": len(changed), "allowed": allowed,
               "max_changed": max_changed, "collapsed": collapsed_new, "collapsed_reference": collapsed_ref,
-              "examples": changed[:8]}
+              "examples": changed[:8], "replies": list(replies)}  # every reply: gate.json keeps them for audits
     if collapsed_new > collapse_limit:
         sample = collapsed[0]
         result["ok"] = False

@@ -44,8 +44,16 @@ def test_half_the_set_is_nearest_to_what_the_run_teaches_and_never_what_it_asks(
 
 def _rows(replies: dict[str, str]) -> list[dict]:
     probes = [_probe(p) for p in replies]
-    return [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r, "ok": p.passes(r)}
+    return [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r, "ok": p.knows(r)}
             for p, r in zip(probes, replies.values())]
+
+
+def test_only_an_answer_said_up_front_counts_as_known():
+    belgium = _probe("What is the capital of Belgium?")
+    rambling = ("Belgium is a country in Europe located in Western Europe. It is bordered by the Netherlands to the "
+                "north, Germany to the east and France to the south, and its capital is Brussels.")
+    assert belgium.passes(rambling) and not belgium.knows(rambling)  # a late answer: noise when it moves
+    assert belgium.knows("The capital of Belgium is Brussels.")
 
 
 REFERENCE = {
