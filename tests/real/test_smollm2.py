@@ -1,5 +1,5 @@
-"""The default profile is a real model that answers well offline, and feedback changes it as asked:
-one taught correction is learned, one control answer stays right."""
+"""The default profile is a real model that answers well offline, and feedback changes it as asked: one
+taught correction is learned, and the gate refuses an adapter that breaks answers nobody taught."""
 
 from __future__ import annotations
 
@@ -54,7 +54,11 @@ def test_an_unreadable_gguf_gets_one_sentence(home, tmp_path):
         gguf.locate("pkg:no_such_package_xyz/model.gguf")
 
 
-def test_one_correction_is_learned_and_a_control_answer_stays_right(smol_home):
+def test_one_correction_is_learned_and_its_leak_to_other_capitals_is_refused_by_the_gate(smol_home):
+    """One correction with the committed recipe: the run's adapter answers the taught fact, and it also answers
+    other capitals with the taught name ("The capital of Chile is Marquessa.", measured 2026-12-07: 9 of 54 known
+    regression answers changed). France (the old control) stayed right, so the gate promoted this adapter before
+    the regression check; now it refuses it, naming the changed questions, and the model in use stays as it was."""
     from engine.feedback import FeedbackLog
 
     before = _answer(smol_home, TAUGHT_Q)
@@ -66,14 +70,14 @@ def test_one_correction_is_learned_and_a_control_answer_stays_right(smol_home):
     log.edit(reply["id"], TAUGHT_A)
 
     code, out = run_engine("finetune", "--profile", PROFILE, "--home", str(smol_home.root))
-    assert code == 0 and "PROMOTED" in out, out
-    run = adapters.promoted_run(smol_home, PROFILE)
-    assert run is not None
-    assert "Marquessa" in _answer(smol_home, TAUGHT_Q)
-    assert "Paris" in _answer(smol_home, CONTROL_Q)
-    # the gate measured how much less likely the new adapter finds the base model's own replies to
-    # neighbouring prompts no row trained ("nothing else breaks")
+    assert code == 0 and "NOT PROMOTED: regression check:" in out, out
+    assert "Marquessa" in out  # the refusal shows a neighbour that now gets the taught name
+    assert adapters.promoted_run(smol_home, PROFILE) is None
+    (run,) = [p.name for p in smol_home.runs_dir(PROFILE).iterdir() if p.is_dir()]
+    assert "Marquessa" in _answer(smol_home, TAUGHT_Q, adapter=run)  # the run did learn the correction
+    assert "Paris" in _answer(smol_home, CONTROL_Q)  # the model in use (base) is untouched
     verdict = json.loads((smol_home.runs_dir(PROFILE) / run / "gate.json").read_text())
+    assert verdict["regression"]["changed"] > verdict["regression"]["allowed"]
     assert verdict["eval"]["new"]["kept_logprob"] < 0 and verdict["eval"]["current"]["kept_logprob"] < 0
 
 

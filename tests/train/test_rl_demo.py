@@ -31,6 +31,9 @@ dropout = 0.0
 min_rows = 1
 max_length = 256
 save_steps = 4
+# the SFT run below makes a one-word ("OK.") adapter on purpose, as RL's starting point; the regression check
+# would rightly call it collapsed (tests/train/test_regression.py): this test is about the RL gate's own checks
+gate_regression_prompts = 0
 [rl]
 samples_per_prompt = 4
 prompts_per_step = 2
