@@ -101,11 +101,12 @@ def test_an_over_strong_adapter_that_breaks_other_answers_is_refused_by_the_regr
     code, out = run_engine("finetune", "--profile", PROFILE, "--learning-rate", "1e-2", "--epochs", "5",
                            "--home", str(smol_home.root))
     assert code == 0, out
-    assert "NOT PROMOTED: regression check:" in out, out
-    assert "ordinary questions the adapter in use answers correctly changed" in out
+    assert "NOT PROMOTED: regression check:" in out, out  # answers changed, or collapsed to one word
     assert adapters.promoted_run(smol_home, PROFILE) is None
     run = next(p for p in smol_home.runs_dir(PROFILE).iterdir() if p.is_dir())
     verdict = json.loads((run / "gate.json").read_text())
-    assert verdict["regression"]["changed"] > verdict["regression"]["allowed"] >= 1
+    check = verdict["regression"]
+    assert check["ok"] is False and check["known"] > 20
+    assert check["changed"] > check["allowed"] or check["collapsed"] > check["collapsed_reference"]
     report = json.loads((run / "report.json").read_text())
     assert report["gate"]["regression"]["changed"] == verdict["regression"]["changed"]
