@@ -444,6 +444,11 @@ def _train_and_finish(run: Run) -> FinetuneResult:
     runs.barrier()
     if report is None:  # a signal during publish: stopped before promoting
         return _stopped_in_finish(run)
+    if stop.requested:  # it came after the promotion: the run is finished, and says so, exiting as for a signal
+        msg = (f"{stop.signal_name} arrived after run {rd.run_id} was published; it finished first "
+               f"({'promoted' if report['promoted'] else 'not promoted'}), nothing is left to resume.")
+        _say(opts, msg)
+        return FinetuneResult(rd.run_id, runs.EXIT_INTERRUPTED, msg, report)
     return FinetuneResult(rd.run_id, 0, report["reason"], report)
 
 

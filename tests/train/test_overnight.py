@@ -187,3 +187,26 @@ def test_sigterm_during_the_gate_stops_within_seconds_and_resume_judges_again(lo
     code, out = run_engine("finetune", "--profile", "demo", "--resume", "--home", str(demo_home.root))
     assert code == 0 and "regression check:" in out, out
     assert (run_dir / "report.json").exists()
+
+
+@pytest.mark.slow
+def test_a_signal_after_the_adapter_is_published_is_said_and_exits_3(log, demo_home, monkeypatch):
+    """SIGTERM during the report, after the promotion: the run finished, and it says the signal came (it exited 0
+    without a word)."""
+    from engine.train import finish
+
+    real = finish.finish
+
+    def signal_after_publish(*args, **kwargs):
+        report = real(*args, **kwargs)
+        args[-1].request("SIGTERM")  # the StopRequest, as the handler sets it
+        return report
+
+    monkeypatch.setattr(finish, "finish", signal_after_publish)
+    _feedback(log, 1)
+    code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--max-steps", "2",
+                           "--home", str(demo_home.root))
+    assert code == 3, out
+    run_id = _only_run(demo_home).name
+    assert f"SIGTERM arrived after run {run_id} was published; it finished first (promoted)" in out
+    assert adapters.promoted_run(demo_home, "demo") == run_id and (_only_run(demo_home) / "report.json").exists()
