@@ -36,6 +36,7 @@ def commits(home) -> list[dict]:
     return [e for e in FeedbackLog(home, "demo").read().events if e.get("type") == "import"]
 
 
+@pytest.mark.slow  # a second or more of real time: CI runs it, the fast loop does not
 def test_two_imports_of_one_file_started_together_commit_once(home, tmp_path, fault_stats):
     path = preference_file(tmp_path)
     barrier = threading.Barrier(2)

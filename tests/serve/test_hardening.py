@@ -133,6 +133,7 @@ def test_health_behind_a_key_says_only_ok_without_it(keyed, open_server):
         assert "profile" in http.get(open_server.url.removesuffix("/v1") + "/health").json()  # no key: all of it
 
 
+@pytest.mark.slow  # a second or more of real time: CI runs it, the fast loop does not
 def test_a_client_sending_less_than_its_content_length_is_let_go(open_server):
     head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
     out, took = raw(open_server.port, head + b'Content-Length: 1000\r\n\r\n{"model": ')
@@ -209,6 +210,7 @@ def test_max_tokens_is_capped_at_the_context(open_server):
     assert usage["prompt_tokens"] > 2000 and usage["total_tokens"] <= 2048
 
 
+@pytest.mark.slow  # a second or more of real time: CI runs it, the fast loop does not
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_departed_client_stops_its_reply_whatever_max_tokens(open_server, stream):
     state = open_server.state
@@ -302,6 +304,7 @@ def damaged_runs(serve_home):
     return DAMAGED
 
 
+@pytest.mark.slow  # a second or more of real time: CI runs it, the fast loop does not
 def test_a_damaged_adapter_is_refused_with_a_sentence(open_server, damaged_runs, serve_home):
     from engine import adapters as pointer
 

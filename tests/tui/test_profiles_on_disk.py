@@ -77,6 +77,7 @@ async def test_a_model_not_on_disk_is_said_at_once_offline(home, monkeypatch):
         release.set()
 
 
+@pytest.mark.slow  # a second or more of real time: CI runs it, the fast loop does not
 async def test_a_model_not_on_disk_is_said_to_download_at_once_online(home, monkeypatch):
     _profiles(home)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
