@@ -63,9 +63,13 @@ class ModelSettings:
     """A Jinja chat template that replaces the tokenizer's own."""
     fast_path: bool = False
     """Static KV cache + torch.compile for decoding on CUDA (slower first reply, faster after)."""
-    backend: Literal["local", "openai"] = "local"
-    """``local`` runs the model in this process; ``openai`` chats through an OpenAI-compatible server
-    (``engine serve``, vLLM, llama.cpp, Ollama) at ``base_url``; ``id`` still names the weights it runs."""
+    backend: Literal["auto", "transformers", "llamacpp", "openai", "local"] = "auto"
+    """Who runs the model (engine.runtime.backend): ``auto`` is ``llamacpp`` for a GGUF model when
+    llama-cpp-python is installed, else ``transformers``; ``transformers`` runs it in this process with PyTorch
+    (``local`` is its old name); ``llamacpp`` runs a GGUF file in this process with llama.cpp (fastest on a CPU;
+    falls back to transformers, saying so, where llama-cpp-python is missing); ``openai`` chats through an
+    OpenAI-compatible server (``engine serve``, vLLM, llama.cpp, Ollama) at ``base_url``, and ``id`` still names
+    the weights it runs. Training always runs on transformers."""
     base_url: str | None = Field(None, pattern=r"^https?://\S+$", json_schema_extra={"allowed": "an http(s) URL"})
     """The server's API root with ``backend = "openai"``, e.g. ``http://127.0.0.1:8000/v1``."""
     remote_model: str | None = Field(None, pattern=NOT_BLANK)

@@ -1,60 +1,41 @@
-"""What the app needs from a model, as a small protocol, so tests can inject a fake one.
+"""What the app needs from a model: engine.runtime.backend's ChatModel, so tests can inject a fake one.
 
-The real implementation is ``engine.runtime.load_model`` (imported inside the loading worker, never
-at import time, so the screen paints before torch loads). ``create_app(generator_factory=...)``
-takes any callable with the same shape as :data:`GeneratorFactory`.
+The real implementation is ``engine.runtime.load_model`` (imported inside the loading worker, never at import
+time, so the screen paints before anything heavy loads; a llama.cpp or remote profile never imports torch).
+``create_app(generator_factory=...)`` takes any callable with the same shape as :data:`GeneratorFactory`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable
 
 from engine.home import Home
 from engine.profiles import Profile
+from engine.runtime.backend import ChatModel, Progress, ReplyStream
 
-Progress = Callable[[str, "float | None"], None]
+Generator = ChatModel
+"""The app's name for a loaded model (the subset it uses: ``stream``, ``load_adapter``, ``use_adapter``,
+``adapter``, ``device``, ``model_id``)."""
 
-
-class ReplyStream(Protocol):
-    """One reply being generated: iterate for text pieces; ``record`` is complete once iteration ends."""
-
-    record: dict[str, Any]
-
-    def __iter__(self) -> Iterator[str]: ...
-
-    def cancel(self) -> None:
-        """Stop within one token; iteration then ends and ``record['stopped']`` is True."""
-
-
-class Generator(Protocol):
-    """A loaded model (``engine.runtime.LoadedModel`` satisfies it)."""
-
-    device: Any
-    model_id: str
-    adapter: str | None
-
-    def stream(self, messages: list[dict], params: Any = None, system_prompt: str | None = None) -> ReplyStream: ...
-
-    def load_adapter(self, run_id: str, path) -> None: ...
-
-    def use_adapter(self, run_id: str | None) -> None: ...
-
+__all__ = ["Generator", "GeneratorFactory", "Progress", "ReplyStream", "build_params", "load_real_model"]
 
 GeneratorFactory = Callable[[Profile, Home, Progress], Generator]
 
 
 def load_real_model(profile: Profile, home: Home, progress: Progress) -> Generator:
-    """The default factory: the engine runtime (heavy imports happen here, inside the worker).
+    """The default factory: the profile's backend through the engine runtime (heavy imports happen here, inside
+    the worker).
 
-    The base model only: the app loads the promoted adapter itself afterwards, so a broken adapter
-    leaves a working base model with a warning instead of no model at all.
+    The base model only: the app loads the promoted adapter itself afterwards, so a broken adapter leaves a
+    working base model with a warning instead of no model at all. A profile that did not get the backend it
+    asked for says so in ``lm.note`` (one line the app shows).
     """
-    progress("importing torch", None)  # the longest silent step on a cold start
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
+    from engine.runtime import choose_backend, load_model
 
-    from engine.runtime import load_model
-
+    if choose_backend(profile).backend.name == "transformers":
+        progress("importing torch", None)  # the longest silent step on a cold start
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
     progress("preparing the model", None)
     return load_model(profile, home, progress=progress, adapter="base")
 

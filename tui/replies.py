@@ -142,7 +142,7 @@ class RepliesMixin:
         lm = self._load_in_daemon_thread(profile, progress)
         if lm is None:
             return  # cancelled (the person quit or switched profile): nobody waits for it
-        warning = None
+        warning = getattr(lm, "note", None)  # the profile did not get the backend it asked for (one line)
         promoted = promoted_run(self.home, profile.name)
         if promoted and getattr(lm, "adapter", None) != promoted:
             try:

@@ -79,7 +79,7 @@ def generate(
     params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample,
                                            temperature=temperature, top_p=top_p)
     if prompts is not None or as_json:
-        if prof.model.backend != "local":
+        if prof.model.backend == "openai":
             raise UserError(f"--prompts and --json decode in batches in this process; profile {prof.name!r} "
                             "chats through a server (backend = \"openai\"), so ask one QUESTION at a time.")
         from engine.runtime.batch import generate_batch, read_prompts
@@ -92,7 +92,7 @@ def generate(
         else:
             chats = [[{"role": "user", "content": question}]]
         params = params.replace(do_sample=False) if sample is None else params  # --prompts: greedy unless told
-        lm = load_model(prof, h, adapter=adapter)
+        lm = load_model(prof, h, adapter=adapter, backend="transformers")  # batched decoding is transformers'
         for chat, result in zip(chats, generate_batch(lm, chats, params, batch_size=batch_size)):
             text = json.dumps({"prompt": chat[-1]["content"], **result}) if as_json else result["reply"]
             sys.stdout.write(text + "\n")
@@ -104,6 +104,8 @@ def generate(
 
         log = FeedbackLog(h, prof.name)
     lm = load_model(prof, h, adapter=adapter)
+    if lm.note:
+        typer.echo(lm.note, err=True)
     messages = [{"role": "user", "content": question}]
     gen = lm.stream(messages, params)
     interrupted = False

@@ -86,6 +86,8 @@ def serve(
     sock = bind(host, port)
     typer.echo(f"loading {prof.model.id} (profile {prof.name}) ...", err=True)
     lm = load_model(prof, h, adapter=choice)
+    if lm.note:
+        typer.echo(lm.note, err=True)
     state = build_state(prof, h, lm, adapter=choice, api_key=api_key, max_waiting=max_waiting, limits=limits)
     app = create_app(state)
     bound_port = sock.getsockname()[1]

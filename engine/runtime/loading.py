@@ -121,30 +121,18 @@ def _friendly(exc: BaseException, profile, source: str) -> UserError:
     return UserError(f"cannot load model {mid!r} from {source} ({text}).")
 
 
-def load_model(profile, home: Home, progress: Progress | None = None, adapter: str | None = "promoted"):
-    """Load ``profile``'s model as a LoadedModel, ready to stream replies.
-
-    ``adapter``: ``"promoted"`` (default: the profile's promoted LoRA adapter, if any), ``"base"`` or
-    None (no adapter), or a run id. ``progress(stage, fraction)`` is called with the stages
-    ``tokenizer``, ``weights`` (fraction 0..1 as tensors load), ``device`` and ``ready``.
+def load(profile, home: Home, progress: Progress, run_id: str | None, adapter_dir: Path | None):
+    """The ``transformers`` backend (engine.runtime.backend): ``profile``'s model as a LoadedModel, with the
+    adapter ``run_id`` (already resolved to ``adapter_dir``) attached and in use. ``progress(stage, fraction)``
+    is called with ``tokenizer``, ``weights`` (0..1 as tensors load), ``device`` and ``ready``.
     """
-    from engine.adapters import resolve_adapter
     from engine.routed_progress import routed_progress
     from engine.runtime.device import resolve_device, resolve_dtype
     from engine.runtime.model import LoadedModel
 
-    report = progress or (lambda stage, fraction: None)
-    home = Home.resolve(home) if not isinstance(home, Home) else home
-    run_id, adapter_dir = resolve_adapter(home, profile.name, adapter)  # fail before loading gigabytes
-    if profile.model.backend == "openai":  # the weights live on a server: nothing to load here
-        from engine.runtime.remote import RemoteModel
+    import torch
 
-        remote = RemoteModel(profile, home)
-        if run_id is not None:
-            remote.load_adapter(run_id, adapter_dir)
-            remote.use_adapter(run_id)
-        report("ready", 1.0)
-        return remote
+    report = progress
     source, local = resolve_source(profile, home, report)
     device = resolve_device(profile.model.device)
     dtype = resolve_dtype(profile.model.dtype, device)
@@ -152,7 +140,6 @@ def load_model(profile, home: Home, progress: Progress | None = None, adapter: s
     if local is None and profile.model.revision:
         common["revision"] = profile.model.revision
 
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:

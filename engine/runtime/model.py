@@ -35,6 +35,11 @@ def _oom_as_user_error(model_id: str):
 
 
 class LoadedModel:
+    """The ``transformers`` backend's ChatModel (engine.runtime.backend)."""
+
+    backend = "transformers"
+    note: str | None = None
+
     def __init__(self, *, model, tokenizer, profile, home, device: str, torch_dtype, revision: str,
                  path: Path | None = None) -> None:
         from engine.runtime.device import dtype_name
@@ -139,13 +144,9 @@ class LoadedModel:
 
     def prompt_messages(self, messages: list[dict], system_prompt: str | None = None) -> list[dict]:
         """The chat as sent to the template: the system prompt first, then role/content pairs."""
-        system = self.profile.system_prompt if system_prompt is None else system_prompt
-        out = [{"role": "system", "content": system}] if system else []
-        for m in messages:
-            if m.get("role") == "system":
-                continue  # the system prompt comes from the profile or the caller, never twice
-            out.append({"role": m["role"], "content": m["content"]})
-        return out
+        from engine.runtime.backend import chat_messages
+
+        return chat_messages(self.profile, messages, system_prompt)
 
     def encode(self, messages: list[dict], system_prompt: str | None = None):
         """Token ids (1 x n tensor) of the chat plus the opening of the assistant's turn."""
@@ -158,6 +159,10 @@ class LoadedModel:
             raise UserError(f"the chat template of {self.model_id!r} rejected this conversation ({exc}); "
                             "set model.chat_template in the profile.") from None
         return self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+
+    def prompt_length(self, messages: list[dict], system_prompt: str | None = None) -> int:
+        """Tokens of the prompt ``stream`` would feed the model (engine serve fits replies to the context)."""
+        return int(self.encode(messages, system_prompt).shape[1])
 
     def stream(self, messages: list[dict], params: GenerationParams | None = None,
                system_prompt: str | None = None, *, logits_processors: list | None = None,
@@ -174,6 +179,7 @@ class LoadedModel:
         run_id = self._adapter
         record = {
             "profile": self.profile.name,
+            "backend": self.backend,
             "model": self.model_id,
             "revision": self.revision,
             "adapter": run_id,

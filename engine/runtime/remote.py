@@ -35,7 +35,21 @@ def api_key(profile) -> str | None:
     return key
 
 
+def load(profile, home, progress, run_id: str | None, adapter_dir):
+    """The ``openai`` backend (engine.runtime.backend): nothing to load here, the weights live on a server."""
+    remote = RemoteModel(profile, home)
+    if run_id is not None:
+        remote.load_adapter(run_id, adapter_dir)
+        remote.use_adapter(run_id)
+    progress("ready", 1.0)
+    return remote
+
+
 class RemoteModel:
+    """The ``openai`` backend's ChatModel (engine.runtime.backend)."""
+
+    backend = "openai"
+    note: str | None = None
     device = "remote"
     dtype = "remote"
     path = None
@@ -83,10 +97,9 @@ class RemoteModel:
 
     # -- replies ----------------------------------------------------------------------------------
     def prompt_messages(self, messages: list[dict], system_prompt: str | None = None) -> list[dict]:
-        system = self.profile.system_prompt if system_prompt is None else system_prompt
-        out = [{"role": "system", "content": system}] if system else []
-        out += [{"role": m["role"], "content": m["content"]} for m in messages if m.get("role") != "system"]
-        return out
+        from engine.runtime.backend import chat_messages
+
+        return chat_messages(self.profile, messages, system_prompt)
 
     def stream(
         self, messages: list[dict], params: GenerationParams | None = None, system_prompt: str | None = None
@@ -108,6 +121,7 @@ class RemoteModel:
             body["top_p"] = params.top_p
         record = {
             "profile": self.profile.name,
+            "backend": self.backend,
             "model": self.model_id,
             "revision": self.revision,
             "adapter": self._adapter,

@@ -18,11 +18,12 @@ _END = object()
 
 
 class TokenQueue:
-    """A generate() streamer (duck-typed BaseStreamer) that queues new token ids and timestamps."""
+    """A generate() streamer (duck-typed BaseStreamer) that queues new token ids and timestamps. Items are
+    tensors (transformers) or lists of ints (llama.cpp, which passes ``skip_prompt=False``: it never puts one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip_prompt: bool = True) -> None:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._prompt_seen = False
+        self._prompt_seen = not skip_prompt
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
         self.last = None  # the newest token tensor (converted only when asked)
@@ -99,22 +100,30 @@ class IncrementalDecoder:
 COALESCE_S = 0.02  # at most ~50 text pieces a second: smooth for the eye, cheap for the CPU
 
 
+def _ids(item) -> list[int]:
+    return item if isinstance(item, list) else item.reshape(-1).tolist()
+
+
 class Generation:
     """One streaming reply. Iterate for text pieces; ``cancel()`` stops it; ``record`` after the end.
 
-    The worker thread runs ``run(streamer, stopping_criteria)`` (the model's generate call) and
-    ``finish(self)`` fills the record. Leaving the iteration early (break, exception, garbage
-    collection) cancels the worker, so a dropped generator never keeps the model busy.
+    The worker thread runs ``run(streamer, stop, started)`` (the model's decoding loop; ``stop`` is
+    ``stop_hook(cancel_event)``: by default a transformers StoppingCriteria, for a loop of our own the event
+    itself) and ``finish(self)`` fills the record. Leaving the iteration early (break, exception, garbage
+    collection) cancels the worker, so a dropped generator never keeps the model busy. ``decoder`` turns
+    token ids into text (default: :class:`IncrementalDecoder` on ``tokenizer``).
     """
 
-    def __init__(self, tokenizer, record: dict, run: Callable, finish: Callable[["Generation"], None]) -> None:
+    def __init__(self, tokenizer, record: dict, run: Callable, finish: Callable[["Generation"], None], *,
+                 decoder=None, stop_hook: Callable | None = None, skip_prompt: bool = True) -> None:
         self.record = record
         self.text = ""
         self.stopped = False
         self.error: BaseException | None = None
         self._cancel = threading.Event()
-        self._streamer = TokenQueue()
-        self._decoder = IncrementalDecoder(tokenizer)
+        self._streamer = TokenQueue(skip_prompt)
+        self._decoder = decoder if decoder is not None else IncrementalDecoder(tokenizer)
+        self._stop_hook = stop_hook or cancel_criteria
         self._run = run
         self._finish = finish
         self._started_at: float | None = None
@@ -127,7 +136,7 @@ class Generation:
     # -- worker ----------------------------------------------------------------------------------
     def _work(self) -> None:
         try:
-            self._run(self._streamer, cancel_criteria(self._cancel), self._mark_started)
+            self._run(self._streamer, self._stop_hook(self._cancel), self._mark_started)
         except BaseException as exc:  # re-raised in the consumer
             self.error = exc
         finally:
@@ -151,7 +160,7 @@ class Generation:
     def last_token(self) -> int | None:
         """The id of the last token generated (None before the first)."""
         last = self._streamer.last
-        return None if last is None else int(last.reshape(-1)[-1])
+        return None if last is None else int(_ids(last)[-1])
 
     def __iter__(self) -> Iterator[str]:
         if self._consumed:
@@ -179,7 +188,7 @@ class Generation:
                     if item is _END:
                         finished = True
                         break
-                    ids.extend(item.reshape(-1).tolist())
+                    ids.extend(_ids(item))
                 piece = self._decoder.add(ids, final=finished)
                 if piece:
                     self.text += piece

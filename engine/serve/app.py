@@ -186,7 +186,7 @@ def _completion_input(state, body, request):
             )
             raise APIError(
                 400,
-                f"{first} is not supported with this profile's remote backend.",
+                f"{first} is not supported with this profile's {getattr(state.lm, 'backend', 'remote')} backend.",
                 param=first,
                 code="unsupported_parameter",
             )

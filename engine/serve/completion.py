@@ -128,9 +128,9 @@ def fit_to_context(state, req: CompletionInput):
     params = req.params
     context = state.model_limits.context
     lm = state.lm
-    if context is None or not hasattr(lm, "encode"):
+    if context is None or not hasattr(lm, "prompt_length"):
         return params
-    prompt = int(lm.encode(req.turns, req.system_prompt).shape[1])
+    prompt = lm.prompt_length(req.turns, req.system_prompt)
     room = context - prompt
     if room < 1:
         raise APIError(400, context_message(prompt, context), param="messages", code="context_length_exceeded")

@@ -14,6 +14,9 @@ _CONFIG_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length",
 
 def context_length(lm) -> int | None:
     """Tokens the model can attend to (prompt plus reply); None when unknown (a remote backend)."""
+    known = getattr(lm, "context_length", None)  # a backend that allocates its context says how long it is
+    if isinstance(known, int) and known > 0:
+        return known
     model = getattr(lm, "model", None)
     config = getattr(model, "config", None)
     for key in _CONFIG_KEYS:
