@@ -103,3 +103,153 @@ def how_to_load(out: Path) -> str:
             f"Ollama:        printf 'FROM {out}\\n' > Modelfile && ollama create my-model -f Modelfile && ollama run my-model",
         ]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF out (issue 26): for a profile whose base is a GGUF file, without torch. The merged model copies the base
+# file's metadata (architecture, tokenizer, chat template) and writes every tensor de-quantized, with the adapter's
+# update added, as f16 or q8_0; the LoRA alone is engine.runtime.gguf_lora's file.
+
+GGUF_DTYPES = ("f16", "q8_0")
+GGUF_FORMATS = ("gguf", "gguf-lora")
+
+
+def check_out_file(out: Path) -> None:
+    """Refuse an --out for a GGUF export that is not a new ``.gguf`` file in a folder that can exist."""
+    if out.suffix.lower() != ".gguf":
+        raise UserError(f"--out {out} must name the .gguf file to write (for example {out.with_suffix('.gguf').name}).")
+    if out.exists() or out.is_symlink():
+        raise UserError(f"{out} already exists; choose a new --out file.")
+    check_out_dir(out.parent / f".{out.name}.new")  # the parents are folders or can be made
+
+
+def _gguf_base(profile) -> Path:
+    from engine.runtime.gguf import is_gguf_id, locate
+
+    if not is_gguf_id(profile.model.id):
+        raise UserError(f"GGUF export needs a profile whose model.id is a GGUF file, and {profile.name}'s is "
+                        f"{profile.model.id!r}; export the safetensors folder (--format safetensors) and convert it with "
+                        "llama.cpp's convert_hf_to_gguf.py.")
+    return locate(profile.model.id)
+
+
+def _gguf_adapter(profile, home, adapter: str | None, base: Path) -> tuple[str | None, Path | None]:
+    from engine.adapters import check_adapter_base, resolve_adapter
+    from engine.runtime.gguf import folder_name
+
+    run_id, adapter_dir = resolve_adapter(home, profile.name, adapter)
+    if run_id is not None and adapter_dir is not None:
+        check_adapter_base(adapter_dir, [profile.model.id, str(home.models_dir / folder_name(base))])
+    return run_id, adapter_dir
+
+
+def export_gguf_lora(profile, home, adapter: str | None, out: Path) -> Exported:
+    """The adapter alone as a GGUF LoRA for the profile's base GGUF (Ollama's ADAPTER, llama.cpp's --lora)."""
+    from engine.runtime.gguf_lora import read_base, write_gguf_lora
+
+    out = Path(out).expanduser().absolute()
+    check_out_file(out)
+    base = _gguf_base(profile)
+    run_id, adapter_dir = _gguf_adapter(profile, home, adapter, base)
+    if run_id is None or adapter_dir is None:
+        raise UserError(f"profile {profile.name} uses the base model, so there is no adapter to export; name a run with "
+                        "--adapter RUN (see `engine adapters`).")
+    make_parents(out)
+    write_gguf_lora(adapter_dir, read_base(base), out, label=run_id)
+    return Exported(out, run_id, profile.model.id, base.name)
+
+
+def export_gguf(profile, home, adapter: str | None, out: Path, dtype: str = "f16", progress=None) -> Exported:
+    """The base GGUF with the adapter merged in, every matrix as ``dtype`` (f16, or q8_0 where a row splits into
+    32-value blocks), vectors as f32; metadata and tokenizer copied from the base file."""
+    import gguf
+    import numpy as np
+
+    from engine.runtime.gguf_lora import attach, lora_deltas, read_base, write_gguf
+
+    if dtype not in GGUF_DTYPES:
+        raise UserError(f"--dtype {dtype!r} is not one of {', '.join(GGUF_DTYPES)}.")
+    out = Path(out).expanduser().absolute()
+    check_out_file(out)
+    base_path = _gguf_base(profile)
+    run_id, adapter_dir = _gguf_adapter(profile, home, adapter, base_path)
+    base = read_base(base_path)
+    deltas = {d.name: d for d in (lora_deltas(adapter_dir, base)[1] if adapter_dir is not None else [])}
+    reader = gguf.GGUFReader(base_path)
+    want = gguf.GGMLQuantizationType.F16 if dtype == "f16" else gguf.GGMLQuantizationType.Q8_0
+    file_type = gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0
+    report = progress or (lambda stage, fraction: None)
+
+    writer = gguf.GGUFWriter(None, base.arch)
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type"):
+            continue
+        if not field.types:
+            continue
+        vtype = field.types[0]
+        sub = field.types[1] if vtype == gguf.GGUFValueType.ARRAY and len(field.types) > 1 else None
+        if sub == gguf.GGUFValueType.ARRAY:
+            continue  # nested arrays: none in the architectures we convert
+        writer.add_key_value(key, field.contents(), vtype, sub_type=sub)
+    writer.add_file_type(file_type)
+    if run_id:
+        writer.add_string("tuneloop.adapter", run_id)
+
+    plan = []  # (tensor, output type, numpy shape)
+    for t in reader.tensors:
+        shape = tuple(int(x) for x in reversed(t.shape))  # numpy order: rows, row length
+        kind = gguf.GGMLQuantizationType.F32
+        if len(shape) >= 2:
+            kind = want
+            if kind == gguf.GGMLQuantizationType.Q8_0 and shape[-1] % gguf.GGML_QUANT_SIZES[kind][0]:
+                kind = gguf.GGMLQuantizationType.F16  # a row that does not split into blocks (llama.cpp does the same)
+        if kind == gguf.GGMLQuantizationType.Q8_0:
+            byte_shape = gguf.quant_shape_to_byte_shape(shape, kind)
+            writer.add_tensor_info(t.name, byte_shape, np.dtype(np.uint8), int(np.prod(byte_shape)), raw_dtype=kind)
+        else:
+            np_dtype = np.dtype(np.float16 if kind == gguf.GGMLQuantizationType.F16 else np.float32)
+            writer.add_tensor_info(t.name, shape, np_dtype, int(np.prod(shape)) * np_dtype.itemsize)
+        plan.append((t, kind, shape))
+    missing = set(deltas) - {t.name for t in reader.tensors}
+    if missing:
+        raise UserError(f"the adapter changes {sorted(missing)[0]}, which {base_path.name} does not have; it was trained "
+                        "on another model.")
+
+    def fill(f):
+        attach(writer, f)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        for i, (t, kind, shape) in enumerate(plan):
+            data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False).reshape(shape)
+            d = deltas.get(t.name)
+            if d is not None:
+                data = data + np.float32(d.scale) * (d.b @ d.a)
+            if kind == gguf.GGMLQuantizationType.Q8_0:
+                data = gguf.quants.quantize(data, kind)
+            else:
+                data = data.astype(np.float16 if kind == gguf.GGMLQuantizationType.F16 else np.float32)
+            writer.write_tensor_data(np.ascontiguousarray(data))
+            report("writing tensors", (i + 1) / len(plan))
+
+    make_parents(out)
+    write_gguf(out, fill)
+    return Exported(out, run_id, profile.model.id, base_path.name)
+
+
+def how_to_load_gguf(out: Path, base: Path | None = None, system_prompt: str = "") -> str:
+    """What to type to use an exported GGUF in Ollama, llama.cpp and LM Studio: ``base`` set means ``out`` is a
+    LoRA for that base file."""
+    system = f'SYSTEM """{system_prompt}"""\\n' if system_prompt else ""
+    if base is None:
+        return "\n".join([
+            f"Ollama:     printf 'FROM {out}\\n{system}' > Modelfile && ollama create my-model -f Modelfile && ollama run my-model",
+            f"llama.cpp:  llama-cli -m {out} -cnv     or     llama-server -m {out} --port 8080",
+            f"LM Studio:  lms import {out}   (then pick it in the model list)",
+        ])
+    return "\n".join([
+        f"Ollama:     printf 'FROM {base}\\nADAPTER {out}\\n{system}' > Modelfile && ollama create my-model -f Modelfile "
+        "&& ollama run my-model",
+        f"llama.cpp:  llama-cli -m {base} --lora {out} -cnv     or     llama-server -m {base} --lora {out} --port 8080",
+        "LM Studio:  loads no separate LoRA file; export the merged model (--format gguf) and `lms import` it.",
+    ])

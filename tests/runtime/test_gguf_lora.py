@@ -10,7 +10,7 @@ import pytest
 
 from engine.errors import UserError
 
-N_HEAD, N_KV, DIM, FF, R = 4, 2, 8, 16, 2
+N_HEAD, N_KV, DIM, FF, R = 4, 2, 8, 32, 2
 
 
 def _base(path):
