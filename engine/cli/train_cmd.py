@@ -98,6 +98,12 @@ def adapters_cmd(
                 adapters.read_adapter_config(path)
         adapters.set_promoted(h, profile, run_id, reason="chosen by hand")
         typer.echo(f"profile {profile} now uses {'the base model' if run_id is None else 'adapter ' + run_id}.")
+        from engine.profiles import load_profile
+        from engine.runtime.gguf_lora import convert_chosen
+
+        note = convert_chosen(h, load_profile(profile, h), run_id)  # llama.cpp's LoRA, made now (best effort)
+        if note:
+            typer.echo(note)
         return
     if action == "rollback":
         previous = adapters.rollback(h, profile)

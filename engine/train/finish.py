@@ -240,6 +240,9 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
     if verdict["promote"] and not already:
         adapters.set_promoted(home, profile.name, rd.run_id, reason=verdict["reason"])
     server_note = _tell_server(profile, rd) if verdict["promote"] else None
+    from engine.runtime.gguf_lora import convert_chosen
+
+    gguf_note = convert_chosen(home, profile, rd.run_id) if verdict["promote"] else None  # llama.cpp's LoRA, once
     curve = report_mod.loss_curve(rd.metrics)
     png_note = report_mod.save_png(curve, rd.root / "loss.png") if curve else None
     if adapter_rows == "all":
@@ -278,6 +281,7 @@ def finish(home: Home, profile: Profile, rd: runs.RunDir, manifest: dict, settin
         "png_note": png_note,
         "machine_revisions": manifest.get("machine_revisions"),
         "server": server_note,
+        "gguf_lora": gguf_note,
         "finished": time.time(),
     }
     extra = {key.split("/")[-1]: points for key in report_mod.RL_CURVES

@@ -83,6 +83,8 @@ def render(report: dict, curve: list[tuple[str, int, float]], extra: dict | None
                      "--no-machine-revisions leaves them out).")
     if report.get("server"):
         lines.append(f"      model server: {report['server']}")
+    if report.get("gguf_lora"):
+        lines.append(f"      {report['gguf_lora']}")
     if report.get("stopped"):
         lines.append(f"stopped early: {report['stopped']}")
     for stage in dict.fromkeys(s for s, _, _ in curve):

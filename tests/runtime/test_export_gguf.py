@@ -8,17 +8,7 @@ import numpy as np
 import pytest
 
 from tests.engine_cli import run_engine
-from tests.runtime.test_gguf_lora import DIM, N_HEAD, _adapter, _base
-
-
-@pytest.fixture
-def gguf_home(home, tmp_path):
-    base = _base(tmp_path / "tiny.gguf")
-    home.ensure()
-    (home.profiles_dir).mkdir(parents=True, exist_ok=True)
-    (home.profiles_dir / "tiny.toml").write_text(f'system_prompt = "Be brief."\n[model]\nid = "{base}"\n')
-    _adapter(home.run_dir("tiny", "20260101-000000-sft") / "adapter", base_model_name_or_path=str(base))
-    return home, base
+from tests.runtime.test_gguf_lora import DIM, N_HEAD
 
 
 def _export(home, *args):
