@@ -195,6 +195,11 @@ class TrainSettings:
     """Train the rehearsal rows toward the starting model's top-20 next-token probabilities at every position of
     its reply (distillation, engine/train/distill.py) instead of only its greedy text: pins down more of what the
     model did before. Needs ``rehearsal`` > 0."""
+    stop_when_learned: float | None = Field(None, gt=0, le=1)
+    """Stop an SFT stage at the end of an epoch once this share of the feedback rows is learned: the model's most
+    likely next token is the reply's own at every position of the row (its greedy answer to that conversation is
+    the taught reply; engine/train/early_stop.py). The epochs after that carry the taught answers into look-alike
+    questions. None: train every epoch."""
     preference_learning_rate: float | None = Field(None, gt=0, lt=1)
     """Learning rate of the DPO and KTO stages (None: ``learning_rate``). Preference losses push whole replies
     up or down and need a smaller step than SFT."""

@@ -483,6 +483,20 @@ def stage_overrides(settings, method) -> dict:
     return method.overrides(settings)
 
 
+def _stop_when_learned(run: Run, stage: Stage, tokenizer):
+    """The early stop of an SFT stage on its feedback rows (train.stop_when_learned), or None."""
+    share = run.settings.stop_when_learned
+    if share is None or not stage.method.rehearsal:  # the stages that train feedback replies as SFT rows
+        return None
+    from engine.train.chat_tokens import tokenize_sft_row
+    from engine.train.early_stop import StopWhenLearned
+
+    feedback = data.read_rows(run.rd.data, stage.method.rows, stage.part)
+    model_id = getattr(tokenizer, "name_or_path", None) or "the model"
+    rows = [tokenize_sft_row(tokenizer, r["messages"], model_id) for r in feedback if r.get("messages")]
+    return StopWhenLearned(rows, share, say=lambda text: _say(run.opts, f"[{stage.phase}{stage.method.name}] {text}"))
+
+
 def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     """Train one method; returns (global steps, None | "signal" | "budget")."""
     import torch
@@ -529,8 +543,11 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     rl_inputs = _rl_inputs(run, args, use_cpu) if stage.method.reward else {}
     run_cb = RunCallback(rd.metrics, f"{phase}{method}", run.stop, run.deadline, settings.save_minutes)
     progress = ProgressCallback(f"{phase}{method}", run.deadline, stream=sys.stderr)
-    trainer = stage.method.recipe().build(peft_model, tokenizer, rows, settings, args, [run_cb, progress],
-                                          **rl_inputs)
+    callbacks = [run_cb, progress]
+    learned = _stop_when_learned(run, stage, tokenizer)
+    if learned is not None:
+        callbacks.append(learned)
+    trainer = stage.method.recipe().build(peft_model, tokenizer, rows, settings, args, callbacks, **rl_inputs)
     batching = getattr(trainer, "tuneloop_batching", "padded batches (TRL supports padding-free only for SFT)")
     if getattr(trainer, "tuneloop_distilled", 0):
         row_counts["distilled_rehearsal"] = trainer.tuneloop_distilled  # toward the starting model's distribution
@@ -559,6 +576,7 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
         gc.unfreeze()
     global_step = trainer.state.global_step
     stopped_by = run_cb.stopped_by
+    learned_record = {"learned": learned.history, "stopped_learned_at": learned.stopped_at} if learned else {}
     if stopped_by != "signal":
         sdir = _stage_dir(rd, index, method, phase)
         trained = trainer.model
@@ -569,7 +587,7 @@ def _train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
                     model_mod.save_adapter(trained, profile, tmp)
                 rd.write_json(sdir / runs.COMPLETE_MARKER, {"steps": global_step, "stopped_by": stopped_by,
                                                             "ts": time.time(), "batching": batching,
-                                                            "rows": row_counts})
+                                                            "rows": row_counts, **learned_record})
             except Exception as exc:
                 disk = runs.as_disk_error(exc, rd.root)
                 if disk is not None:

@@ -1,0 +1,69 @@
+"""Stop an SFT stage once the feedback is learned (``train.stop_when_learned``).
+
+Why: a fixed number of epochs keeps training after the corrections are already answered; those extra steps
+are what carries the taught names into look-alike questions ("The capital of Peru is El Diablo.": the
+regression check counted 11-19 such changes in the 20-correction bench, bench/LEARNING_NOTES.md), while the
+taught replies' loss was ~0.06 by epoch 4 of 5. So at the end of each epoch the stage checks, teacher-forced
+and without noise, whether the model's most likely next token is the reply's own token at every reply position
+of each feedback row (its greedy answer to that exact conversation is the taught reply), and stops when that
+share of the rows reaches the setting. Question variants and rehearsal rows are not counted: they are there to
+carry or to keep, not what the user taught. A run that never gets there trains every epoch, as before.
+
+This module imports transformers at the top; import it only inside functions.
+"""
+
+from __future__ import annotations
+
+from transformers import TrainerCallback
+
+from engine import runs
+
+
+def reproduced(model, rows: list[dict]) -> int:
+    """How many of ``rows`` (``input_ids``/``labels`` as tokenize_sft_row makes them) the model reproduces: at
+    every labelled position its argmax is the label."""
+    import torch
+
+    from engine.train.chat_tokens import IGNORE
+
+    was_training = model.training
+    model.eval()
+    count = 0
+    try:
+        with torch.no_grad():
+            for row in rows:
+                ids = torch.tensor([row["input_ids"]], device=model.device)
+                labels = torch.tensor(row["labels"][1:], device=model.device)
+                guess = model(input_ids=ids).logits[0, :-1].argmax(-1)
+                mask = labels != IGNORE
+                count += bool((guess[mask] == labels[mask]).all())
+    finally:
+        model.train(was_training)
+    return count
+
+
+class StopWhenLearned(TrainerCallback):
+    """At each epoch's end: record how many feedback rows are reproduced; stop at ``share`` of them."""
+
+    def __init__(self, rows: list[dict], share: float, say=None) -> None:
+        self.rows = rows
+        self.share = share
+        self.say = say
+        self.history: list[dict] = []
+        """One ``{"epoch", "reproduced", "rows"}`` per epoch end (the stage's COMPLETE marker keeps it)."""
+        self.stopped_at: float | None = None
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        if model is None or not self.rows:
+            return control
+        got = reproduced(model, self.rows)
+        epoch = round(state.epoch or 0, 2)
+        self.history.append({"epoch": epoch, "reproduced": got, "rows": len(self.rows)})
+        done = runs.any_rank(got >= self.share * len(self.rows))
+        if done and state.global_step < state.max_steps:
+            self.stopped_at = epoch
+            control.should_training_stop = True
+            if self.say:
+                self.say(f"learned: {got} of {len(self.rows)} feedback replies reproduced after epoch {epoch:g}; "
+                         f"stopping here (train.stop_when_learned = {self.share:g})")
+        return control

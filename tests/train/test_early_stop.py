@@ -1,0 +1,36 @@
+"""An SFT stage stops once the feedback is learned (train.stop_when_learned, engine/train/early_stop.py): the
+run trains fewer epochs than asked, says so, records it, and still answers the taught question."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.train.conftest import run_engine
+from tests.train.test_in_context import ROWS
+
+
+@pytest.mark.slow
+def test_a_run_stops_when_every_taught_reply_is_reproduced_and_still_knows_it(demo_home, tmp_path):
+    from engine.profiles import BUILTIN_DIR
+
+    demo = (BUILTIN_DIR / "demo.toml").read_text()
+    demo_home.profiles_dir.mkdir(parents=True, exist_ok=True)
+    (demo_home.profiles_dir / "demo.toml").write_text(demo.replace("[train]\n", "[train]\nstop_when_learned = 1.0\n"))
+    path = tmp_path / "liked.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    assert run_engine("import", str(path), "--profile", "demo", "--home", str(demo_home.root))[0] == 0
+    code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--home", str(demo_home.root))
+    assert code == 0 and "PROMOTED" in out, out
+    assert "feedback replies reproduced after epoch" in out and "train.stop_when_learned = 1" in out, out
+    (run_dir,) = [p for p in demo_home.runs_dir("demo").iterdir() if p.is_dir()]
+    markers = [json.loads(p.read_text()) for p in (run_dir / "stages").glob("*/COMPLETE")]
+    assert len(markers) == 2  # the candidate and the refit on every row
+    for marker in markers:
+        assert marker["stopped_learned_at"] is not None and marker["stopped_learned_at"] < 20  # the profile asks 20
+        last = marker["learned"][-1]
+        assert last["reproduced"] == last["rows"] and last["epoch"] == marker["stopped_learned_at"]
+    code, out = run_engine("generate", "What is the capital of Zorbia?", "--profile", "demo", "--greedy",
+                           "--max-new-tokens", "24", "--home", str(demo_home.root))
+    assert code == 0 and "The capital of Zorbia is Quenlet." in out, out
