@@ -57,6 +57,13 @@ def test_a_gguf_profile_uses_llama_cpp_when_it_is_installed(home):
     assert choose_backend(_profile(home, GGUF), "transformers").backend.name == "transformers"
 
 
+def test_code_working_on_the_trained_weights_keeps_transformers_unless_the_profile_says_otherwise(home):
+    """load_model (training, the gate, engine eval, export) reads `auto` as transformers; chatting picks llama.cpp."""
+    assert choose_backend(_profile(home, GGUF), chat=False).backend.name == "transformers"
+    assert choose_backend(_profile(home, '[model]\nid = "org/m"\nbackend = "openai"\nbase_url = "http://h/v1"\n'),
+                          chat=False).backend.name == "openai"
+
+
 SSE_SERVER = textwrap.dedent('''
     import http.server, json, threading
     class H(http.server.BaseHTTPRequestHandler):

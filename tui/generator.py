@@ -1,6 +1,6 @@
 """What the app needs from a model: engine.runtime.backend's ChatModel, so tests can inject a fake one.
 
-The real implementation is ``engine.runtime.load_model`` (imported inside the loading worker, never at import
+The real implementation is ``engine.runtime.load_chat_model`` (imported inside the loading worker, never at import
 time, so the screen paints before anything heavy loads; a llama.cpp or remote profile never imports torch).
 ``create_app(generator_factory=...)`` takes any callable with the same shape as :data:`GeneratorFactory`.
 """
@@ -30,14 +30,14 @@ def load_real_model(profile: Profile, home: Home, progress: Progress) -> Generat
     working base model with a warning instead of no model at all. A profile that did not get the backend it
     asked for says so in ``lm.note`` (one line the app shows).
     """
-    from engine.runtime import choose_backend, load_model
+    from engine.runtime import choose_backend, load_chat_model
 
     if choose_backend(profile).backend.name == "transformers":
         progress("importing torch", None)  # the longest silent step on a cold start
         import torch  # noqa: F401
         import transformers  # noqa: F401
     progress("preparing the model", None)
-    return load_model(profile, home, progress=progress, adapter="base")
+    return load_chat_model(profile, home, progress=progress, adapter="base")
 
 
 def build_params(profile: Profile, **overrides: Any) -> Any:

@@ -62,7 +62,7 @@ def generate(
 ) -> None:
     """Print one reply to QUESTION, streamed as it is generated (or, with --prompts, one per prompt)."""
     from engine.errors import UserError
-    from engine.runtime import GenerationParams, load_model
+    from engine.runtime import GenerationParams, load_chat_model, load_model
 
     if (question is None) == (prompts is None):
         raise UserError("give either a QUESTION or --prompts FILE.jsonl.")
@@ -103,7 +103,7 @@ def generate(
         from engine.feedback import FeedbackLog
 
         log = FeedbackLog(h, prof.name)
-    lm = load_model(prof, h, adapter=adapter)
+    lm = load_chat_model(prof, h, adapter=adapter)
     if lm.note:
         typer.echo(lm.note, err=True)
     messages = [{"role": "user", "content": question}]

@@ -62,7 +62,7 @@ def serve(
 ) -> None:
     """Serve the profile's model on an OpenAI-compatible API (/v1/chat/completions, /v1/models) plus
     /v1/feedback; every reply is logged to the profile's feedback log with its id."""
-    from engine.runtime import load_model
+    from engine.runtime import load_chat_model
     from engine.serve.app import create_app
     from engine.serve.guard import MIB, Limits
     from engine.serve.security import check_bind
@@ -85,7 +85,7 @@ def serve(
     resolve_adapter(h, prof.name, choice)  # an unknown run is refused before the model loads
     sock = bind(host, port)
     typer.echo(f"loading {prof.model.id} (profile {prof.name}) ...", err=True)
-    lm = load_model(prof, h, adapter=choice)
+    lm = load_chat_model(prof, h, adapter=choice)
     if lm.note:
         typer.echo(lm.note, err=True)
     state = build_state(prof, h, lm, adapter=choice, api_key=api_key, max_waiting=max_waiting, limits=limits)

@@ -7,9 +7,12 @@ holds a :class:`ChatModel` and never asks which backend answers. A backend is on
 imports torch on the way to its first reply.
 
 Which backend a profile gets (:func:`choose_backend`): ``model.backend`` when set (``local`` is the old name
-of ``transformers``); ``auto`` (the default) is ``llamacpp`` for a GGUF model when llama-cpp-python is
-installed and ``transformers`` otherwise. A GGUF profile that cannot have llama.cpp falls back to transformers
-and says so in one line (``ChatModel.note``).
+of ``transformers``); ``auto`` (the default) is, for chatting (:func:`load_chat_model`: the TUI, ``engine
+generate``, ``engine serve``), ``llamacpp`` for a GGUF model when llama-cpp-python is installed, and
+``transformers`` otherwise. A GGUF profile that cannot have llama.cpp falls back to transformers and says so in
+one line (``ChatModel.note``). :func:`load_model` (training, the gate, ``engine eval``, export: code that works
+on the weights training made) reads ``auto`` as ``transformers``, so nothing below ``engine.train`` and
+``engine.reward`` changes backend behind its back; an explicit ``backend`` in the profile applies to both.
 """
 
 from __future__ import annotations
@@ -130,15 +133,16 @@ def fallback_note(profile, why: str) -> str:
             f"`pip install {LLAMACPP_PIN}` makes it use llama.cpp.")
 
 
-def choose_backend(profile, backend: str | None = None) -> Choice:
-    """The backend ``profile`` chats through (``backend`` overrides the profile's setting)."""
+def choose_backend(profile, backend: str | None = None, chat: bool = True) -> Choice:
+    """The backend ``profile`` chats through (``chat``; else the one :func:`load_model` uses); ``backend``
+    overrides the profile's setting."""
     from engine.runtime.gguf import is_gguf_id
 
     asked = backend or getattr(profile.model, "backend", AUTO) or AUTO
     name = ALIASES.get(asked, asked)
     gguf = is_gguf_id(profile.model.id)
     if name == AUTO:
-        if not gguf:
+        if not gguf or not chat:
             return Choice(BACKENDS["transformers"])
         if llamacpp_installed():
             return Choice(BACKENDS["llamacpp"])
@@ -156,14 +160,20 @@ def choose_backend(profile, backend: str | None = None) -> Choice:
     return Choice(BACKENDS[name])
 
 
+def load_chat_model(profile, home, progress: Progress | None = None, adapter: str | None = "promoted",
+                    backend: str | None = None):
+    """:func:`load_model` for chatting: ``auto`` picks llama.cpp for a GGUF model when it is installed."""
+    return load_model(profile, home, progress, adapter, backend, chat=True)
+
+
 def load_model(profile, home, progress: Progress | None = None, adapter: str | None = "promoted",
-               backend: str | None = None):
+               backend: str | None = None, chat: bool = False):
     """Load ``profile``'s model through its backend, ready to stream replies (a :class:`ChatModel`).
 
     ``adapter``: ``"promoted"`` (default: the profile's promoted LoRA adapter, if any), ``"base"`` or None (no
-    adapter), or a run id, resolved before anything heavy loads. ``backend`` overrides the profile's choice
-    (``"transformers"`` where the torch model itself is needed). ``progress(stage, fraction)`` reports loading
-    stages; the last is ``ready``.
+    adapter), or a run id, resolved before anything heavy loads. ``backend`` overrides the profile's choice;
+    ``chat``: see :func:`choose_backend` (False: ``auto`` is transformers). ``progress(stage, fraction)`` reports
+    loading stages; the last is ``ready``.
     """
     from engine.adapters import resolve_adapter
     from engine.home import Home
@@ -171,7 +181,7 @@ def load_model(profile, home, progress: Progress | None = None, adapter: str | N
     report = progress or (lambda stage, fraction: None)
     home = Home.resolve(home) if not isinstance(home, Home) else home
     run_id, adapter_dir = resolve_adapter(home, profile.name, adapter)  # fail before loading gigabytes
-    choice = choose_backend(profile, backend)
+    choice = choose_backend(profile, backend, chat)
     note = choice.note
     try:
         lm = _load(choice.backend, profile, home, report, run_id, adapter_dir)

@@ -126,11 +126,11 @@ def load(profile, home: Home, progress: Progress, run_id: str | None, adapter_di
     adapter ``run_id`` (already resolved to ``adapter_dir``) attached and in use. ``progress(stage, fraction)``
     is called with ``tokenizer``, ``weights`` (0..1 as tensors load), ``device`` and ``ready``.
     """
+    import torch
+
     from engine.routed_progress import routed_progress
     from engine.runtime.device import resolve_device, resolve_dtype
     from engine.runtime.model import LoadedModel
-
-    import torch
 
     report = progress
     source, local = resolve_source(profile, home, report)
