@@ -240,16 +240,16 @@ def export_gguf(profile, home, adapter: str | None, out: Path, dtype: str = "f16
 def how_to_load_gguf(out: Path, base: Path | None = None, system_prompt: str = "") -> str:
     """What to type to use an exported GGUF in Ollama, llama.cpp and LM Studio: ``base`` set means ``out`` is a
     LoRA for that base file."""
-    system = f'SYSTEM """{system_prompt}"""\\n' if system_prompt else ""
-    if base is None:
-        return "\n".join([
-            f"Ollama:     printf 'FROM {out}\\n{system}' > Modelfile && ollama create my-model -f Modelfile && ollama run my-model",
-            f"llama.cpp:  llama-cli -m {out} -cnv     or     llama-server -m {out} --port 8080",
-            f"LM Studio:  lms import {out}   (then pick it in the model list)",
-        ])
+    modelfile = [f"FROM {base or out}"] + ([f"ADAPTER {out}"] if base else [])
+    if system_prompt:
+        modelfile.append(f'SYSTEM """{system_prompt}"""')
+    model = f"-m {base} --lora {out}" if base else f"-m {out}"
     return "\n".join([
-        f"Ollama:     printf 'FROM {base}\\nADAPTER {out}\\n{system}' > Modelfile && ollama create my-model -f Modelfile "
-        "&& ollama run my-model",
-        f"llama.cpp:  llama-cli -m {base} --lora {out} -cnv     or     llama-server -m {base} --lora {out} --port 8080",
-        "LM Studio:  loads no separate LoRA file; export the merged model (--format gguf) and `lms import` it.",
+        "Ollama:     a file named Modelfile holding",
+        *(f"                {line}" for line in modelfile),
+        "            then: ollama create my-tuned -f Modelfile && ollama run my-tuned",
+        f"llama.cpp:  llama-cli {model} -cnv",
+        f"            llama-server {model} --port 8080",
+        ("LM Studio:  loads no separate LoRA file; export the merged model (--format gguf) and `lms import` it."
+         if base else f"LM Studio:  lms import {out}   (then pick it in the model list)"),
     ])

@@ -49,7 +49,9 @@ def test_gguf_lora_export_and_how_to_load_it(gguf_home, tmp_path):
     home, base = gguf_home
     code, out = _export(home, "--format", "gguf-lora", "--out", str(tmp_path / "sub" / "a.gguf"))
     assert code == 0, out
-    assert f"FROM {base}\\nADAPTER {tmp_path / 'sub' / 'a.gguf'}" in out and f"--lora {tmp_path / 'sub' / 'a.gguf'}" in out
+    lora = tmp_path / "sub" / "a.gguf"
+    assert f"FROM {base}\n" in out and f"ADAPTER {lora}\n" in out and 'SYSTEM """Be brief."""' in out
+    assert f"llama-server -m {base} --lora {lora}" in out
     assert gguf.GGUFReader(tmp_path / "sub" / "a.gguf").fields["adapter.type"].contents() == "lora"
 
 
