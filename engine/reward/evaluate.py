@@ -145,29 +145,18 @@ def gate_metrics(home: Home, profile, adapter_run: str, against_run: str | None,
     eval_rows = gate.EvalRows(sft=rows.get("sft", []), pref=rows.get("pref", []), kto=rows.get("kto", []))
     if not (eval_rows.sft or eval_rows.pref or eval_rows.kto):
         return None
-    from peft import PeftModel
-
     from engine.adapters import adapter_path
 
-    path = train_model.resolve_model_path(profile, home)
-    device = train_model.train_device(profile)
-    from engine.quiet import quiet_loading
-
-    with quiet_loading():
-        tokenizer = train_model.load_tokenizer(profile, path)
-        base = train_model.load_base(profile, path, train_model.train_dtype(profile, device))
-        peft_model = PeftModel.from_pretrained(base, adapter_path(home, profile.name, adapter_run), adapter_name="new")
-        variants = {"new": "new", "current": None}
-        if against_run is not None:
-            peft_model.load_adapter(adapter_path(home, profile.name, against_run), adapter_name="current")
-            variants["current"] = "current"
-        train_model.to_device(peft_model, device)
+    against = adapter_path(home, profile.name, against_run) if against_run is not None else None
+    peft_model, tokenizer, has_current = train_model.load_pair(profile, home, adapter_path(home, profile.name,
+                                                                                            adapter_run), against)
+    variants = {"new": "new", "current": "current" if has_current else None}
     from engine.train.methods import METHODS
 
     methods = [m.name for m in METHODS.values() if not m.reward and rows.get(str(m.rows))]  # each row's own kind
     result = gate.evaluate(peft_model, tokenizer, eval_rows, variants, profile.train.beta, methods,
                            profile.train.max_length)
-    del peft_model, base
+    del peft_model
     return result
 
 

@@ -43,29 +43,17 @@ def _eval_rows(rd: runs.RunDir, manifest: dict) -> tuple[gate.EvalRows, list[str
 def evaluate(home: Home, profile: Profile, manifest: dict, settings: TrainSettings, new_adapter: Path,
              rows: gate.EvalRows, current: str | None, stop=None) -> tuple[dict, str | None, str]:
     """Metrics of the new adapter and of the current one (``current``: a run id, or None for the base)."""
-    from peft import PeftModel
-
     from engine.train import model as model_mod
 
-    device = model_mod.train_device(profile)
-    dtype = model_mod.train_dtype(profile, device)
-    path = model_mod.resolve_model_path(profile, home)
-    tokenizer = model_mod.load_tokenizer(profile, path)
-    base = model_mod.to_device(model_mod.load_base(profile, path, dtype), device)
-    peft_model = PeftModel.from_pretrained(base, str(new_adapter), adapter_name="new")
-    variants: dict[str, str | None] = {"new": "new", "current": None}
-    label = "base model"
-    if current is not None:
-        cur_path = adapters.adapter_path(home, profile.name, current)
-        if (cur_path / adapters.ADAPTER_CONFIG).is_file():
-            peft_model.load_adapter(str(cur_path), adapter_name="current")
-            variants["current"] = "current"
-            label = f"adapter {current}"
+    cur_path = adapters.adapter_path(home, profile.name, current) if current is not None else None
+    peft_model, tokenizer, has_current = model_mod.load_pair(profile, home, new_adapter, cur_path)
+    variants: dict[str, str | None] = {"new": "new", "current": "current" if has_current else None}
+    label = f"adapter {current}" if has_current else "base model"
     try:
         result = gate.evaluate(peft_model, tokenizer, rows, variants, settings.beta, manifest["plan"],
                                settings.max_length, stop)
     finally:
-        del peft_model, base
+        del peft_model
     gc.collect()
     return result, current, label
 

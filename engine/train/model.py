@@ -201,3 +201,28 @@ def local_model(profile, home, adapter: str | None):
     if profile.model.backend != "local":
         profile = profile.replace(model=dataclasses.replace(profile.model, backend="local"))
     return load_model(profile, home, adapter=adapter)
+
+
+def load_pair(profile: Profile, home: Home, new_adapter, current_adapter=None, use_cache: bool = False):
+    """``(peft_model, tokenizer, has_current)``: the base model on the training device with the adapter at
+    ``new_adapter`` as ``"new"`` and, when ``current_adapter`` (a path) holds an adapter, that one as
+    ``"current"`` (``has_current`` False: the comparison is with the base model). The gate, the RL gate and
+    ``engine evaluate`` compare two adapters this way; this is the one place that loads them."""
+    from peft import PeftModel
+
+    from engine.adapters import ADAPTER_CONFIG
+    from engine.quiet import quiet_loading
+
+    device = train_device(profile)
+    path = resolve_model_path(profile, home)
+    with quiet_loading():
+        tokenizer = load_tokenizer(profile, path)
+        base = to_device(load_base(profile, path, train_dtype(profile, device)), device)
+        if use_cache:
+            base.config.use_cache = True
+        peft_model = PeftModel.from_pretrained(base, str(new_adapter), adapter_name="new")
+        has_current = current_adapter is not None and (Path(current_adapter) / ADAPTER_CONFIG).is_file()
+        if has_current:
+            peft_model.load_adapter(str(current_adapter), adapter_name="current")
+        to_device(peft_model, device)
+    return peft_model, tokenizer, has_current

@@ -154,8 +154,6 @@ def run_checks(home, profile, manifest: dict, settings, candidate, current: str 
     and checks) goes into gate.json and the report."""
     import gc
 
-    from peft import PeftModel
-
     from engine import adapters
     from engine.train import model as model_mod
 
@@ -163,21 +161,12 @@ def run_checks(home, profile, manifest: dict, settings, candidate, current: str 
     if not prompts:
         return {"skipped": "no held-out prompts", "checks": []}
     scorer: Any = load_run(home, profile.name, manifest["reward_model"]["run_id"])
-    device = model_mod.train_device(profile)
-    path = model_mod.resolve_model_path(profile, home)
-    tokenizer = model_mod.load_tokenizer(profile, path)
-    base = model_mod.to_device(model_mod.load_base(profile, path, model_mod.train_dtype(profile, device)), device)
-    base.config.use_cache = True
-    peft_model = PeftModel.from_pretrained(base, str(candidate), adapter_name="new")
-    reference = None
-    if current is not None:
-        cur_path = adapters.adapter_path(home, profile.name, current)
-        if (cur_path / adapters.ADAPTER_CONFIG).is_file():
-            peft_model.load_adapter(str(cur_path), adapter_name="current")
-            reference = "current"
+    cur_path = adapters.adapter_path(home, profile.name, current) if current is not None else None
+    peft_model, tokenizer, has_current = model_mod.load_pair(profile, home, candidate, cur_path, use_cache=True)
+    reference = "current" if has_current else None
     measures = evaluate(peft_model, tokenizer, prompts, "new", reference, scorer.score_many, manifest["rl"],
                         settings.max_length)
-    del peft_model, base
+    del peft_model
     gc.collect()
     rl_checks = checks(measures, manifest["rl"])
     return {"reward_run": manifest["reward_model"]["run_id"], "reference": current or "base",
