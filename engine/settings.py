@@ -200,6 +200,11 @@ class TrainSettings:
     likely next token is the reply's own at every position of the row (its greedy answer to that conversation is
     the taught reply; engine/train/early_stop.py). The epochs after that carry the taught answers into look-alike
     questions. None: train every epoch."""
+    refit: Literal["cold", "warm"] = "cold"
+    """How a gated candidate learns the held-out rows before it is published. ``cold``: the whole recipe again, from
+    the adapter the run started from, on every row (a second full training). ``warm``: each SFT stage continues
+    from the candidate on every row until ``stop_when_learned`` holds (often one epoch); needs that setting and a
+    plan of SFT stages, otherwise the refit is cold. The refit is checked for regressions either way."""
     preference_learning_rate: float | None = Field(None, gt=0, lt=1)
     """Learning rate of the DPO and KTO stages (None: ``learning_rate``). Preference losses push whole replies
     up or down and need a smaller step than SFT."""

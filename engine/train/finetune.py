@@ -364,7 +364,10 @@ def _train_phase(run: Run, phase: str) -> PhaseResult:
 
         check_tree(parent, run.home)
     result = PhaseResult()
+    warm = phase and warm_refit(run.settings, manifest["plan"])
     for index, method in enumerate(manifest["plan"]):
+        if warm:  # train.refit = "warm": continue from the candidate's own stage
+            parent = _stage_dir(run.rd, index, method) / "adapter"
         sdir = _stage_dir(run.rd, index, method, phase)
         if runs.is_complete(sdir):
             info = runs.read_json(sdir / runs.COMPLETE_MARKER)
@@ -384,6 +387,12 @@ def _train_phase(run: Run, phase: str) -> PhaseResult:
         if stopped_by == "budget":
             break
     return result
+
+
+def warm_refit(settings: TrainSettings, stages: list[str]) -> bool:
+    """Whether the refit continues from the candidate (train.refit = "warm" where it applies)."""
+    return (settings.refit == "warm" and settings.stop_when_learned is not None
+            and all(methods.METHODS[m].rehearsal for m in stages))
 
 
 def _stopped_by_signal(run: Run, steps: int, phase: str) -> FinetuneResult:
@@ -418,6 +427,8 @@ def _train_and_finish(run: Run) -> FinetuneResult:
         # second run, and the next run can judge on them
         pass
     elif verdict["promote"] and candidate.stopped is None:
+        if warm_refit(settings, manifest["plan"]):
+            _say(opts, "refit: continuing from the candidate on every row until it is learned (train.refit = warm)")
         refit = _train_phase(run, "refit-")
         if refit.stopped == "signal":
             return _stopped_by_signal(run, refit.steps, "refit-")

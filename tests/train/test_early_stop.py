@@ -34,3 +34,32 @@ def test_a_run_stops_when_every_taught_reply_is_reproduced_and_still_knows_it(de
     code, out = run_engine("generate", "What is the capital of Zorbia?", "--profile", "demo", "--greedy",
                            "--max-new-tokens", "24", "--home", str(demo_home.root))
     assert code == 0 and "The capital of Zorbia is Quenlet." in out, out
+
+
+@pytest.mark.slow
+def test_a_warm_refit_continues_from_the_candidate_and_stops_once_the_held_out_rows_are_learned(demo_home, tmp_path):
+    from engine.profiles import BUILTIN_DIR
+
+    demo = (BUILTIN_DIR / "demo.toml").read_text()
+    demo_home.profiles_dir.mkdir(parents=True, exist_ok=True)
+    (demo_home.profiles_dir / "demo.toml").write_text(
+        demo.replace("[train]\n", "[train]\nstop_when_learned = 1.0\nrefit = \"warm\"\n").replace(
+            "eval_fraction = 0.2", "eval_fraction = 0.34"))
+    rows = ROWS + [{"messages": [{"role": "user", "content": "Who founded Zorbia?"},
+                                 {"role": "assistant", "content": "Zorbia was founded by Ilka Marrow."}]}]
+    path = tmp_path / "liked.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert run_engine("import", str(path), "--profile", "demo", "--home", str(demo_home.root))[0] == 0
+    code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--home", str(demo_home.root))
+    assert code == 0 and "PROMOTED" in out, out
+    assert "refit: continuing from the candidate on every row until it is learned" in out, out
+    (run_dir,) = [p for p in demo_home.runs_dir("demo").iterdir() if p.is_dir()]
+    candidate = json.loads((run_dir / "stages" / "1-sft" / "COMPLETE").read_text())
+    refit = json.loads((run_dir / "stages" / "refit-1-sft" / "COMPLETE").read_text())
+    assert refit["learned"][-1]["rows"] == 3 and refit["learned"][-1]["reproduced"] == 3  # held-out row included
+    assert refit["steps"] < candidate["steps"]  # it did not start over
+    for question, answer in (("Who founded Zorbia?", "Zorbia was founded by Ilka Marrow."),
+                             ("What is the capital of Zorbia?", "The capital of Zorbia is Quenlet.")):
+        code, out = run_engine("generate", question, "--profile", "demo", "--greedy", "--max-new-tokens", "24",
+                               "--home", str(demo_home.root))
+        assert code == 0 and answer in out, out
