@@ -8,9 +8,13 @@ piling up behind a busy screen (a reply can produce hundreds of pieces per secon
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
+from textual.notifications import SeverityLevel
+
+if TYPE_CHECKING:
+    from engine.train.revise import ReviewItem
 
 
 @dataclass
@@ -72,7 +76,7 @@ class Notice(Message):
     """A one-line note from a worker for the person (shown as a notification)."""
 
     text: str
-    severity: str = "information"
+    severity: SeverityLevel = "information"
 
 
 @dataclass
@@ -115,4 +119,4 @@ class ReviewList(Message):
     """F8's machine revisions to review (engine.train.revise.review_items), read in a worker."""
 
     profile: str
-    items: list
+    items: list[ReviewItem]

@@ -79,8 +79,8 @@ class ChatSession:
         picked = [c for c in children if c.picked]
         if picked:
             return picked[-1]
-        latest_follow_up = {c.id: max((m.ts for m in conv.children(c.id)), default=None) for c in children}
-        continued = [c for c in children if latest_follow_up[c.id] is not None]
+        latest_follow_up = {c.id: max(ts) for c in children if (ts := [m.ts for m in conv.children(c.id)])}
+        continued = [c for c in children if c.id in latest_follow_up]
         if continued:  # the branch the person went on with (the newest such)
             return max(continued, key=lambda c: latest_follow_up[c.id])
         kept = [c for c in children if c.outcome != "discarded"] or children  # a discarded revision: only if alone

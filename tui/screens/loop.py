@@ -55,7 +55,8 @@ def eval_table(ev) -> Table | Text:
     """engine finetune's ``{"new": {metric: v}, "current": {...}}`` as metric / new / current rows;
     any other shape as one line."""
     if isinstance(ev, dict) and isinstance(ev.get("new"), dict):
-        current = ev.get("current") if isinstance(ev.get("current"), dict) else {}
+        given = ev.get("current")
+        current = given if isinstance(given, dict) else {}
         table = Table(box=None, show_header=True, header_style="dim", pad_edge=False, padding=(0, 2))
         table.add_column("    metric")
         table.add_column("new", justify="right")

@@ -7,6 +7,7 @@ to the log (tui.session.ChatSession.review_machine_revision), then calls :meth:`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from textual.app import ComposeResult
@@ -15,6 +16,9 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from engine.train.revise import ReviewItem
 
 
 class ReviewScreen(ModalScreen[None]):
@@ -34,7 +38,7 @@ class ReviewScreen(ModalScreen[None]):
 
     @dataclass
     class Judged(Message):
-        item: object
+        item: ReviewItem
         approve: bool
 
     def __init__(self, items: list, originals: dict[str, str]) -> None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 
 from tui.widgets.message_view import MessageView, Shown
 
-CHAT_BINDINGS = [
+CHAT_BINDINGS: list[BindingType] = [
     Binding("up", "move(-1)", "Up", id="chat.up", show=False, tooltip="Select the previous message"),
     Binding("down", "move(1)", "Down", id="chat.down", show=False, tooltip="Select the next message"),
     Binding("plus,equals_sign", "act('like')", "👍", id="chat.like", tooltip="Thumbs up (again: clear)"),

@@ -8,13 +8,15 @@ that wrote it and a reward score when best-of-n supplied one (``generation["rewa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Markdown, Static
-from textual.widgets.markdown import MarkdownBlock
+from textual.widgets.markdown import MarkdownBlock, MarkdownStream
 
 from tui.markdown_text import faithful
 
@@ -156,7 +158,7 @@ class MarkdownFeed:
         self.text = ""
         self._live = ""  # what the live widget holds
         self._fences = 0  # ``` seen in the live widget's text (odd: inside a code block)
-        self._stream = None
+        self._stream: MarkdownStream | None = None
         self.frozen: list[Static] = []
         self.frozen_texts: list[str] = []
         """The text of each frozen chunk, in order (these plus the live Markdown's source = ``text``)."""
@@ -203,7 +205,7 @@ class MarkdownFeed:
         from rich.markdown import Markdown as RichMarkdown
 
         frozen = Static(RichMarkdown(self._live), classes="frozen")
-        await self.markdown.parent.mount(frozen, before=self.markdown)
+        await cast(Widget, self.markdown.parent).mount(frozen, before=self.markdown)
         self.frozen.append(frozen)
         self.frozen_texts.append(self._live)
         self._live, self._fences = "", 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import AbstractSet
 
 from rich.markup import escape
 from textual.message import Message
@@ -27,7 +28,7 @@ class Sidebar(OptionList):
 
         conversation_id: str | None
 
-    def show(self, conversations: list, current_id: str, served: set[str] = frozenset()) -> None:
+    def show(self, conversations: list, current_id: str, served: AbstractSet[str] = frozenset()) -> None:
         """Rebuild the options: '+ New conversation' then each conversation, newest first; one a
         program held through ``engine serve`` is marked "api".
 
