@@ -1,134 +1,80 @@
 """The tuneloop chat app: compose the screen, route keys and messages, follow the feedback log.
 
 Importing this module must not import torch or transformers: the screen paints at once and the
-model loads in a background worker (tui.replies). Build it with :func:`create_app`, which tests use
+model loads in a background worker (tui.model). Build it with :func:`create_app`, which tests use
 to inject a fake generator.
+
+The app owns four plain parts, each handed the app as the interface tui/host.py declares: ``model``
+(tui.model: loading, the adapter in use), ``replies`` (tui.replies: the reply queue and its worker),
+``judging`` (tui.judging: what each key on a message writes) and ``menus`` (tui.menus: F3/F4/F5/F8).
+Workers and widgets post messages up; the ``on_*`` handlers below hand each to the part that owns it.
 """
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 from rich.markup import escape
-from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from engine.adapters import promoted_run, run_ids
+from engine.adapters import promoted_run
 from engine.errors import UserError
-from engine.home import Home, ensure_dir
-from engine.profiles import Profile, load_profile, profile_names
-from tui.config import UiConfig, load_ui_config
+from engine.home import Home
+from engine.profiles import Profile, load_profile
+from tui import messages as msg
+from tui.bindings import APP_BINDINGS, PALETTE, binding_ids, binding_sections
+from tui.config import UiConfig, home_write_problem, load_ui_config
 from tui.generator import GeneratorFactory, load_real_model
-from tui.judging import JudgingMixin
-from tui.messages import ProfileList, ReviewList
-from tui.promotion import POLL_SECONDS, PromotionWatch
-from tui.replies import QueuedSend, RepliesMixin
-from tui.screens.choose import ChooseScreen
+from tui.host import SaveOutcome
+from tui.judging import JudgingController
+from tui.menus import Menus
+from tui.model import ModelController
+from tui.promotion import POLL_SECONDS
+from tui.replies import ReplyController
+from tui.screens.compare import CompareScreen
 from tui.screens.error import ErrorScreen
 from tui.screens.help import HelpScreen
-from tui.screens.loop import IN_USE_UNKNOWN, LoopScreen, gate_verdicts
-from tui.screens.prompt import PromptScreen
 from tui.screens.review import ReviewScreen
 from tui.session import ChatSession
-from tui.widgets.chat_view import CHAT_BINDINGS, ChatView
+from tui.widgets.chat_view import ChatView
 from tui.widgets.composer import Composer
 from tui.widgets.message_view import QUEUED, QUEUED_HELD, Shown
 from tui.widgets.sidebar import Sidebar
 from tui.widgets.status_bar import StatusBar
 
-APP_BINDINGS = [
-    Binding("f1", "help", "Help", id="app.help", tooltip="All keys and their ids"),
-    Binding("ctrl+up", "select(-1)", "Prev msg", id="app.select_prev", priority=True, show=False,
-            tooltip="Select the previous message (focuses the message list)"),
-    Binding("ctrl+down", "select(1)", "Next msg", id="app.select_next", priority=True, show=False,
-            tooltip="Select the next message (focuses the message list)"),
-    Binding("escape", "stop", "Stop", id="app.stop", priority=True, tooltip="Stop the reply being generated"),
-    Binding("ctrl+n", "new_conversation", "New", id="app.new", tooltip="Start a new conversation"),
-    Binding("f2", "rename", "Rename", id="app.rename", tooltip="Rename this conversation"),
-    Binding("f3", "loop", "Loop", id="app.loop", tooltip="Feedback counts and adapters"),
-    Binding("f4", "choose_adapter", "Adapter", id="app.adapter", tooltip="Switch adapter (base, promoted, runs)"),
-    Binding("f5", "choose_profile", "Profile", id="app.profile", tooltip="Switch profile (reloads the model)"),
-    # priority: the composer (a TextArea) takes F6 for "select line" otherwise; check_action lets F6
-    # through to it whenever no promotion is on offer
-    Binding("f6", "use_promoted", "Use new adapter", id="app.use_promoted", priority=True,
-            tooltip="Reply with the adapter just promoted by engine finetune (offered when it happens)"),
-    Binding("ctrl+b", "toggle_sidebar", "Sidebar", id="app.sidebar", show=False, tooltip="Show/hide conversations"),
-    Binding("f8", "review", "Review", id="app.review", show=False,
-            tooltip="Morning review: approve or reject the revisions engine finetune wrote for your critiques"),
-]
-
-
-def binding_sections() -> list[tuple[str, list[Binding]]]:
-    """Every remappable binding, grouped as the help screen shows them."""
-    from tui.screens.compare import CompareScreen
-    from tui.screens.edit import EditScreen
-    from tui.screens.reason import ReasonScreen
-    from tui.screens.review import ReviewScreen
-
-    return [("Anywhere", APP_BINDINGS), ("Composer", Composer.BINDINGS),
-            ("Message list (selected message)", CHAT_BINDINGS), ("Edit screen", EditScreen.BINDINGS),
-            ("Reason screen", ReasonScreen.BINDINGS), ("Compare screen", CompareScreen.BINDINGS),
-            ("Review screen (F8)", ReviewScreen.BINDINGS)]
-
-
 NARROW_BELOW = 70
 
 
-def home_write_problem(home: Home) -> str | None:
-    """One sentence if the home folder cannot be written (then nothing can be saved), else None."""
-    try:
-        ensure_dir(home.root)
-        writable = os.access(home.root, os.W_OK)
-        reason = "permission denied"
-    except OSError as exc:
-        writable, reason = False, exc.strerror or str(exc)
-    except UserError:  # engine.home's own sentence for a folder it cannot create or write in
-        writable, reason = False, "it is not a folder you can write in"
-    if writable:
-        return None
-    return (f"The home folder {home.root} cannot be written ({reason}): nothing you send or judge can be "
-            "saved. Start with --home DIR (or set TUNELOOP_HOME) to a folder you can write.")
-
-
-class SaveOutcome:
-    ok = True
-
-
-class TuneloopApp(RepliesMixin, JudgingMixin, App):
+class TuneloopApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "tuneloop"
     BINDINGS = APP_BINDINGS
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
     """Below NARROW_BELOW columns the sidebar starts hidden (ctrl+b still shows it): the chat keeps the width."""
 
-    def __init__(self, home: Home, profile: Profile, generator_factory: GeneratorFactory,
-                 ui: UiConfig) -> None:
+    def __init__(self, home: Home, profile: Profile, generator_factory: GeneratorFactory, ui: UiConfig) -> None:
         super().__init__()
         self.home = home
         self.profile = profile
-        self.generator_factory = generator_factory
         self.ui = ui
         self.session = ChatSession(home, profile.name)
         self.home_problem = home_write_problem(home)
-        self.promotion_watch = PromotionWatch(home, profile.name)
-        self.show_original: set[str] = set()
-        self.init_replies()
+        self.model = ModelController(self, generator_factory)
+        self.replies = ReplyController(self, self.model)
+        self.judging = JudgingController(self, self.replies, self.model)
+        self.menus = Menus(self, self.model, self.replies)
         if ui.keys:
             self.set_keymap(ui.keys)
         if ui.theme:
             if ui.theme in self.available_themes:
                 self.theme = ui.theme
-            else:
-                from rich.markup import escape  # notify reads markup: "[ui]" would vanish
-
+            else:  # notify reads markup: "[ui]" would vanish
                 ui.warnings.append(escape(f"{home.config_path}: unknown theme {ui.theme!r} in [ui]; "
                                           f"try one of {', '.join(sorted(self.available_themes))}."))
 
@@ -170,10 +116,10 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         # After the first frame: the loader imports torch, which holds the GIL for long stretches
         # and would otherwise delay the first paint by most of a second.
         self.call_after_refresh(self._load_after_first_frame)
-        self.set_interval(POLL_SECONDS, self.poll_promoted)
+        self.set_interval(POLL_SECONDS, self.model.poll_promoted)
 
     def _load_after_first_frame(self) -> None:
-        self.set_timer(0.05, self.start_loading)
+        self.set_timer(0.05, self.model.start_loading)
 
     def show_profile(self) -> None:
         status = self.status
@@ -198,7 +144,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         warning.update("\n".join(lines))
 
     @contextmanager
-    def saving(self):
+    def saving(self) -> Iterator[SaveOutcome]:
         """Around a write to the log: a write that fails (NotSaved, one sentence naming the file) becomes
         an error notice and ``outcome.ok`` False; the app goes on."""
         outcome = SaveOutcome()
@@ -207,6 +153,11 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         except UserError as exc:
             outcome.ok = False
             self.notify(str(exc), title="Not saved", severity="error", timeout=15)
+
+    def in_thread(self, work: Callable[[], object], group: str, name: str) -> None:
+        """A thread worker of ``group`` (exclusive: a new one cancels the previous); failures reach
+        :meth:`on_worker_state_changed`."""
+        self.run_worker(work, name=name, group=group, exclusive=True, exit_on_error=False, thread=True)
 
     def warn_log_problems(self) -> None:
         state = self.session.state
@@ -218,24 +169,24 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
 
     async def refresh_chat(self) -> None:
         """Push the replayed log down to the widgets (the chat, the sidebar, the title)."""
-        session = self.session
+        session, replies = self.session, self.replies
         path = session.path()
-        job = self.current or (self.queue[0] if self.queue else None)
+        job = replies.streaming_job()
         if job is not None and job.target == "chat":
             ids = [m.id for m in path]
             if job.parent_id in ids:
                 path = path[: ids.index(job.parent_id) + 1]  # the reply streams right after its prompt
             else:
                 await self.chat.end_streams()  # streaming into another conversation
-        pending = {j.parent_id for j in ([self.current] if self.current else []) + self.queue}
+        pending = replies.pending_parents()
         entries = []
         for i, m in enumerate(path):
             sibs = [s.id for s in session.siblings(m.id)]
             unanswered = i == len(path) - 1 and m.id not in pending and session.unanswered(m)
-            entries.append(Shown.of(m, sibs, m.id in self.show_original, unanswered))
+            entries.append(Shown.of(m, sibs, m.id in self.judging.show_original, unanswered))
         await self.chat.sync(entries)
-        header = QUEUED_HELD if self.sends_held else QUEUED
-        await self.chat.show_queued([(q.key, q.text, header) for q in self.waiting
+        header = QUEUED_HELD if replies.sends_held else QUEUED
+        await self.chat.show_queued([(q.key, q.text, header) for q in replies.waiting
                                      if q.conversation_id == session.conversation_id])
         self.query_one(Sidebar).show(session.conversations(), session.conversation_id, session.served)
         conv = session.conversation
@@ -244,21 +195,43 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
             title += " [dim](served through engine serve)[/dim]"
         self.query_one("#title", Static).update(title)
 
-    # ---- composer / sidebar ----------------------------------------------------------------------
+    # ---- messages up: each to the part that owns it ------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:
-        """Enter: send the text; while a reply generates, queue it as its own message (shown as queued,
-        sent when the replies before it are done). Enter on an empty composer sends a held queue."""
-        if event.text and not (self.busy or self.waiting):
-            await self.send_now(self.session.conversation_id, event.text)
-            return
-        if event.text:
-            self.waiting.append(QueuedSend(self.session.conversation_id, event.text))
-        if not event.text and not self.waiting:
-            return
-        if not self.busy:
-            self.sends_held = False  # the person sends again after a failure: the queue goes, in order
-        await self.pump()
-        await self.refresh_chat()
+        await self.replies.submit(event.text)
+
+    async def on_chat_view_act(self, event: ChatView.Act) -> None:
+        await self.judging.act(event.action, event.message_id)
+
+    async def on_compare_screen_picked(self, event: CompareScreen.Picked) -> None:
+        await self.judging.compare_picked(event)
+
+    def on_model_progress(self, message: msg.ModelProgress) -> None:
+        self.model.progress(message)
+
+    def on_model_not_on_disk(self, message: msg.ModelNotOnDisk) -> None:
+        self.model.not_on_disk(message)
+
+    async def on_model_ready(self, message: msg.ModelReady) -> None:
+        if self.model.ready(message):
+            await self.replies.pump()
+
+    def on_adapter_active(self, message: msg.AdapterActive) -> None:
+        self.model.adapter_active(message)
+
+    def on_promoted_changed(self, message: msg.PromotedChanged) -> None:
+        self.model.promoted_changed(message)
+
+    async def on_reply_progress(self, message: msg.ReplyProgress) -> None:
+        await self.replies.progress(message)
+
+    async def on_reply_finished(self, message: msg.ReplyFinished) -> None:
+        await self.replies.finished(message)
+
+    async def on_best_of_finished(self, message: msg.BestOfFinished) -> None:
+        await self.replies.best_of_finished(message)
+
+    def on_notice(self, message: msg.Notice) -> None:
+        self.notify(message.text, severity=message.severity, timeout=10)
 
     async def on_sidebar_opened(self, event: Sidebar.Opened) -> None:
         if event.conversation_id is None:
@@ -270,12 +243,18 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.composer.focus()
 
     # ---- app actions -----------------------------------------------------------------------------
-    def check_action(self, action: str, parameters) -> bool | None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":  # Esc only stops a reply on the main screen; elsewhere it closes things
-            return self.active_stream is not None and len(self.screen_stack) == 1
+            return self.replies.active_stream is not None and len(self.screen_stack) == 1
         if action == "use_promoted":  # in the footer only while a promotion is on offer
-            return self.offer_pending and len(self.screen_stack) == 1
+            return self.model.offer_pending and len(self.screen_stack) == 1
         return True
+
+    async def action_quit(self) -> None:
+        self.replies.quit()
+
+    def action_stop(self) -> None:
+        self.replies.stop()
 
     def action_select(self, delta: int) -> None:
         chat = self.chat
@@ -295,31 +274,16 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.composer.focus()
 
     def action_rename(self) -> None:
-        conv = self.session.conversation
-        if conv is None:
-            self.notify("Send a message first; then the conversation can be renamed.", severity="warning")
-            return
-
-        async def done(title: str | None) -> None:
-            if title:
-                with self.saving():
-                    self.session.rename(title)
-                await self.refresh_chat()
-
-        self.push_screen(PromptScreen("New title for this conversation:", conv.title or ""), done)
-
-    @property
-    def adapter_in_use(self):
-        """The run id the model replies with (None: base model); before it has loaded, what it will load."""
-        return self.lm.adapter if self.lm is not None else IN_USE_UNKNOWN
+        self.menus.rename()
 
     def action_loop(self) -> None:
-        self.push_screen(LoopScreen(self.home, self.profile.name, self.adapter_in_use))
+        self.menus.loop()
 
     def action_use_promoted(self) -> None:
-        if self.offer_pending and self.lm is not None and not self.busy:
-            self.switch_adapter(self.promoted_offer)
-        elif self.busy:
+        model = self.model
+        if model.offer_pending and model.lm is not None and not self.replies.busy:
+            model.switch_adapter(model.promoted_offer)
+        elif self.replies.busy:
             self.notify("Wait for the current reply to finish.", severity="warning")
 
     def action_toggle_sidebar(self) -> None:
@@ -330,99 +294,22 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         self.push_screen(HelpScreen(binding_sections(), self.ui.keys, self.home.config_path))
 
     def action_choose_adapter(self) -> None:
-        if self.lm is None:
-            self.notify("The model is still loading.", severity="warning")
-            return
-        if self.busy:
-            self.notify("Wait for the current reply to finish.", severity="warning")
-            return
-        profile, in_use = self.profile.name, self.lm.adapter
-        try:
-            pointer = promoted_run(self.home, profile)
-        except UserError:
-            pointer = in_use
-        notes = {None: ""}
-        if pointer != in_use:
-            notes[pointer] = "  ★ newly promoted"
-        notes[in_use] = "  ● in use"
-        items = [("__base__", "base model (no adapter)" + notes.get(None, ""))]
-        verdicts = gate_verdicts(self.home, profile)
-        for run in reversed(run_ids(self.home, profile)):
-            items.append((run, f"{run}  ({verdicts.get(run, 'no report yet')}){notes.get(run, '')}"))
-
-        def done(choice: str | None) -> None:
-            if choice is not None:
-                self.switch_adapter(None if choice == "__base__" else choice)
-
-        title = ("Reply with which adapter? (the choice is kept for the next start: it becomes the profile's "
-                 "promoted adapter, like `engine adapters use`)")
-        self.push_screen(ChooseScreen(title, items, in_use or "__base__"), done)
+        self.menus.choose_adapter()
 
     def action_choose_profile(self) -> None:
-        self.list_profiles(self.profile.name)
+        self.menus.choose_profile()
 
     def action_review(self) -> None:
-        from engine.train.revise import log_ids
+        self.menus.review()
 
-        self.list_review(self.profile.name, *log_ids(self.session.state))
+    def on_profile_list(self, message: msg.ProfileList) -> None:
+        self.menus.profile_list(message)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="review")
-    def list_review(self, profile: str, known: set, revised: set) -> None:
-        """F8's items: the machine revisions of the profile's runs not reviewed yet (files read off the UI thread)."""
-        from engine.train.revise import review_items
-
-        self.post_message(ReviewList(profile, review_items(self.home, profile, known, revised)))
-
-    def on_review_list(self, message: ReviewList) -> None:
-        if message.profile != self.profile.name:
-            return
-        if not message.items:
-            self.notify("No machine revisions to review: engine finetune writes them for critiques (👎 with a "
-                        "comment) you did not revise in the chat.")
-            return
-        originals = {i.original_id: self.session.message(i.original_id).final_text for i in message.items}
-        self.push_screen(ReviewScreen(message.items, originals), lambda _: self.call_later(self.refresh_chat))
+    def on_review_list(self, message: msg.ReviewList) -> None:
+        self.menus.review_list(message)
 
     def on_review_screen_judged(self, event: ReviewScreen.Judged) -> None:
-        item = event.item
-        with self.saving() as saved:
-            self.session.review_machine_revision(item.original_id, item.critique, item.revision, item.run_id,
-                                                 event.approve)
-        if saved.ok and isinstance(self.screen, ReviewScreen):
-            self.screen.advance(event.approve)
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="profiles")
-    def list_profiles(self, current: str) -> None:
-        """F5's items: each profile with its model, whether that is on disk, and the one in use."""
-        from engine.runtime.availability import hub_offline, profile_availability
-
-        missing = "not on disk, and HF_HUB_OFFLINE=1: cannot download" if hub_offline() else \
-            "not on disk: downloads when chosen"
-        items = []
-        for name in profile_names(self.home):
-            try:
-                profile = load_profile(name, self.home)
-            except UserError:
-                items.append((name, f"{name}  (cannot be read: F5 then Enter says why)"))
-                continue
-            if profile.model.backend == "openai":  # nothing on this machine: a server answers
-                where = f"remote: {profile.model.base_url}"
-            else:
-                where = "on disk" if profile_availability(profile).on_disk else missing
-            mark = "● " if name == current else "  "
-            in_use = ", in use" if name == current else ""
-            items.append((name, f"{mark}{name}  {profile.model.id}  ({where}{in_use})"))
-        self.post_message(ProfileList(items))
-
-    def on_profile_list(self, message: ProfileList) -> None:
-        async def done(choice: str | None) -> None:
-            if choice == self.profile.name:  # Enter on the profile in use: nothing to reload
-                self.notify(f"Already chatting with profile {self.profile.name}.")
-            elif choice is not None:
-                await self.switch_profile(choice)
-
-        title = f"Switch to which profile? (● is in use: {self.profile.name}; Enter on it keeps it)"
-        self.push_screen(ChooseScreen(title, message.items, self.profile.name), done)
+        self.menus.review_judged(event)
 
     async def switch_profile(self, name: str) -> None:
         try:
@@ -430,45 +317,28 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
         except UserError as exc:
             self.show_error("That profile cannot be used", str(exc))
             return
-        if self.current is not None:
-            self.current.stop_requested = True  # a best-of job starts no further candidate
-        if self.active_stream is not None:
-            self.active_stream.cancel()
-        self.queue.clear()
-        self.current = None
-        if self.waiting:  # typed for the other model: kept, in the composer, one paragraph each
-            for queued in reversed(self.waiting):
+        waiting = self.replies.drop_all()
+        if waiting:  # typed for the other model: kept, in the composer, one paragraph each
+            for queued in reversed(waiting):
                 self.composer.give_back(queued.text)
-            self.notify(f"{len(self.waiting)} queued message(s) were not sent: they are back in the composer.",
+            self.notify(f"{len(waiting)} queued message(s) were not sent: they are back in the composer.",
                         severity="warning", timeout=10)
-        self.waiting.clear()
-        self.sends_held = False
         await self.chat.end_streams()
         self.profile = profile
         self.session = ChatSession(self.home, profile.name)
-        self.promotion_watch = PromotionWatch(self.home, profile.name)
-        self.offer_pending = False
+        self.model.forget()
         self.warn_log_problems()
-        self.lm = None
-        self.show_original.clear()
+        self.judging.show_original.clear()
         self.chat.selected_id = None
         self.show_profile()
         await self.refresh_chat()
         self.composer.focus()  # a new conversation list: what comes next is typing, not judging
-        self.start_loading()
+        self.model.start_loading()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Switch profile", "Load another model profile", self.action_choose_profile)
-        yield SystemCommand("Switch adapter", "Base model, the promoted adapter or any trained run",
-                            self.action_choose_adapter)
-        yield SystemCommand("New conversation", "Start a fresh conversation", self.action_new_conversation)
-        yield SystemCommand("Rename conversation", "Give this conversation a title", self.action_rename)
-        yield SystemCommand("Feedback and adapters", "Counts since the last training run, eval numbers",
-                            self.action_loop)
-        yield SystemCommand("Review machine revisions", "Approve or reject the revisions written overnight",
-                            self.action_review)
-        yield SystemCommand("Keys", "Every key and its id for remapping", self.action_help)
+        for title, help_text, action in PALETTE:
+            yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
 
     # ---- errors ----------------------------------------------------------------------------------
     def show_error(self, title: str, message: str, offer_demo: bool = False) -> None:
@@ -495,7 +365,7 @@ class TuneloopApp(RepliesMixin, JudgingMixin, App):
             self.show_error(f"The model of profile {self.profile.name!r} could not be loaded", text,
                             offer_demo=self.profile.name != "demo")
         elif group == "reply":
-            await self.reply_failed()
+            await self.replies.failed()
             self.show_error("The reply failed", text)
         elif group == "adapter":
             self.show_error("The adapter could not be used", text)
@@ -514,6 +384,5 @@ def create_app(home: Home | str | Path | None, profile_name: str | None = None,
     home = home if isinstance(home, Home) else Home.resolve(home)
     name = profile_name or default_profile_name(home)
     profile = load_profile(name, home)
-    known = {b.id for _, bindings in binding_sections() for b in bindings if b.id}
-    ui = load_ui_config(home, known_ids=known)
+    ui = load_ui_config(home, known_ids=binding_ids())
     return TuneloopApp(home, profile, generator_factory or load_real_model, ui)

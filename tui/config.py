@@ -7,12 +7,14 @@ unknown keys are ignored with a warning rather than refused, so an old config ke
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from rich.markup import escape
 
 from engine.config import UiTable, load_config
-from engine.home import Home
+from engine.errors import UserError
+from engine.home import Home, ensure_dir
 
 
 @dataclass
@@ -46,3 +48,19 @@ def load_ui_config(home: Home, known_ids: set[str] | None = None) -> UiConfig:
             continue
         cfg.keys[binding_id] = key
     return cfg
+
+
+def home_write_problem(home: Home) -> str | None:
+    """One sentence if the home folder cannot be written (then nothing can be saved), else None."""
+    try:
+        ensure_dir(home.root)
+        writable = os.access(home.root, os.W_OK)
+        reason = "permission denied"
+    except OSError as exc:
+        writable, reason = False, exc.strerror or str(exc)
+    except UserError:  # engine.home's own sentence for a folder it cannot create or write in
+        writable, reason = False, "it is not a folder you can write in"
+    if writable:
+        return None
+    return (f"The home folder {home.root} cannot be written ({reason}): nothing you send or judge can be "
+            "saved. Start with --home DIR (or set TUNELOOP_HOME) to a folder you can write.")

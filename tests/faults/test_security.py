@@ -181,7 +181,7 @@ async def test_tui_warns_when_the_profile_trusts_remote_code(demo_home, from_pre
         app = create_app(home, name)
         async with app.run_test() as pilot:
             end = 600
-            while app.lm is None and end:
+            while app.model.lm is None and end:
                 await pilot.pause(0.1)
                 end -= 1
             warning = app.query_one("#warning", Static)

@@ -19,7 +19,7 @@ async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "conditi
 
 async def wait_idle(pilot, app, timeout: float = 30.0) -> None:
     """Wait until the model is loaded and no reply is queued or generating."""
-    await wait_for(pilot, lambda: app.lm is not None and not app.busy, timeout, "the app to be idle")
+    await wait_for(pilot, lambda: app.model.lm is not None and not app.replies.busy, timeout, "the app to be idle")
     await pilot.pause()
 
 

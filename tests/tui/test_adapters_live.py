@@ -94,7 +94,7 @@ async def test_f4_labels_what_the_gate_said_and_the_choice_lasts_past_a_restart(
         app.screen.query_one("#choices").highlighted = ids.index(NEW)
         await pilot.press("enter")
         await wait_for(pilot, lambda: gen.adapter == NEW, timeout=5, what="the switch")
-        app.poll_promoted()  # as the timer does: our own choice is not offered back
+        app.model.poll_promoted()  # as the timer does: our own choice is not offered back
         await pilot.pause(0.3)
         assert not any("F6" in n.message for n in app._notifications)
         await _in_use_everywhere(pilot, app, NEW)

@@ -37,7 +37,7 @@ async def test_typing_after_a_profile_switch_goes_to_the_composer(home):
         await _open_f5(pilot, app)
         ids = [o.id for o in app.screen.query_one("#choices").options]
         await pilot.press(*["down"] * ((ids.index("other") - ids.index("demo")) % len(ids)), "enter")
-        await wait_for(pilot, lambda: app.profile.name == "other" and app.lm is not None, what="the switch")
+        await wait_for(pilot, lambda: app.profile.name == "other" and app.model.lm is not None, what="the switch")
         await pilot.pause()
         await pilot.press(*"hello", "enter")
         await wait_idle(pilot, app)
@@ -62,7 +62,7 @@ async def test_f5_enter_on_the_profile_in_use_reloads_nothing(home):
         await pilot.press("enter")  # the list opens on the profile in use
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ChooseScreen)
-        assert loads == ["demo"] and app.lm is not None
+        assert loads == ["demo"] and app.model.lm is not None
         assert any("Already chatting with profile demo" in n.message for n in app._notifications)
         assert app.focused is app.composer
 

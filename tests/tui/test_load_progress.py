@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-import tui.replies
+import tui.model
 from tests.tui.fakes import FakeGenerator
 from tests.tui.helpers import wait_for, wait_idle
 from tui.app import create_app
@@ -13,8 +13,8 @@ from tui.app import create_app
 
 async def test_a_long_loading_step_shows_its_name_and_elapsed_time(home, monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(tui.replies, "_now", lambda: clock[0])
-    monkeypatch.setattr(tui.replies, "STAGE_TICK", 0.02)
+    monkeypatch.setattr(tui.model, "_now", lambda: clock[0])
+    monkeypatch.setattr(tui.model, "STAGE_TICK", 0.02)
     release = threading.Event()
 
     def converting(profile, home_, progress):

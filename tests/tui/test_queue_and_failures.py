@@ -22,12 +22,12 @@ async def test_messages_sent_while_a_reply_streams_are_queued_each_as_its_own_tu
         await send(pilot, "Fact number 1")
         await wait_for(pilot, lambda: gen.streams and gen.streams[0].started.is_set(), what="streaming")
         burst(pilot, "text:Fact number 2", "enter", "text:Fact number 3", "enter")
-        await wait_for(pilot, lambda: len(app.waiting) == 2, what="two queued")
+        await wait_for(pilot, lambda: len(app.replies.waiting) == 2, what="two queued")
         await pilot.pause()
-        assert app.busy and app.composer.text == ""
+        assert app.replies.busy and app.composer.text == ""
         lines = screen_lines(app)
         assert lines.count("queued") == 2 and "Fact number 2" in lines and "Fact number 3" in lines
-        await wait_for(pilot, lambda: not app.busy and not app.waiting, timeout=10, what="all replies")
+        await wait_for(pilot, lambda: not app.replies.busy and not app.replies.waiting, timeout=10, what="all replies")
         await pilot.pause()
         msgs = events(home, type_="message")
         assert [(m["role"], m["content"]) for m in msgs if m["role"] == "user"] == \

@@ -37,7 +37,7 @@ async def test_a_log_that_becomes_unwritable_mid_session_is_reported_and_nothing
         await send(pilot, "second question")
         await pilot.pause(0.3)
         assert app.composer.text == "second question"
-        assert "second question" not in screen_text(app) and not app.busy
+        assert "second question" not in screen_text(app) and not app.replies.busy
         assert app.is_running
         # writable again: the old events are untouched and the next judgement is saved
         log_path.rmdir()
@@ -56,7 +56,7 @@ async def test_a_reply_that_cannot_be_saved_is_reported_and_the_app_goes_on(home
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_idle(pilot, app)
         await send(pilot, "hello")
-        assert app.busy
+        assert app.replies.busy
         log_path = app.session.log.path
         log_path.rename(log_path.with_suffix(".moved"))
         log_path.mkdir()

@@ -1,0 +1,108 @@
+"""What the app's parts use of the app, declared as protocols the app satisfies.
+
+The app (:class:`tui.app.TuneloopApp`) owns three plain parts: the model (:class:`tui.model.ModelController`),
+the replies (:class:`tui.replies.ReplyController`) and the judging keys (:class:`tui.judging.JudgingController`).
+Each part is handed the app as one of these interfaces and uses nothing else of it: attributes down (the
+profile, the session, the widgets), messages up (thread workers post :mod:`tui.messages`, and the app routes
+each one to the part that handles it). mypy checks that the app provides every member a part declares, and a
+test can drive a part with a small fake host instead of a running app.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from textual.message import Message
+    from textual.notifications import SeverityLevel
+    from textual.screen import Screen
+    from textual.timer import Timer
+
+    from engine.home import Home
+    from engine.profiles import Profile
+    from tui.session import ChatSession
+    from tui.widgets.chat_view import ChatView
+    from tui.widgets.composer import Composer
+    from tui.widgets.status_bar import StatusBar
+
+
+class SaveOutcome:
+    """What :meth:`Host.saving` yields: ``ok`` turns False when the write inside it was refused."""
+
+    ok = True
+
+
+class Host(Protocol):
+    """What every part reads and calls on the app."""
+
+    @property
+    def home(self) -> Home: ...
+
+    @property
+    def profile(self) -> Profile: ...
+
+    @property
+    def session(self) -> ChatSession: ...
+
+    @property
+    def chat(self) -> ChatView: ...
+
+    @property
+    def composer(self) -> Composer: ...
+
+    @property
+    def status(self) -> StatusBar: ...
+
+    def saving(self) -> AbstractContextManager[SaveOutcome]:
+        """Around a write to the log: a refused write becomes an error notice and ``ok`` False."""
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None: ...
+
+    async def refresh_chat(self) -> None:
+        """Push the replayed log down to the widgets."""
+
+    def post_message(self, message: Message) -> bool: ...
+
+    def in_thread(self, work: Callable[[], object], group: str, name: str) -> None:
+        """Run ``work`` in a thread worker of ``group`` (a new one cancels the group's previous worker); a
+        failure reaches the app's one ``Worker.StateChanged`` handler."""
+
+
+class ModelHost(Host, Protocol):
+    def set_interval(self, interval: float, callback: Callable[[], None] | None = None, *,
+                     name: str | None = None, repeat: int = 0, pause: bool = False) -> Timer: ...
+
+    def refresh_bindings(self) -> None: ...
+
+
+class ReplyHost(Host, Protocol):
+    def set_timer(self, delay: float, callback: Callable[[], None] | None = None, *,
+                  name: str | None = None, pause: bool = False) -> Timer: ...
+
+    def exit(self, result: Any = None, return_code: int = 0, message: Any = None) -> None: ...
+
+
+ResultT = TypeVar("ResultT")
+
+
+class ScreenHost(Host, Protocol):
+    def push_screen(self, screen: Screen[ResultT],
+                    callback: Callable[[ResultT | None], None] | Callable[[ResultT | None], Awaitable[None]] | None = None,
+                    ) -> Any: ...
+
+
+class JudgingHost(ScreenHost, Protocol):
+    def copy_to_clipboard(self, text: str) -> None: ...
+
+
+class MenuHost(ScreenHost, Protocol):
+    @property
+    def screen(self) -> Screen[Any]:
+        """The screen on top."""
+
+    def call_later(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> bool: ...
+
+    async def switch_profile(self, name: str) -> None:
+        """Chat with profile ``name`` from now on (its log, its model)."""
