@@ -1,11 +1,11 @@
 """What the app's parts use of the app, declared as protocols the app satisfies.
 
-The app (:class:`tui.app.TuneloopApp`) owns three plain parts: the model (:class:`tui.model.ModelController`),
-the replies (:class:`tui.replies.ReplyController`) and the judging keys (:class:`tui.judging.JudgingController`).
-Each part is handed the app as one of these interfaces and uses nothing else of it: attributes down (the
+The app (:class:`tui.app.TuneloopApp`) owns four plain parts: the model (:class:`tui.model.ModelController`),
+the replies (:class:`tui.replies.ReplyController`), the judging keys (:class:`tui.judging.JudgingController`)
+and the function-key dialogs (:class:`tui.menus.Menus`). Each part is handed the app as one of these interfaces and uses nothing else of it: attributes down (the
 profile, the session, the widgets), messages up (thread workers post :mod:`tui.messages`, and the app routes
 each one to the part that handles it). mypy checks that the app provides every member a part declares, and a
-test can drive a part with a small fake host instead of a running app.
+test can drive a part with a small fake host instead of a running app (tests/tui/test_parts.py).
 """
 
 from __future__ import annotations
