@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.settings import TrainSettings
-from engine.train.finetune import stage_overrides
+from engine.train.stage import stage_overrides
 from engine.train.methods import METHODS
 
 
@@ -35,7 +35,7 @@ def test_the_smollm2_profile_trains_sft_with_neftune():
 def test_an_sft_run_with_neftune_trains_and_promotes(log, demo_home, monkeypatch):
     """The demo profile's SFT stage with NEFTune on (padding-free batches): the Trainer takes the noise and the
     edit is still learned."""
-    from engine.train import finetune
+    from engine.train import stage
     from tests.train.conftest import converse, run_engine
 
     seen = []
@@ -45,7 +45,7 @@ def test_an_sft_run_with_neftune_trains_and_promotes(log, demo_home, monkeypatch
         seen.append(out)
         return out
 
-    monkeypatch.setattr(finetune, "stage_overrides", with_neftune)
+    monkeypatch.setattr(stage, "stage_overrides", with_neftune)
     _, (reply,) = converse(log, "What is the capital of France?", ["I like turtles and rain."])
     log.edit(reply["id"], "Paris is the capital of France.")
     code, out = run_engine("finetune", "--profile", "demo", "--method", "sft", "--home", str(demo_home.root))
