@@ -52,7 +52,8 @@ async def wait_until(predicate, timeout: float, step: float = 0.005) -> bool:
 async def wait_model_ready(app, clock: MessageClock, timeout: float = 300.0) -> float:
     """Seconds until the model-ready message was handled (and the app holds the model)."""
     t0 = time.perf_counter()
-    ok = await wait_until(lambda: clock.count("ModelReady") > 0 and getattr(app, "lm", True) is not None,
+    held = getattr(app, "model", app)  # tuneloop's app holds the model in app.model.lm
+    ok = await wait_until(lambda: clock.count("ModelReady") > 0 and getattr(held, "lm", True) is not None,
                           timeout, step=0.01)
     if not ok:
         raise TimeoutError(f"the model was not ready within {timeout:.0f} s")
