@@ -103,11 +103,18 @@ def _choose_auto(counts: dict[str, int], min_rows: int) -> tuple[list[str], str]
     n_sft, n_pref = counts.get("sft", 0), counts.get("pref", 0)
     n_good, n_bad = counts.get("kto_desirable", 0), counts.get("kto_undesirable", 0)
     n_edits = counts.get("edits", 0)
-    if n_sft >= need and n_edits and n_bad <= n_edits and n_pref <= n_edits:
+    n_revised = counts.get("revision_pref", 0) + counts.get("machine_revision_pref", 0)
+    if n_sft >= need and n_edits and n_bad <= n_edits and n_pref <= n_edits + n_revised:
         # every pair and every dislike comes from a correction: the edited text is the lesson, and SFT teaches
         # it directly (DPO on the same pairs adds little and moves the model further)
         return ["sft"], (f"auto: {n_sft} liked/edited replies, and the only pairs and dislikes are the {n_edits} "
                          "corrections' originals, so SFT on the corrections")
+    if n_sft >= need and n_revised and not n_bad and n_pref <= n_revised:
+        # the same for accepted revisions: the revised text is the lesson. DPO on revision-over-original pairs
+        # pushed away from the model's own replies everywhere (bench critique case: 24 of 30 controls, 17 of 57
+        # known answers changed, "A triangle is a triangle is a triangle ...")
+        return ["sft"], (f"auto: {n_sft} liked/revised replies, and the only pairs are the {n_revised} accepted "
+                         "revisions over their originals, so SFT on the revisions")
     if n_pref >= max(need, AUTO_MIN_PAIRS):
         if n_sft >= need:
             return ["sft", "dpo"], (f"auto: {n_sft} liked/edited replies and {n_pref} preference pairs, so SFT on the "
