@@ -232,8 +232,8 @@ def write_private(path: Path, data: bytes | str, base: "Home | Path | None" = No
     return path
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in ``path`` durable."""
+def fsync_path(path: Path | str) -> None:
+    """fsync one file or folder, best effort (a file that went away or a filesystem that refuses is skipped)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -244,6 +244,11 @@ def fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable."""
+    fsync_path(path)
 
 
 def default_home() -> Path:

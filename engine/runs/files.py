@@ -20,6 +20,7 @@ from engine.home import (
     LinkRefused,
     ensure_dir,
     fsync_dir,
+    fsync_path,
     open_beneath,
     open_dir,
     open_file,
@@ -146,16 +147,7 @@ def fsync_tree(folder: Path) -> None:
     """fsync every file and directory under ``folder`` (before a COMPLETE marker or a rename)."""
     for dirpath, _dirs, files in os.walk(folder):
         for name in files:
-            try:
-                fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            fsync_path(os.path.join(dirpath, name))
         fsync_dir(Path(dirpath))
 
 
