@@ -1,5 +1,6 @@
 """What the reply queue holds: a reply to generate (:class:`ReplyJob`) and a message typed meanwhile
-(:class:`QueuedSend`); plain data, shared by tui.replies (which runs them) and tui.judging (which makes them)."""
+(:class:`QueuedSend`); plain data, shared by tui.replies (which runs them) and tui.judging (which makes them).
+:class:`Stoppable` is what Esc needs of the reply generating now."""
 
 from __future__ import annotations
 
