@@ -58,6 +58,8 @@ def generate(
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="A JSONL file of prompts (a string, or an object with 'prompt' or 'messages', per line): greedy replies, batched, one line each.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print each reply as one JSON line (reply, finish_reason, tokens, adapter).")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Prompts decoded together with --prompts.")] = 16,
+    backend: Annotated[Optional[str], typer.Option("--backend", help="Who runs the model for this reply: auto, "
+                       "transformers, llamacpp or openai (default: the profile's model.backend).")] = None,
     home: HomeOption = None,
 ) -> None:
     """Print one reply to QUESTION, streamed as it is generated (or, with --prompts, one per prompt)."""
@@ -76,6 +78,10 @@ def generate(
                         "UTF-8 text.") from None
     h = home_of(home)
     prof = profile_of(profile, h)
+    if backend is not None:
+        from engine.runtime.backend import choose_backend
+
+        choose_backend(prof, backend)  # an unknown name is one sentence before anything loads
     params = GenerationParams.from_profile(prof, max_new_tokens=max_new_tokens, seed=seed, do_sample=sample,
                                            temperature=temperature, top_p=top_p)
     if prompts is not None or as_json:
@@ -103,7 +109,7 @@ def generate(
         from engine.feedback import FeedbackLog
 
         log = FeedbackLog(h, prof.name)
-    lm = load_chat_model(prof, h, adapter=adapter)
+    lm = load_chat_model(prof, h, adapter=adapter, backend=backend)
     if lm.note:
         typer.echo(lm.note, err=True)
     messages = [{"role": "user", "content": question}]

@@ -20,8 +20,11 @@ CONTROL_Q = "What is the capital of France?"
 
 
 def _answer(home, question: str, adapter: str = "promoted") -> str:
+    # transformers: the weights the gate judged. llama.cpp's Q4_1 kernels (activations quantized to 8 bits) flip
+    # near ties: its first token for the France question is "L" (logit 24.91) over "The" (24.56), so it answers
+    # "L'Étoile, la Marseillaise, ..." (tests/real/test_llamacpp.py covers that backend).
     code, out = run_engine("generate", question, "--profile", PROFILE, "--greedy", "--adapter", adapter,
-                           "--max-new-tokens", "40", "--home", str(home.root))
+                           "--max-new-tokens", "40", "--backend", "transformers", "--home", str(home.root))
     assert code == 0, out
     return out
 

@@ -1,0 +1,174 @@
+"""``backend = "llamacpp"`` on the real SmolLM2 GGUF file: replies stream and stop within a token, honour the
+generation settings, name their backend, never import torch, serve ``engine serve`` and best-of-n, and fall back
+to transformers with one line when llama_cpp cannot be imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from engine.home import Home
+from engine.profiles import load_profile
+from engine.runtime.backend import llamacpp_installed
+from tests.conftest import add_user_profile
+from tests.real.conftest import MODEL_ID, PROFILE, requires_model
+
+pytestmark = [requires_model, pytest.mark.slow, pytest.mark.timeout(900),
+              pytest.mark.skipif(not llamacpp_installed(), reason="llama-cpp-python is not installed (the README's commands install it)")]
+
+QUESTION = [{"role": "user", "content": "In which city is the Eiffel Tower?"}]
+
+
+@pytest.fixture(scope="module")
+def llama_home(tmp_path_factory) -> Home:
+    return Home.resolve(tmp_path_factory.mktemp("llamacpp") / "home").ensure()
+
+
+@pytest.fixture(scope="module")
+def lm(llama_home):
+    from engine.runtime import load_chat_model
+
+    model = load_chat_model(load_profile(PROFILE, llama_home), llama_home, adapter="base")
+    assert model.backend == "llamacpp" and model.note is None
+    return model
+
+
+def _params(lm, **kw):
+    from engine.runtime import GenerationParams
+
+    return GenerationParams.from_profile(lm.profile, **kw)
+
+
+def test_a_greedy_reply_streams_in_pieces_and_records_its_backend(lm):
+    gen = lm.stream(QUESTION, _params(lm, do_sample=False, max_new_tokens=40))
+    pieces = list(gen)
+    text = "".join(pieces)
+    assert "Paris" in text and len(pieces) >= 2
+    rec = gen.record
+    assert rec["backend"] == "llamacpp" and rec["model"] == MODEL_ID and rec["adapter"] is None
+    assert rec["finish_reason"] in ("stop", "length") and rec["stopped"] is False
+    assert rec["completion_tokens"] > 3 and rec["prompt_tokens"] > 10 and rec["tokens_per_s"] > 0
+    again, _ = lm.generate(QUESTION, _params(lm, do_sample=False, max_new_tokens=40))
+    assert again == text  # greedy is deterministic, also when the KV cache of the last reply is reused
+
+
+def test_cancel_stops_within_a_token(lm):
+    gen = lm.stream([{"role": "user", "content": "Write a long story about a dragon."}],
+                    _params(lm, do_sample=False, max_new_tokens=400))
+    for _piece in gen:
+        gen.cancel()
+        count = gen._streamer.count
+    rec = gen.record
+    assert rec["stopped"] is True and rec["finish_reason"] == "cancelled"
+    assert rec["completion_tokens"] <= count + 1  # at most the token being decoded when Esc came
+
+
+def test_the_generation_settings_are_honoured(lm):
+    _, rec = lm.generate([{"role": "user", "content": "Count from one to a hundred in words."}],
+                         _params(lm, do_sample=False, max_new_tokens=7))
+    assert rec["completion_tokens"] == 7 and rec["finish_reason"] == "length"
+    sampled = _params(lm, do_sample=True, temperature=1.5, top_p=1.0, max_new_tokens=24)
+    a, ra = lm.generate(QUESTION, sampled.replace(seed=11))
+    b, _ = lm.generate(QUESTION, sampled.replace(seed=11))
+    c, _ = lm.generate(QUESTION, sampled.replace(seed=12))
+    assert a == b and a != c and ra["seed"] == 11 and ra["params"]["temperature"] == 1.5
+    _, rp = lm.generate(QUESTION, _params(lm, do_sample=False, repetition_penalty=1.3, max_new_tokens=8))
+    assert rp["params"]["repetition_penalty"] == 1.3
+
+
+def test_best_of_n_samples_through_llamacpp(lm):
+    from engine.reward.best_of import best_of_n
+
+    class LengthScorer:
+        run_id = "length"
+
+        def score_many(self, pairs):
+            return [float(len(reply)) for _, reply in pairs]
+
+        def calibrate(self, raw):
+            return raw / 100
+
+    out = best_of_n(lm, LengthScorer(), QUESTION, 3, _params(lm, max_new_tokens=16, seed=5))
+    assert len(out) == 3 and out[0].score >= out[-1].score
+    assert {c.record["backend"] for c in out} == {"llamacpp"} and len({c.seed for c in out}) == 3
+
+
+def test_engine_serve_answers_through_llamacpp(lm, llama_home):
+    from openai import OpenAI
+
+    from engine.serve.app import create_app
+    from engine.serve.server import BackgroundServer, build_state
+
+    state = build_state(lm.profile, llama_home, lm, adapter="base")
+    assert state.model_limits.context == lm.context_length
+    with BackgroundServer(create_app(state)) as server:
+        client = OpenAI(base_url=server.url, api_key="none")
+        reply = client.chat.completions.create(model="base", messages=QUESTION, max_tokens=20, temperature=0)
+        assert "Paris" in reply.choices[0].message.content
+        chunks = list(client.chat.completions.create(model="base", messages=QUESTION, max_tokens=20, temperature=0,
+                                                     stream=True))
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert streamed == reply.choices[0].message.content
+    served = [e for e in state.recorder.log.read().events if e.get("role") == "assistant"]
+    assert served[-1]["generation"]["backend"] == "llamacpp" and served[-1]["generation"]["source"] == "serve"
+
+
+def _child(code: str, home: Home, **env) -> dict:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TUNELOOP_HOME": str(home.root), **env})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_llamacpp_profile_replies_without_importing_torch(llama_home):
+    result = _child(f"""
+        import json, sys
+        from engine.home import Home
+        from engine.profiles import load_profile
+        from engine.runtime import load_chat_model
+        home = Home.resolve({str(llama_home.root)!r})
+        lm = load_chat_model(load_profile({PROFILE!r}, home), home)
+        text, record = lm.generate([{{"role": "user", "content": "Hi"}}])
+        print(json.dumps({{"backend": record["backend"], "text": bool(text),
+                          "heavy": [m for m in ("torch", "transformers") if m in sys.modules]}}))
+    """, llama_home)
+    assert result == {"backend": "llamacpp", "text": True, "heavy": []}
+
+
+def test_without_llama_cpp_the_profile_falls_back_to_transformers_with_one_line(smol_home):
+    """`import llama_cpp` made to fail: engine generate says so in one line and the reply is transformers'."""
+    add_user_profile(smol_home, "smol", f'[model]\nid = "{MODEL_ID}"\ndtype = "fp32"\nbackend = "llamacpp"\n')
+    result = _child("""
+        import contextlib, io, json, sys
+        sys.modules["llama_cpp"] = None
+        from engine.cli import main
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try:
+                main(["generate", "--profile", "smol", "--greedy", "--max-new-tokens", "8", "--record", "Hi"])
+            except SystemExit as exc:
+                assert not exc.code, err.getvalue()
+        print(json.dumps({"stderr": err.getvalue()}))
+    """, smol_home)
+    notes = [line for line in result["stderr"].splitlines() if "llama-cpp-python" in line]
+    assert len(notes) == 1 and "transformers" in notes[0]
+    events = [json.loads(x) for x in (smol_home.feedback_dir("smol") / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["generation"]["backend"] == "transformers"
+
+
+async def test_the_chat_app_replies_through_llamacpp(llama_home):
+    from tests.tui.helpers import events, send, wait_idle
+    from tui.app import create_app
+
+    app = create_app(llama_home, PROFILE)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app, timeout=120)
+        await send(pilot, "What is the capital of France?")
+        await wait_idle(pilot, app, timeout=300)
+    _user, reply = events(llama_home, PROFILE, type_="message")
+    assert reply["generation"]["backend"] == "llamacpp" and reply["content"].strip()
