@@ -10,7 +10,7 @@ and report.json (``eval.accuracy``, ``eval.margin``, ``eval.baseline_accuracy``;
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from engine.errors import UserError
@@ -39,14 +39,17 @@ class RewardRunResult:
     interrupted: bool = False
 
 
-def check_overrides(profile: Profile, opts: RewardRunOptions) -> None:
-    """Each flag obeys the rule of the setting it overrides ([reward], and [train] max_steps)."""
+def with_flags(profile: Profile, opts: RewardRunOptions) -> Profile:
+    """``profile`` with the command's flags merged into its [reward] table, each checked by the rule of the
+    setting it overrides (--max-steps by [train] max_steps'); the one place flags meet settings: training reads
+    the result's ``reward`` table and nothing else."""
     from engine.settings import TrainSettings, check_value, override
 
-    override(profile.reward, {"epochs": opts.epochs, "learning_rate": opts.learning_rate,
-                              "batch_size": opts.batch_size, "seed": opts.seed})
+    reward = override(profile.reward, {"epochs": opts.epochs, "learning_rate": opts.learning_rate,
+                                       "batch_size": opts.batch_size, "seed": opts.seed})
     if opts.max_steps is not None:
         check_value(TrainSettings, "max_steps", opts.max_steps, "--max-steps")
+    return replace(profile, reward=reward)
 
 
 def _settings(profile: Profile, opts: RewardRunOptions) -> dict:
@@ -158,7 +161,7 @@ def run_reward(home: Home, profile_name: str, opts: RewardRunOptions | None = No
     if not runs.is_main_process():
         log = lambda _line: None  # noqa: E731  (rank 0 speaks for all)
     profile = load_profile(profile_name, home)
-    check_overrides(profile, opts)  # bad flags fail before any run directory exists
+    flagged = with_flags(profile, opts)  # bad flags fail before any run directory exists
     lock = runs.RunLock(home, profile.name, "train")
 
     def prepare() -> str:  # rank 0 only; every rank gets the run id (or the UserError)
@@ -171,7 +174,7 @@ def run_reward(home: Home, profile_name: str, opts: RewardRunOptions | None = No
         run_id = runs.on_main(prepare)
         runs.barrier()
         rd = runs.RunDir(home, profile.name, run_id)
-        return _train_in(home, profile, rd, rd.read_manifest(), opts, deadline, log)
+        return _train_in(home, flagged, rd, rd.read_manifest(), opts, deadline, log)
     finally:
         lock.release()
 
@@ -189,9 +192,7 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
     with runs.StopRequest() as stop:
         callback = RunCallback(rd.metrics, REWARD_KIND, stop=stop, deadline=train_deadline,
                                save_minutes=profile.train.save_minutes)
-        ropts = RewardOptions(epochs=opts.epochs, max_steps=opts.max_steps, learning_rate=opts.learning_rate,
-                              batch_size=opts.batch_size, seed=opts.seed,
-                              callbacks=[callback, ProgressCallback(REWARD_KIND, deadline)],
+        ropts = RewardOptions(max_steps=opts.max_steps, callbacks=[callback, ProgressCallback(REWARD_KIND, deadline)],
                               resume_from_checkpoint=str(checkpoint) if checkpoint else None,
                               deadline=deadline, train_deadline=train_deadline)
         started = deadline.started

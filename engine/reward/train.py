@@ -31,13 +31,10 @@ from engine.reward.data import Pair, pretokenize
 
 @dataclass
 class RewardOptions:
-    """Overrides of the profile's [reward] table (None: the profile's value)."""
+    """How this run trains beyond the profile's [reward] table (into which engine.reward.run.with_flags merged
+    the command's flags)."""
 
-    epochs: float | None = None
     max_steps: int | None = None
-    learning_rate: float | None = None
-    batch_size: int | None = None
-    seed: int | None = None
     save_steps: int | None = None
     callbacks: list = field(default_factory=list)
     """Extra transformers TrainerCallbacks (progress, time budget, signals from the run machinery)."""
@@ -72,10 +69,8 @@ def auto_epochs(n_pairs: int) -> float:
     return min(3.0, max(1.0, AUTO_PAIRS_SEEN / max(1, n_pairs)))
 
 
-def epochs_for(profile: Profile, opts: RewardOptions, n_pairs: int) -> float:
-    """The passes this run makes: the flag, else the profile's ``reward.epochs``, else ``auto_epochs``."""
-    if opts.epochs is not None:
-        return opts.epochs
+def epochs_for(profile: Profile, n_pairs: int) -> float:
+    """The passes this run makes: ``reward.epochs`` (the profile's or the flag's), else ``auto_epochs``."""
     return profile.reward.epochs if profile.reward.epochs is not None else auto_epochs(n_pairs)
 
 
@@ -91,13 +86,13 @@ def training_args(profile: Profile, run_dir: Path, opts: RewardOptions, epochs: 
     save_steps = opts.save_steps or profile.train.save_steps
     return RewardConfig(
         output_dir=str(run_dir / "checkpoints"),
-        learning_rate=opts.learning_rate if opts.learning_rate is not None else s.learning_rate,
+        learning_rate=s.learning_rate,
         num_train_epochs=epochs,
         max_steps=opts.max_steps if opts.max_steps is not None else -1,
-        per_device_train_batch_size=opts.batch_size or s.batch_size,
-        per_device_eval_batch_size=opts.batch_size or s.batch_size,
-        seed=opts.seed if opts.seed is not None else s.seed,
-        data_seed=opts.seed if opts.seed is not None else s.seed,
+        per_device_train_batch_size=s.batch_size,
+        per_device_eval_batch_size=s.batch_size,
+        seed=s.seed,
+        data_seed=s.seed,
         use_cpu=not on_gpu,
         bf16=bool(on_gpu and torch.cuda.is_bf16_supported()),
         fp16=False,
@@ -175,7 +170,7 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     from engine.reward.backbone import load_tokenizer, merged, new_reward_model, resolve_backbone, write_backbone
     from engine.reward.score import calibration_of, pair_metrics, score_ids, score_pair_list
 
-    seed = opts.seed if opts.seed is not None else profile.reward.seed
+    seed = profile.reward.seed
     max_length = profile.reward.max_length
     backbone = resolve_backbone(profile, home)
     tokenizer = load_tokenizer(backbone)
@@ -202,8 +197,8 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     rest = score_pair_list(model, tokenizer, eval_pairs[probe.n:BASELINE_PAIRS], max_length)
     baseline = pair_metrics(probe.chosen + rest.chosen, probe.rejected + rest.rejected)
     log(f"untrained reward head: accuracy {baseline.accuracy:.3f} on {baseline.n} {eval_on} pairs")
-    epochs = epochs_for(profile, opts, len(train_rows))
-    auto = "" if opts.epochs is not None or profile.reward.epochs is not None else " (reward.epochs: auto)"
+    epochs = epochs_for(profile, len(train_rows))
+    auto = "" if profile.reward.epochs is not None else " (reward.epochs: auto)"
     log(f"training on {len(train_rows)} pairs, {epochs:.3g} passes{auto}")
     for cut in plan.cuts():
         log(f"budget: {cut}")
