@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from engine.errors import UserError
 from engine.profiles import Profile, TrainSettings
-from engine.settings import as_dict, override
+from engine.settings import RlSettings, as_dict, override
 from engine.train import methods
 
 AUTO_MIN_PAIRS = 4
@@ -27,6 +27,13 @@ def effective_settings(profile: Profile, overrides: dict) -> TrainSettings:
     if unknown:
         raise TypeError(f"not a finetune override: {', '.join(sorted(unknown))}")
     return override(profile.train, overrides)
+
+
+def effective_rl(rl: dict, overrides: dict) -> RlSettings:
+    """A run's frozen [rl] settings (the manifest's) with the flags that set an RL stage's rate and length
+    (``--learning-rate``, ``--max-steps``: its ``learning_rate`` and ``steps``) merged in, typed."""
+    return override(RlSettings(**rl), {"learning_rate": overrides.get("learning_rate"),
+                                       "steps": overrides.get("max_steps")})
 
 
 def profile_settings(profile: Profile) -> dict:

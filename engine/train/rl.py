@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from engine.errors import UserError
+from engine.settings import RlSettings
 
 Scorer = Any
 """engine.reward.score.RewardScorer: ``score_many([(prompt messages, reply text)]) -> [float]``."""
@@ -46,39 +47,39 @@ def fit_prompt(tokenizer, prompt: list[dict], budget: int) -> list[dict]:
     return system + turns
 
 
-def config_args(args: dict, settings, rl: dict, use_cpu: bool) -> dict:
+def config_args(args: dict, settings, rl: RlSettings, use_cpu: bool) -> dict:
     """The common TrainingArguments (engine.train.trainer_args) turned into an RL config's arguments."""
     args = dict(args)
     args.pop("max_length", None)  # RL configs bound the reply instead (max_completion_length)
-    if rl["use_vllm"] and use_cpu:
+    if rl.use_vllm and use_cpu:
         raise UserError("rl.use_vllm needs a GPU (vLLM does not run on a CPU); set use_vllm = false in [rl].")
     args.update(
-        per_device_train_batch_size=rl["prompts_per_step"] * rl["samples_per_prompt"],
-        num_generations=rl["samples_per_prompt"],
-        max_completion_length=rl["max_reply_tokens"],
-        temperature=rl["temperature"],
-        beta=rl["kl"],
+        per_device_train_batch_size=rl.prompts_per_step * rl.samples_per_prompt,
+        num_generations=rl.samples_per_prompt,
+        max_completion_length=rl.max_reply_tokens,
+        temperature=rl.temperature,
+        beta=rl.kl,
         num_train_epochs=1,
         shuffle_dataset=True,
-        use_vllm=rl["use_vllm"],
+        use_vllm=rl.use_vllm,
         log_completions=False,
     )
-    if rl["use_vllm"]:
-        args["vllm_mode"] = rl["vllm_mode"]
+    if rl.use_vllm:
+        args["vllm_mode"] = rl.vllm_mode
     return args
 
 
 def build(trainer_cls, config_cls, model, tokenizer, train_rows: list[dict], settings, args: dict, callbacks: list,
-          reward: Callable | None = None, rl: dict | None = None, use_cpu: bool = True, **config_extra):
+          reward: Callable | None = None, rl: RlSettings | None = None, use_cpu: bool = True, **config_extra):
     from datasets import Dataset
 
     if reward is None or rl is None:
         raise RuntimeError("an RL stage needs its reward function and [rl] settings")
-    budget = max(16, settings.max_length - rl["max_reply_tokens"])
+    budget = max(16, settings.max_length - rl.max_reply_tokens)
     prompts = [{"prompt": fit_prompt(tokenizer, r["prompt"], budget)} for r in train_rows]
     config = config_cls(**config_args(args, settings, rl, use_cpu), **config_extra)
     trainer = trainer_cls(model=model, reward_funcs=[reward], args=config, train_dataset=Dataset.from_list(prompts),
                           processing_class=tokenizer, callbacks=callbacks)
-    trainer.tuneloop_batching = f"{rl['samples_per_prompt']} sampled replies per prompt, {rl['prompts_per_step']} " \
+    trainer.tuneloop_batching = f"{rl.samples_per_prompt} sampled replies per prompt, {rl.prompts_per_step} " \
                                 "prompts per step"
     return trainer

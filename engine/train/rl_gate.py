@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from engine.settings import RlSettings
+
 MAX_PROMPTS = 16
 """Held-out prompts the checks generate replies for (each side greedy; the cost of the check on a CPU)."""
 
@@ -65,14 +67,14 @@ def _greedy_replies(model, tokenizer, prompts: list[list[dict]], max_new_tokens:
 
 
 def evaluate(peft_model, tokenizer, prompts: list[list[dict]], new: str, reference: str | None,
-             score: Callable[[list[tuple[list[dict], str]]], list[float]], rl: dict, max_length: int) -> dict:
+             score: Callable[[list[tuple[list[dict], str]]], list[float]], rl: RlSettings, max_length: int) -> dict:
     """Replies of both sides, their measures and the checks (see the module docstring)."""
     from contextlib import nullcontext
 
     from engine.train.gate import completion_logprob
 
     peft_model.eval()
-    max_new = max(8, 2 * rl["max_reply_tokens"])  # room for a length hack to show
+    max_new = max(8, 2 * rl.max_reply_tokens)  # room for a length hack to show
 
     def side(name: str | None):
         if name is None:
@@ -117,13 +119,13 @@ def evaluate(peft_model, tokenizer, prompts: list[list[dict]], new: str, referen
     return measures
 
 
-def checks(measures: dict, rl: dict) -> list[dict]:
+def checks(measures: dict, rl: RlSettings) -> list[dict]:
     """Each check as the gate reports it: metric, value, limit, ok."""
     rules: list[tuple[str, float, bool]] = [
         ("reward_win_rate", 0.5, True),
-        ("length_ratio", rl["gate_max_length_ratio"], False),
-        ("repetition_increase", rl["gate_max_repetition_increase"], False),
-        ("kl", rl["gate_max_kl"], False),
+        ("length_ratio", rl.gate_max_length_ratio, False),
+        ("repetition_increase", rl.gate_max_repetition_increase, False),
+        ("kl", rl.gate_max_kl, False),
     ]
     out = []
     for metric, limit, at_least in rules:
@@ -164,10 +166,11 @@ def run_checks(home, profile, manifest: dict, settings, candidate, current: str 
     cur_path = adapters.adapter_path(home, profile.name, current) if current is not None else None
     peft_model, tokenizer, has_current = model_mod.load_pair(profile, home, candidate, cur_path, use_cache=True)
     reference = "current" if has_current else None
-    measures = evaluate(peft_model, tokenizer, prompts, "new", reference, scorer.score_many, manifest["rl"],
+    rl = RlSettings(**manifest["rl"])  # the run's frozen [rl] (its gate limits: not flags)
+    measures = evaluate(peft_model, tokenizer, prompts, "new", reference, scorer.score_many, rl,
                         settings.max_length)
     del peft_model
     gc.collect()
-    rl_checks = checks(measures, manifest["rl"])
+    rl_checks = checks(measures, rl)
     return {"reward_run": manifest["reward_model"]["run_id"], "reference": current or "base",
             "measures": measures, "checks": rl_checks}

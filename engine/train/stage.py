@@ -10,7 +10,7 @@ import time
 
 from engine import runs
 from engine.errors import UserError
-from engine.train import data
+from engine.train import data, plan
 from engine.train.run_state import Run, Stage, say, stage_dir
 
 
@@ -25,9 +25,9 @@ def reward_inputs(run: Run, args: dict, use_cpu: bool) -> dict:
         raise UserError(f"run {run.rd.run_id} trains against a reward model and none was offered to it; run it with "
                         "`engine finetune`.")
     scorer = hooks.load_run(run.home, run.profile.name, reward_model["run_id"])
-    settings = manifest["rl"]
-    args["learning_rate"] = overrides.get("learning_rate", settings["learning_rate"])
-    args["max_steps"] = overrides.get("max_steps", settings["steps"])
+    settings = plan.effective_rl(manifest["rl"], overrides)
+    args["learning_rate"] = settings.learning_rate
+    args["max_steps"] = settings.steps
     return {"reward": rl.reward_function(scorer), "rl": settings, "use_cpu": use_cpu}
 
 

@@ -67,7 +67,7 @@ def _measures(**changes) -> dict:
     return {**base, **changes}
 
 
-RL = {"gate_max_length_ratio": 1.5, "gate_max_repetition_increase": 0.1, "gate_max_kl": 1.0}
+RL = RlSettings(gate_max_length_ratio=1.5, gate_max_repetition_increase=0.1, gate_max_kl=1.0)
 
 
 @pytest.mark.parametrize("changes, words", [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.settings import TrainSettings
-from engine.train.stage import stage_overrides
 from engine.train.methods import METHODS
+from engine.train.stage import stage_overrides
 
 
 def test_neftune_goes_to_sft_and_the_preference_rate_to_dpo_and_kto():
