@@ -30,7 +30,7 @@ from engine.profiles import Profile, load_profile
 from tui import messages as msg
 from tui.bindings import APP_BINDINGS, PALETTE, binding_ids, binding_sections
 from tui.config import UiConfig, home_write_problem, load_ui_config
-from tui.generator import GeneratorFactory, load_real_model
+from tui.generator import Generator, GeneratorFactory, load_real_model
 from tui.host import SaveOutcome
 from tui.judging import JudgingController
 from tui.menus import Menus
@@ -97,6 +97,11 @@ class TuneloopApp(App):
     @property
     def composer(self) -> Composer:
         return self.query_one("#composer", Composer)
+
+    @property
+    def lm(self) -> Generator | None:
+        """The loaded model (None while it loads): the model part's ``lm``, read-only here."""
+        return self.model.lm
 
     @property
     def status(self) -> StatusBar:
