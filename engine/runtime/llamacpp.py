@@ -94,7 +94,7 @@ def load(profile, home, progress: Progress, run_id: str | None, adapter_dir: Pat
     threads = decode_threads()
     try:
         llama = llama_cpp.Llama(model_path=str(path), n_ctx=MAX_CONTEXT, n_threads=threads,
-                                n_threads_batch=max(threads, cpu_count()), n_gpu_layers=_gpu_layers(profile),
+                                n_threads_batch=threads, n_gpu_layers=_gpu_layers(profile),
                                 verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

@@ -172,3 +172,60 @@ async def test_the_chat_app_replies_through_llamacpp(llama_home):
         await wait_idle(pilot, app, timeout=300)
     _user, reply = events(llama_home, PROFILE, type_="message")
     assert reply["generation"]["backend"] == "llamacpp" and reply["content"].strip()
+
+
+@pytest.fixture(scope="module")
+def two_adapters(llama_home, tmp_path_factory):
+    """Two finished runs of the SmolLM2 profile whose LoRA (r 8, all-linear, random B) changes greedy answers."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from engine.home import ensure_dir
+    from engine.runtime.gguf import ensure_converted
+
+    folder = ensure_converted(MODEL_ID, Home.resolve(tmp_path_factory.mktemp("convert") / "home"))
+    runs = []
+    for seed, run_id in ((1, "20260101-000000-sft"), (2, "20260102-000000-sft")):
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+        peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in peft_model.named_parameters():
+                if "lora_B" in name:
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.03)
+        peft_model.peft_config["default"].base_model_name_or_path = MODEL_ID
+        out = ensure_dir(llama_home.run_dir(PROFILE, run_id)) / "adapter"
+        peft_model.save_pretrained(str(out))
+        runs.append((run_id, out))
+    return runs
+
+
+def test_adapters_hot_swap_without_reloading_the_model(lm, two_adapters):
+    """A/B, F4 and serve switch adapters per reply: the same Llama, a switch on its context, and base again after."""
+    import time
+
+    (first, first_dir), (second, second_dir) = two_adapters
+    params = _params(lm, do_sample=False, max_new_tokens=24)
+    llama = lm.llama
+    haiku = [{"role": "user", "content": "Write a haiku about the sea."}]  # an answer small LoRAs do change
+    base, _ = lm.generate(haiku, params)
+    t0 = time.perf_counter()
+    lm.load_adapter(first, first_dir)  # converted once (gguf_lora) and loaded beside the model
+    lm.load_adapter(second, second_dir)
+    loaded_s = time.perf_counter() - t0
+    replies = {}
+    for run_id in (first, second, None, first):
+        lm.use_adapter(run_id)
+        text, record = lm.generate(haiku, params)
+        assert record["adapter"] == run_id
+        replies.setdefault(run_id, text)
+        assert replies[run_id] == text  # switching back gives the same reply: nothing of the other one lingers
+    assert replies[None] == base and len({base, replies[first], replies[second]}) == 3
+    assert lm.llama is llama and set(lm.adapters) == {first, second}
+    assert first_dir.with_name(first_dir.name + ".gguf").is_file()  # gguf_lora's file, beside the adapter
+    t0 = time.perf_counter()
+    lm.load_adapter(first, first_dir)  # already loaded: nothing to do
+    assert time.perf_counter() - t0 < loaded_s
+    lm.unload_adapter(second)
+    lm.use_adapter(None)
