@@ -167,7 +167,7 @@ def export_gguf(profile, home, adapter: str | None, out: Path, dtype: str = "f16
 
     from engine.runtime.gguf_lora import attach, lora_deltas, read_base, write_gguf
 
-    if dtype not in GGUF_DTYPES:
+    if dtype not in GGUF_DTYPES + ("f32",):  # f32: the exact de-quantized weights (tests, bench)
         raise UserError(f"--dtype {dtype!r} is not one of {', '.join(GGUF_DTYPES)}.")
     out = Path(out).expanduser().absolute()
     check_out_file(out)
@@ -176,8 +176,9 @@ def export_gguf(profile, home, adapter: str | None, out: Path, dtype: str = "f16
     base = read_base(base_path)
     deltas = {d.name: d for d in (lora_deltas(adapter_dir, base)[1] if adapter_dir is not None else [])}
     reader = gguf.GGUFReader(base_path)
-    want = gguf.GGMLQuantizationType.F16 if dtype == "f16" else gguf.GGMLQuantizationType.Q8_0
-    file_type = gguf.LlamaFileType.MOSTLY_F16 if dtype == "f16" else gguf.LlamaFileType.MOSTLY_Q8_0
+    want, file_type = {"f16": (gguf.GGMLQuantizationType.F16, gguf.LlamaFileType.MOSTLY_F16),
+                       "q8_0": (gguf.GGMLQuantizationType.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0),
+                       "f32": (gguf.GGMLQuantizationType.F32, gguf.LlamaFileType.ALL_F32)}[dtype]
     report = progress or (lambda stage, fraction: None)
 
     writer = gguf.GGUFWriter(None, base.arch)
