@@ -216,6 +216,9 @@ class LlamaCppModel:
         self._cached_for: str | None = None  # the adapter the KV cache's prompt was evaluated with
         self._prompt_cached: list[int] = []  # the prompt whose whole chunks the KV cache holds
         self._template = self._chat_template()
+        self._eog: dict[int, bool] = {}
+        self._batch = llama_cpp.llama_batch_init(1, 0, 1)  # freed with the process (one per model, a few bytes)
+        self._decode, self._ctx = llama_cpp.llama_decode, llama._ctx.ctx
 
     # -- prompt -----------------------------------------------------------------------------------
     def _token_text(self, token: int) -> str:
@@ -304,6 +307,27 @@ class LlamaCppModel:
         self._applied = run_id
 
     # -- replies ----------------------------------------------------------------------------------
+    def _is_eog(self, token: int) -> bool:
+        """End of generation (end of turn or of text), asked of llama.cpp once per token id."""
+        known = self._eog.get(token)
+        if known is None:
+            known = self._eog[token] = bool(self._llama_cpp.llama_vocab_is_eog(self._vocab, token))
+        return known
+
+    def _step(self, token: int, pos: int) -> None:
+        """Under the lock: decode one generated token at ``pos``: one call into llama.cpp and no bookkeeping
+        (``Llama.eval`` also trims the cache and copies ids for every token)."""
+        b = self._batch
+        b.n_tokens = 1
+        b.token[0] = token
+        b.pos[0] = pos
+        b.n_seq_id[0] = 1
+        b.seq_id[0][0] = 0
+        b.logits[0] = True
+        status = self._decode(self._ctx, b)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+
     def _sampler(self, params: GenerationParams, seed: int, prompt: list[int]):
         """transformers' order: repetition penalty, temperature, top-k, top-p, seeded draw (or greedy)."""
         from llama_cpp._internals import LlamaSampler
@@ -381,9 +405,9 @@ class LlamaCppModel:
             "stopped": False,
         }
         lib, vocab = self._llama_cpp, self._vocab
+        sample, ctx = lib.llama_sampler_sample, self.llama._ctx.ctx
 
         def run(streamer, cancel: threading.Event, started) -> None:
-            llama = self.llama
             with self._lock:
                 started()
                 active = run_id if run_id is None or run_id in self._adapters else None
@@ -391,17 +415,18 @@ class LlamaCppModel:
                     record["adapter"] = None  # unloaded meanwhile: the reply comes from the base model
                 self._apply(active)
                 sampler = self._sampler(params, seed, prompt)
+                sampler_p = sampler.sampler
                 try:
                     self._evaluate_prompt(prompt, active)
-                    token = -1
+                    step, token = self._step, -1
                     for i in range(max_new):
                         if i:
-                            llama.eval([token])
+                            step(token, len(prompt) + i - 1)
                         if cancel.is_set():
                             break
-                        token = sampler.sample(llama._ctx, -1)
+                        token = sample(sampler_p, ctx, -1)
                         streamer.put([token])
-                        if lib.llama_vocab_is_eog(vocab, token):
+                        if self._is_eog(token):
                             break
                 except BaseException:
                     self._cached_for, self._prompt_cached = None, []  # a failed decode leaves no cache to trust
@@ -412,7 +437,7 @@ class LlamaCppModel:
 
         def finish(gen) -> None:
             last = gen.last_token
-            if last is not None and lib.llama_vocab_is_eog(vocab, last):
+            if last is not None and self._is_eog(last):
                 reason = "stop"
             elif gen.record["completion_tokens"] >= max_new:
                 reason = "length"
