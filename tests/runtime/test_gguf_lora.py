@@ -20,6 +20,9 @@ def _base(path):
     w.add_block_count(2)
     w.add_head_count(N_HEAD)
     w.add_head_count_kv(N_KV)
+    w.add_array("tokenizer.ggml.tokens", ["a", "bb", "ccc"])  # arrays the header reader skips
+    w.add_array("tokenizer.ggml.token_type", [1, 1, 3])
+    w.add_string("general.name", "tiny")
     for i in range(2):
         w.add_tensor(f"blk.{i}.attn_q.weight", np.zeros((DIM, DIM), np.float32))
         w.add_tensor(f"blk.{i}.attn_k.weight", np.zeros((DIM * N_KV // N_HEAD, DIM), np.float32))
@@ -138,3 +141,22 @@ def test_a_damaged_or_foreign_adapter_is_one_sentence(tmp_path):
     with pytest.raises(UserError) as err:
         ensure_gguf_lora(other, small)
     assert "does not fit small.gguf" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_header_reader_agrees_with_gguf(tmp_path):
+    import gguf
+
+    from engine.runtime.gguf_lora import read_header
+
+    base = _base(tmp_path / "base.gguf")
+    kv, shapes = read_header(base)
+    r = gguf.GGUFReader(base)
+    assert shapes == {t.name: tuple(int(x) for x in t.shape) for t in r.tensors}
+    assert kv["general.architecture"] == "llama" and kv["general.name"] == "tiny"
+    assert kv["llama.attention.head_count"] == N_HEAD and kv["llama.block_count"] == 2
+    assert "tokenizer.ggml.tokens" not in kv
+    (tmp_path / "bad.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 16)
+    with pytest.raises(UserError, match="cannot read the base GGUF"):
+        from engine.runtime.gguf_lora import read_base
+
+        read_base(tmp_path / "bad.gguf")
