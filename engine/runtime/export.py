@@ -162,10 +162,7 @@ def export_gguf_lora(profile, home, adapter: str | None, out: Path) -> Exported:
 def export_gguf(profile, home, adapter: str | None, out: Path, dtype: str = "f16", progress=None) -> Exported:
     """The base GGUF with the adapter merged in, every matrix as ``dtype`` (f16, or q8_0 where a row splits into
     32-value blocks), vectors as f32; metadata and tokenizer copied from the base file."""
-    import gguf
-    import numpy as np
-
-    from engine.runtime.gguf_lora import attach, lora_deltas, read_base, write_gguf
+    from engine.runtime.gguf_lora import lora_deltas, read_base
 
     if dtype not in GGUF_DTYPES + ("f32",):  # f32: the exact de-quantized weights (tests, bench)
         raise UserError(f"--dtype {dtype!r} is not one of {', '.join(GGUF_DTYPES)}.")
@@ -174,7 +171,24 @@ def export_gguf(profile, home, adapter: str | None, out: Path, dtype: str = "f16
     base_path = _gguf_base(profile)
     run_id, adapter_dir = _gguf_adapter(profile, home, adapter, base_path)
     base = read_base(base_path)
-    deltas = {d.name: d for d in (lora_deltas(adapter_dir, base)[1] if adapter_dir is not None else [])}
+    deltas = lora_deltas(adapter_dir, base)[1] if adapter_dir is not None else []
+    make_parents(out)
+    write_merged_gguf(base_path, deltas, out, dtype, label=run_id or "", progress=progress)
+    return Exported(out, run_id, profile.model.id, base_path.name)
+
+
+def write_merged_gguf(base_path: Path, deltas: list, out: Path, dtype: str = "f16", label: str = "", progress=None) -> Path:
+    """``base_path``'s metadata and tokenizer with every tensor de-quantized, ``deltas`` (engine.runtime.gguf_lora's
+    LoraDelta: the adapter's updates in the base's layout) added, stored as ``dtype`` (f16 / q8_0 / f32), written to
+    ``out`` by one rename. With no deltas it is the base de-quantized (what llama.cpp can run with transformers'
+    numbers: its Q4_1 kernels round activations to 8 bits)."""
+    import gguf
+    import numpy as np
+
+    from engine.runtime.gguf_lora import attach, read_base, write_gguf
+
+    base = read_base(base_path)
+    deltas = {d.name: d for d in deltas}
     reader = gguf.GGUFReader(base_path)
     want, file_type = {"f16": (gguf.GGMLQuantizationType.F16, gguf.LlamaFileType.MOSTLY_F16),
                        "q8_0": (gguf.GGMLQuantizationType.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0),
@@ -193,8 +207,8 @@ def export_gguf(profile, home, adapter: str | None, out: Path, dtype: str = "f16
             continue  # nested arrays: none in the architectures we convert
         writer.add_key_value(key, field.contents(), vtype, sub_type=sub)
     writer.add_file_type(file_type)
-    if run_id:
-        writer.add_string("tuneloop.adapter", run_id)
+    if label:
+        writer.add_string("tuneloop.adapter", label)
 
     plan = []  # (tensor, output type, numpy shape)
     for t in reader.tensors:
@@ -233,9 +247,7 @@ def export_gguf(profile, home, adapter: str | None, out: Path, dtype: str = "f16
             writer.write_tensor_data(np.ascontiguousarray(data))
             report("writing tensors", (i + 1) / len(plan))
 
-    make_parents(out)
-    write_gguf(out, fill)
-    return Exported(out, run_id, profile.model.id, base_path.name)
+    return write_gguf(out, fill)
 
 
 def how_to_load_gguf(out: Path, base: Path | None = None, system_prompt: str = "") -> str:
