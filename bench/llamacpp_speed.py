@@ -129,6 +129,7 @@ APP_CHILD = textwrap.dedent("""
         async with app.run_test(size=(100, 30)) as pilot:
             while getattr(app, "lm", None) is None:
                 await asyncio.sleep(0.02)
+            await pilot.pause(0.3)  # let the first layout settle before typing
             app.composer.focus()
             app.composer.text = question
             await pilot.press("enter")
@@ -176,9 +177,14 @@ def app_decode(reps: int, threads: int, home: Path) -> Row:
     ours, theirs = [], []
     for _ in range(reps):
         theirs.append(_run_child(DIRECT_CHILD, [SMOLLM2_PROFILE, str(threads), question, str(TOKENS)])["rate"])
-        (home / "feedback").exists() and _clear_log(home)
-        got = _run_child(APP_CHILD, [str(home), SMOLLM2_PROFILE, question, str(TOKENS)],
-                         {"TUNELOOP_LLAMA_THREADS": str(threads), "TUNELOOP_HOME": str(home)})
+        _clear_log(home)
+        args = [str(home), SMOLLM2_PROFILE, question, str(TOKENS)]
+        env = {"TUNELOOP_LLAMA_THREADS": str(threads), "TUNELOOP_HOME": str(home)}
+        try:
+            got = _run_child(APP_CHILD, args, env)
+        except RuntimeError:  # a shared machine can starve the app once (bench.common.run_with_one_retry)
+            _clear_log(home)
+            got = _run_child(APP_CHILD, args, env)
         if got["backend"] != "llamacpp":
             raise RuntimeError(f"the app chatted through {got['backend']}")
         ours.append(got["rate"])
