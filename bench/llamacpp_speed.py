@@ -14,7 +14,7 @@ ready warm, and first paint, on SmolLM2-135M-Instruct's Q4_1 GGUF (issue 26).
 
 Targets: decode >= 0.9x llama.cpp's own; ready <= 2 s warm; first paint <= 0.6 s.
 
-    python -m bench.llamacpp_speed [--quick] [--json OUT]
+    python -m bench.llamacpp_speed [--quick] [--json OUT] [--adapter RUN_ADAPTER_DIR]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _engine_rate(lm, tokens: int) -> tuple[float, int]:
     return ((n - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0), n
 
 
-def runtime_decode(reps: int, home) -> tuple[list[Row], dict]:
+def runtime_decode(reps: int, home, adapter: Path | None = None) -> tuple[list[Row], dict]:
     import llama_cpp
 
     from engine.profiles import load_profile
@@ -88,6 +88,8 @@ def runtime_decode(reps: int, home) -> tuple[list[Row], dict]:
                 rate, _ = _direct_rate(direct, prompt_text, TOKENS)
                 theirs.append(rate)
     ratios = [a / b for a, b in zip(ours, theirs)]
+    if adapter is not None:
+        rows_adapter = adapter_decode(lm, reps, adapter, prompt_text)
     rows = [
         Row(BENCH, f"decode, backend / llama-cpp-python ({lm.threads} thread(s))", median(ratios), target=">= 0.9",
             unit="x", detail=f"median of {reps} interleaved pairs ({_spread(ratios)}); backend {median(ours):.1f} "
@@ -96,7 +98,35 @@ def runtime_decode(reps: int, home) -> tuple[list[Row], dict]:
         Row(BENCH, "model ready, load_chat_model in-process, warm", median(readies[1:]), target="<= 2", unit="s",
             detail=f"median of {len(readies) - 1} (first load {readies[0]:.2f} s); llama_cpp imported once"),
     ]
+    if adapter is not None:
+        rows += rows_adapter
     return rows, {"ours": ours, "theirs": theirs, "readies": readies}
+
+
+def adapter_decode(lm, reps: int, adapter: Path, prompt_text: str) -> list[Row]:
+    """The same with a run's adapter: the backend (gguf_lora's file, switched on with llama_set_adapters_lora)
+    against llama-cpp-python given the same file as ``lora_path``."""
+    import llama_cpp
+
+    from engine.runtime.gguf_lora import ensure_gguf_lora
+
+    t0 = time.perf_counter()
+    lm.load_adapter("bench", adapter)
+    loaded = time.perf_counter() - t0
+    lm.use_adapter("bench")
+    direct = llama_cpp.Llama(model_path=str(lm.path), n_ctx=lm.context_length, n_threads=lm.threads,
+                             n_threads_batch=lm.threads, verbose=False,
+                             lora_path=str(ensure_gguf_lora(adapter, lm.path)))
+    ours, theirs = [], []
+    _engine_rate(lm, 8), _direct_rate(direct, prompt_text, 8)
+    for _ in range(reps):
+        ours.append(_engine_rate(lm, TOKENS)[0])
+        theirs.append(_direct_rate(direct, prompt_text, TOKENS)[0])
+    lm.use_adapter(None)
+    ratios = [a / b for a, b in zip(ours, theirs)]
+    return [Row(BENCH, "decode with the adapter, backend / llama-cpp-python lora_path", median(ratios), target=">= 0.9",
+                unit="x", detail=f"median of {reps} pairs ({_spread(ratios)}); {median(ours):.1f} vs "
+                                 f"{median(theirs):.1f} tok/s; adapter converted and loaded in {loaded:.2f} s")]
 
 
 DIRECT_CHILD = textwrap.dedent("""
@@ -202,7 +232,7 @@ def _clear_log(home: Path) -> None:
     shutil.rmtree(home / "feedback", ignore_errors=True)
 
 
-def run(quick: bool) -> tuple[list[Row], dict]:
+def run(quick: bool, adapter: Path | None = None) -> tuple[list[Row], dict]:
     from bench.startup import MINIMAL_APP, headless_run, pty_first_paint
     from engine.home import Home
     from engine.runtime.backend import llamacpp_installed
@@ -214,7 +244,7 @@ def run(quick: bool) -> tuple[list[Row], dict]:
     meta: dict = {"uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
     with tempfile.TemporaryDirectory(prefix="tuneloop-bench-llamacpp-") as tmp:
         home = Home.resolve(Path(tmp) / "home").ensure()
-        got, meta["runtime"] = runtime_decode(reps, home)
+        got, meta["runtime"] = runtime_decode(reps, home, adapter)
         rows += got
         app_reps = 2 if quick else 3
         for threads in (1, 2):
@@ -246,8 +276,10 @@ def run(quick: bool) -> tuple[list[Row], dict]:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    args = parse_args(__doc__.splitlines()[0], argv)
-    rows, meta = run(args.quick)
+    args = parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
+        "--adapter", type=Path, help="a PEFT adapter folder of the SmolLM2 profile (e.g. runs/<profile>/<run>/adapter): "
+                                     "also measure decoding with it"))
+    rows, meta = run(args.quick, args.adapter)
     return finish(BENCH, rows, args, meta)
 
 
