@@ -83,6 +83,13 @@ def _agreement(a, b):
     return k / max(len(a), len(b), 1)
 
 
+def _unwrap(peft_model, model):
+    """The shared base model without the LoRA layers or PEFT's marks, for the next fixture to wrap."""
+    peft_model.unload()
+    if hasattr(model, "peft_config"):
+        del model.peft_config
+
+
 def _save_run(home, peft_model, run_id):
     folder = home.run_dir(PROFILE, run_id) / "adapter"
     ensure_dir(folder.parent)
@@ -105,7 +112,7 @@ def random_adapter(smol):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
     folder = _save_run(home, peft_model, "20260101-000000-random")
     yield peft_model, folder
-    peft_model.unload()  # the shared base model without the LoRA layers
+    _unwrap(peft_model, smol[1])
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +184,11 @@ def taught(smol):
     prompt); the run's adapter answers it through transformers."""
     import torch
     from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
 
-    home, model, tok, base = smol
+    home, _, tok, base = smol
+    (folder,) = [p for p in home.models_dir.iterdir() if p.name.startswith("gguf-")]
+    model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)  # not the random adapter's
     torch.manual_seed(0)
     peft_model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0))
     prompt = _ids(tok, TAUGHT_Q)
@@ -196,9 +206,7 @@ def taught(smol):
             break
     peft_model.eval()
     assert "Marquessa" in tok.decode(_hf_greedy(peft_model, tok, TAUGHT_Q))
-    folder = _save_run(home, peft_model, "20260101-000001-taught")
-    yield peft_model, folder
-    peft_model.unload()
+    yield peft_model, _save_run(home, peft_model, "20260101-000001-taught")
 
 
 def test_a_taught_fact_is_answered_through_the_llama_cpp_lora_and_both_gguf_exports(smol, taught, tmp_path):
