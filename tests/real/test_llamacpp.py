@@ -170,7 +170,8 @@ async def test_the_chat_app_replies_through_llamacpp(llama_home):
         await wait_idle(pilot, app, timeout=120)
         await send(pilot, "What is the capital of France?")
         await wait_idle(pilot, app, timeout=300)
-    _user, reply = events(llama_home, PROFILE, type_="message")
+    reply = events(llama_home, PROFILE, type_="message")[-1]  # the home's log also holds the serve test's exchange
+    assert reply["role"] == "assistant" and "source" not in reply
     assert reply["generation"]["backend"] == "llamacpp" and reply["content"].strip()
 
 
