@@ -230,3 +230,20 @@ def test_adapters_hot_swap_without_reloading_the_model(lm, two_adapters):
     assert time.perf_counter() - t0 < loaded_s
     lm.unload_adapter(second)
     lm.use_adapter(None)
+
+
+async def test_the_app_says_in_one_line_that_it_fell_back_to_transformers(smol_home, monkeypatch):
+    from tests.tui.helpers import events, send, wait_for, wait_idle
+    from tui.app import create_app
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # `import llama_cpp` now fails
+    app = create_app(smol_home, PROFILE)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app, timeout=300)
+        await wait_for(pilot, lambda: any("llama-cpp-python" in n.message for n in app._notifications), 10,
+                       "the fallback notice")
+        notes = [n.message for n in app._notifications if "llama-cpp-python" in n.message]
+        assert len(notes) == 1 and len(notes[0].splitlines()) == 1 and "transformers" in notes[0]
+        await send(pilot, "Hi")
+        await wait_idle(pilot, app, timeout=300)
+    assert events(smol_home, PROFILE, type_="message")[-1]["generation"]["backend"] == "transformers"
