@@ -247,3 +247,37 @@ async def test_the_app_says_in_one_line_that_it_fell_back_to_transformers(smol_h
         await send(pilot, "Hi")
         await wait_idle(pilot, app, timeout=300)
     assert events(smol_home, PROFILE, type_="message")[-1]["generation"]["backend"] == "transformers"
+
+
+async def test_blind_a_b_of_base_and_the_promoted_adapter_in_the_app(two_adapters, tmp_path):
+    """The app starts on the promoted adapter through llama.cpp and `a` compares it with the base model, switching
+    adapters per reply on the one model and back."""
+    import shutil
+
+    from engine.adapters import set_promoted
+    from tests.tui.helpers import events, send, wait_for, wait_idle
+    from tui.app import create_app
+    from tui.screens.compare import CompareScreen
+
+    home = Home.resolve(tmp_path / "home").ensure()
+    run_id, adapter = two_adapters[0]
+    run = home.run_dir(PROFILE, run_id)
+    shutil.copytree(adapter, run / "adapter")
+    (run / "report.json").write_text(json.dumps({"run_id": run_id, "method": "sft", "promoted": True}))
+    set_promoted(home, PROFILE, run_id)
+    app = create_app(home, PROFILE)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app, timeout=120)
+        assert app.lm.backend == "llamacpp" and app.lm.adapter == run_id
+        await send(pilot, "Write a haiku about the sea.")
+        await wait_idle(pilot, app, timeout=300)
+        await pilot.press("ctrl+up", "a")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.ready, 300, "both replies")
+        await pilot.press("1")
+        await pilot.pause()
+        assert app.lm.adapter == run_id, "compare must restore the adapter in use"
+    (choice,) = events(home, PROFILE, type_="choice")
+    assert sorted(choice["sources"].values()) == sorted([run_id, "base"])
+    gens = {e["id"]: e["generation"] for e in events(home, PROFILE, type_="message") if e["role"] == "assistant"}
+    for mid, label in choice["sources"].items():
+        assert gens[mid]["adapter"] == (None if label == "base" else label) and gens[mid]["backend"] == "llamacpp"
