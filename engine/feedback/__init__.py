@@ -4,7 +4,8 @@ No torch, transformers or datasets here (the TUI imports this before the model l
 """
 
 from engine.feedback.events import InvalidEvent
-from engine.feedback.log import FeedbackLog, Snapshot, parse_bytes
+from engine.feedback.log import FeedbackLog, Snapshot
+from engine.feedback.log_lines import parse_bytes
 from engine.feedback.read_result import Problem, ReadResult
 from engine.feedback.replay import Choice, Conversation, Message, State, replay
 from engine.feedback.rows import Row, preference_rows, sft_rows, unpaired_rows

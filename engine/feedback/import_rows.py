@@ -39,7 +39,8 @@ from typing import Any, Iterator
 
 from engine.errors import UserError
 from engine.feedback import events as ev
-from engine.feedback.log import FeedbackLog, encode_event
+from engine.feedback.log import FeedbackLog
+from engine.feedback.log_lines import encode_event
 from engine.feedback.row_formats import RowError, detect_format, row_events
 
 FORMATS = ("auto", "preference", "sft", "unpaired", "critique")
