@@ -153,7 +153,32 @@ def measure(home, run: str, notes: list[str]) -> list[Row]:
         if which.startswith("adapter"):
             rows.append(Row(BENCH, f"{which}: taught facts stated in the first {TOKENS} tokens, llama.cpp", taught_cpp,
                             "", "of 20", f"transformers + PEFT: {taught_hf}; the run was taught the first facts only"))
+    rows += decode_speeds(llm, ids(prompts[-1][1]))
     return rows
+
+
+def decode_speeds(llm: dict, ids: list[int], n: int = 64, reps: int = 3) -> list[Row]:
+    """llama.cpp's greedy decode tokens/s with the LoRA and on the f16 copy, each over the Q4_1 file without an
+    adapter, interleaved, median of ``reps``."""
+    import statistics
+
+    def speed(model) -> float:
+        model.reset()
+        count, t0 = 0, time.perf_counter()
+        for _ in model.generate(ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, reset=True):
+            count += 1
+            if count >= n:
+                break
+        return count / (time.perf_counter() - t0)
+
+    runs: dict[str, list[float]] = {k: [] for k in llm}
+    for _ in range(reps):
+        for k, model in llm.items():
+            runs[k].append(speed(model))
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    return [Row(BENCH, f"llama.cpp decode tok/s: {k} / base (Q4_1)", med[k] / med["base"], "", "x",
+                f"{n} greedy tokens incl. the prompt's eval, median of {reps}, interleaved; {med[k]:.1f} vs "
+                f"{med['base']:.1f} tok/s") for k in llm if k != "base"]
 
 
 def main(argv=None) -> list[Row]:

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["common", "decode", "long_reply", "ui_latency", "startup", "train_throughput", "feedback_log",
            "gpu", "run_all", "fake_generator", "tui_harness", "learning", "learning_data", "learning_recipe_probe",
-           "serve", "llamacpp_speed"]
+           "serve", "llamacpp_speed", "gguf_lora_agreement"]
 
 
 @pytest.mark.slow
