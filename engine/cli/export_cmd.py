@@ -49,10 +49,9 @@ def export_model(
 
 
 def _export_gguf(prof, h, adapter: str, out: Path, fmt: str, dtype: str) -> None:
+    from engine.errors import UserError
     from engine.runtime.export import GGUF_DTYPES, check_out_file, export_gguf, export_gguf_lora, how_to_load_gguf
     from engine.runtime.gguf import locate
-
-    from engine.errors import UserError
 
     if dtype not in GGUF_DTYPES:
         raise UserError(f"--dtype {dtype!r} is not one of {', '.join(GGUF_DTYPES)}.")

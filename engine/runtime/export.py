@@ -188,7 +188,7 @@ def write_merged_gguf(base_path: Path, deltas: list, out: Path, dtype: str = "f1
     from engine.runtime.gguf_lora import attach, read_base, write_gguf
 
     base = read_base(base_path)
-    deltas = {d.name: d for d in deltas}
+    by_name = {d.name: d for d in deltas}
     reader = gguf.GGUFReader(base_path)
     want, file_type = {"f16": (gguf.GGMLQuantizationType.F16, gguf.LlamaFileType.MOSTLY_F16),
                        "q8_0": (gguf.GGMLQuantizationType.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0),
@@ -225,7 +225,7 @@ def write_merged_gguf(base_path: Path, deltas: list, out: Path, dtype: str = "f1
             np_dtype = np.dtype(np.float16 if kind == gguf.GGMLQuantizationType.F16 else np.float32)
             writer.add_tensor_info(t.name, shape, np_dtype, int(np.prod(shape)) * np_dtype.itemsize)
         plan.append((t, kind, shape))
-    missing = set(deltas) - {t.name for t in reader.tensors}
+    missing = set(by_name) - {t.name for t in reader.tensors}
     if missing:
         raise UserError(f"the adapter changes {sorted(missing)[0]}, which {base_path.name} does not have; it was trained "
                         "on another model.")
@@ -237,7 +237,7 @@ def write_merged_gguf(base_path: Path, deltas: list, out: Path, dtype: str = "f1
         writer.write_ti_data_to_file()
         for i, (t, kind, shape) in enumerate(plan):
             data = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False).reshape(shape)
-            d = deltas.get(t.name)
+            d = by_name.get(t.name)
             if d is not None:
                 data = data + np.float32(d.scale) * (d.b @ d.a)
             if kind == gguf.GGMLQuantizationType.Q8_0:

@@ -83,7 +83,7 @@ def read_base(base_gguf: Path) -> BaseGGUF:
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (n_blocks, n_head, n_head_kv)):
         raise UserError(f"{base_gguf} lacks its block or head counts ({arch}.block_count, "
                         f"{arch}.attention.head_count); it is not a complete model GGUF.")
-    return BaseGGUF(base_gguf, arch, n_blocks, n_head, n_head_kv, tensors)
+    return BaseGGUF(base_gguf, arch, int(n_blocks), int(n_head), int(n_head_kv), tensors)  # type: ignore[arg-type]
 
 
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}

@@ -18,9 +18,9 @@ def _export(home, *args):
 
 def test_merged_gguf_holds_base_plus_the_scaled_permuted_update(gguf_home, tmp_path):
     import gguf
+    from safetensors.numpy import load_file
 
     from engine.runtime.gguf_lora import permute_rows
-    from safetensors.numpy import load_file
 
     home, base = gguf_home
     code, out = _export(home, "--format", "gguf", "--out", str(tmp_path / "m.gguf"))

@@ -130,7 +130,6 @@ def f32_base(smol, tmp_path_factory):
 
 def _llama_logits(model_path, ids, lora_path=None):
     import numpy as np
-
     from llama_cpp import Llama
 
     kwargs = {"lora_path": str(lora_path)} if lora_path else {}
