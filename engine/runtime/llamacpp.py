@@ -36,7 +36,7 @@ from typing import Any
 
 from engine.errors import UserError
 from engine.runtime.backend import BackendUnavailable, Progress, chat_messages
-from engine.runtime.params import GenerationParams
+from engine.runtime.params import GenerationParams, reply_record
 
 MAX_CONTEXT = 4096
 """Tokens of context allocated (prompt + reply), or the model's own context when smaller."""
@@ -87,9 +87,10 @@ def file_revision(path: Path) -> str:
 def load(profile, home, progress: Progress, run_id: str | None, adapter_dir: Path | None) -> LlamaCppModel:
     """The ``llamacpp`` backend (engine.runtime.backend)."""
     from engine.runtime import gguf
+    from engine.runtime.gguf_f16 import runnable_base
 
     llama_cpp = _import_llama_cpp()
-    path = gguf.locate(profile.model.id)
+    path = runnable_base(home, gguf.locate(profile.model.id), progress)  # the weights the gate judged
     progress("weights", None)
     threads = decode_threads()
     try:
@@ -387,23 +388,7 @@ class LlamaCppModel:
                             f"{self.context_length} tokens; start a new conversation.")
         max_new = min(params.max_new_tokens, room)
         run_id = self._adapter
-        record = {
-            "profile": self.profile.name,
-            "backend": self.backend,
-            "model": self.model_id,
-            "revision": self.revision,
-            "adapter": run_id,
-            "system_prompt": system,
-            "params": params.recorded(),
-            "seed": seed,
-            "threads": self.threads,
-            "prompt_tokens": len(prompt),
-            "completion_tokens": 0,
-            "ttft_s": None,
-            "tokens_per_s": 0.0,
-            "elapsed_s": 0.0,
-            "stopped": False,
-        }
+        record = reply_record(self, params, seed, system, len(prompt), threads=self.threads)
         lib, vocab = self._llama_cpp, self._vocab
         sample, ctx = lib.llama_sampler_sample, self.llama._ctx.ctx
 

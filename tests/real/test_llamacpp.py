@@ -281,3 +281,20 @@ async def test_blind_a_b_of_base_and_the_promoted_adapter_in_the_app(two_adapter
     gens = {e["id"]: e["generation"] for e in events(home, PROFILE, type_="message") if e["role"] == "assistant"}
     for mid, label in choice["sources"].items():
         assert gens[mid]["adapter"] == (None if label == "base" else label) and gens[mid]["backend"] == "llamacpp"
+
+
+@requires_model
+def test_llamacpp_answers_as_the_weights_tuneloop_trains_and_gates(lm, llama_home):
+    """llama.cpp runs the de-quantized f16 copy (engine/runtime/gguf_f16.py), so its greedy replies are the
+    transformers path's: on the Q4_1 file itself "What is the capital of France?" began "L'Étoile, ..."."""
+    from engine.runtime import load_model
+
+    assert lm.path.parent == llama_home.models_dir and lm.path.name.endswith(".f16.gguf")
+    reference = load_model(load_profile(PROFILE, llama_home), llama_home, adapter="base", backend="transformers")
+    for question in ("What is the capital of France?", "What is the capital of Peru?", "How many legs does a spider have?"):
+        messages = [{"role": "user", "content": question}]
+        ours, _ = lm.generate(messages, _params(lm, do_sample=False, max_new_tokens=24))
+        theirs, _ = reference.generate(messages, _params(lm, do_sample=False, max_new_tokens=24))
+        assert ours.strip() == theirs.strip(), (question, ours, theirs)
+    assert "Paris" in lm.generate([{"role": "user", "content": "What is the capital of France?"}],
+                                  _params(lm, do_sample=False, max_new_tokens=24))[0]
