@@ -1,5 +1,6 @@
 """llama.cpp backend: decode tokens/s through the app's backend against llama-cpp-python driven directly, model
-ready warm, and first paint, on SmolLM2-135M-Instruct's Q4_1 GGUF (issue 26).
+ready warm, and first paint, on SmolLM2-135M-Instruct (its Q4_1 GGUF, run by llama.cpp from the f16 copy
+engine/runtime/gguf_f16.py makes once; issue 26).
 
 * **decode, runtime**: ``LlamaCppModel.stream`` (the engine's backend, what the app and ``engine serve`` call)
   against llama-cpp-python's own ``create_completion(stream=True)`` on a second ``Llama`` of the same file with
@@ -134,10 +135,12 @@ DIRECT_CHILD = textwrap.dedent("""
     import llama_cpp
     from engine.profiles import load_profile
     from engine.runtime import gguf
+    from engine.home import Home
+    from engine.runtime.gguf_f16 import runnable_base
     from engine.runtime.llamacpp import decode_threads
     profile = load_profile(sys.argv[1])
-    llama = llama_cpp.Llama(model_path=str(gguf.locate(profile.model.id)), n_ctx=4096, n_threads=int(sys.argv[2]),
-                            verbose=False)
+    path = runnable_base(Home.resolve(None), gguf.locate(profile.model.id))  # the file the app runs
+    llama = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=int(sys.argv[2]), verbose=False)
     text = llama.metadata["tokenizer.chat_template"]
     from engine.runtime.llamacpp import _ChatTemplate
     chat = [{"role": "system", "content": profile.system_prompt}, {"role": "user", "content": sys.argv[3]}]
@@ -206,7 +209,8 @@ def app_decode(reps: int, threads: int, home: Path) -> Row:
     _greedy_profile(home)
     ours, theirs = [], []
     for _ in range(reps):
-        theirs.append(_run_child(DIRECT_CHILD, [SMOLLM2_PROFILE, str(threads), question, str(TOKENS)])["rate"])
+        theirs.append(_run_child(DIRECT_CHILD, [SMOLLM2_PROFILE, str(threads), question, str(TOKENS)],
+                                 {"TUNELOOP_HOME": str(home)})["rate"])  # the file the app runs, from its home
         _clear_log(home)
         args = [str(home), SMOLLM2_PROFILE, question, str(TOKENS)]
         env = {"TUNELOOP_LLAMA_THREADS": str(threads), "TUNELOOP_HOME": str(home)}
