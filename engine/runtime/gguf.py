@@ -182,3 +182,17 @@ def _convert(gguf: Path, out: Path, report: Callable[[str, float], None]) -> Non
     finally:
         os.umask(old_umask)
     report("writing safetensors", 0.95)
+
+
+def file_revision(path: Path) -> str:
+    """A short fingerprint of the GGUF file (size, header and samples; hashing every byte would take longer than
+    loading it)."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with path.open("rb") as fh:
+        h.update(fh.read(4 << 20))
+        for offset in (size // 3, 2 * size // 3, max(0, size - 65536)):
+            fh.seek(offset)
+            h.update(fh.read(65536))
+    return "sha256:" + h.hexdigest()[:16]

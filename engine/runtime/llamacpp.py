@@ -27,7 +27,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import ctypes
-import hashlib
 import os
 import random
 import threading
@@ -68,20 +67,6 @@ def _import_llama_cpp():
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise BackendUnavailable(f"llama-cpp-python cannot be imported ({first})") from None
     return llama_cpp
-
-
-def file_revision(path: Path) -> str:
-    """A short fingerprint of the GGUF file (size, header and samples; hashing every byte would take longer than
-    loading it)."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(str(size).encode())
-    with path.open("rb") as fh:
-        h.update(fh.read(4 << 20))
-        for offset in (size // 3, 2 * size // 3, max(0, size - 65536)):
-            fh.seek(offset)
-            h.update(fh.read(65536))
-    return "sha256:" + h.hexdigest()[:16]
 
 
 def load(profile, home, progress: Progress, run_id: str | None, adapter_dir: Path | None) -> LlamaCppModel:
@@ -206,6 +191,8 @@ class LlamaCppModel:
         """The GGUF file the weights came from."""
         self.threads = threads
         self.model_id = profile.model.id
+        from engine.runtime.gguf import file_revision
+
         self.revision = file_revision(path)
         self.device = "cpu" if _gpu_layers(profile) == 0 else "gpu"
         self.context_length = min(llama.n_ctx(), llama._model.n_ctx_train() or llama.n_ctx())
