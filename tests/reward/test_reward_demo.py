@@ -127,6 +127,7 @@ def test_eval_without_an_adapter_is_a_clear_error(trained_reward):
     assert res.code == 2 and "--against" in res.err
 
 
+@pytest.mark.slow  # the trained reward fixture takes seconds
 def test_scorer_folds_the_adapter_into_the_weights_and_scores_as_the_adapter_does(trained_reward):
     """`engine score`, best-of-n and RL score with the LoRA merged in (faster on a CPU); the scores must be
     the adapter's own."""
