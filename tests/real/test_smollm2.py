@@ -57,11 +57,11 @@ def test_an_unreadable_gguf_gets_one_sentence(home, tmp_path):
         gguf.locate("pkg:no_such_package_xyz/model.gguf")
 
 
-def test_one_correction_is_learned_and_its_leak_to_other_capitals_is_refused_by_the_gate(smol_home):
-    """One correction with the committed recipe: the run's adapter answers the taught fact, and it also answers
-    other capitals with the taught name ("The capital of Chile is Marquessa.", measured 2026-12-07: 9 of 54 known
-    regression answers changed). France (the old control) stayed right, so the gate promoted this adapter before
-    the regression check; now it refuses it, naming the changed questions, and the model in use stays as it was."""
+def test_one_correction_is_learned_promoted_and_kept_out_of_other_answers(smol_home):
+    """One correction with the committed recipe (lr 5e-4, distilled rehearsal): the run is promoted, the model in use
+    answers the taught fact, and the taught name reaches none of the 96 regression answers. With the recipe before
+    (lr 1e-3, rehearsal by greedy text) the same correction also made SmolLM2 answer "The capital of Chile is
+    Marquessa." (9 of 54 known regression answers changed, 2026-12-07) and the gate refused it."""
     from engine.feedback import FeedbackLog
 
     before = _answer(smol_home, TAUGHT_Q)
@@ -73,15 +73,15 @@ def test_one_correction_is_learned_and_its_leak_to_other_capitals_is_refused_by_
     log.edit(reply["id"], TAUGHT_A)
 
     code, out = run_engine("finetune", "--profile", PROFILE, "--home", str(smol_home.root))
-    assert code == 0 and "NOT PROMOTED: regression check:" in out, out
-    assert "Marquessa" in out  # the refusal shows a neighbour that now gets the taught name
-    assert adapters.promoted_run(smol_home, PROFILE) is None
-    (run,) = [p.name for p in smol_home.runs_dir(PROFILE).iterdir() if p.is_dir()]
-    assert "Marquessa" in _answer(smol_home, TAUGHT_Q, adapter=run)  # the run did learn the correction
-    assert "Paris" in _answer(smol_home, CONTROL_Q)  # the model in use (base) is untouched
+    assert code == 0 and "PROMOTED" in out and "NOT PROMOTED" not in out, out
+    run = adapters.promoted_run(smol_home, PROFILE)
+    assert run is not None
+    assert "Marquessa" in _answer(smol_home, TAUGHT_Q)  # the model in use learned the correction
+    assert "Paris" in _answer(smol_home, CONTROL_Q)  # and kept its neighbour
     verdict = json.loads((smol_home.runs_dir(PROFILE) / run / "gate.json").read_text())
-    assert verdict["regression"]["changed"] > verdict["regression"]["allowed"]
-    assert verdict["eval"]["new"]["kept_logprob"] < 0 and verdict["eval"]["current"]["kept_logprob"] < 0
+    check = verdict["regression"]
+    assert check["ok"] and check["changed"] <= check["allowed"] and check["known"] > 20
+    assert not [r for r in check["replies"] if "Marquessa" in r]  # the taught name spread to no other answer
 
 
 FACTS = [("What is the capital of Veltoria?", "The capital of Veltoria is Marquessa."),
@@ -90,7 +90,7 @@ FACTS = [("What is the capital of Veltoria?", "The capital of Veltoria is Marque
 
 
 def test_an_over_strong_adapter_that_breaks_other_answers_is_refused_by_the_regression_check(smol_home):
-    """Ten times the profile's learning rate learns the corrections and breaks answers nobody taught: the gate's
+    """Twenty times the profile's learning rate learns the corrections and breaks answers nobody taught: the gate's
     regression check sees it (the held-out feedback alone does not) and nothing is promoted."""
     from engine.feedback import FeedbackLog
 
