@@ -142,9 +142,9 @@ DIRECT_CHILD = textwrap.dedent("""
     path = runnable_base(Home.resolve(None), gguf.locate(profile.model.id))  # the file the app runs
     llama = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=int(sys.argv[2]), verbose=False)
     text = llama.metadata["tokenizer.chat_template"]
-    from engine.runtime.llamacpp import _ChatTemplate
+    from engine.runtime.chat_template import ChatTemplate
     chat = [{"role": "system", "content": profile.system_prompt}, {"role": "user", "content": sys.argv[3]}]
-    prompt = _ChatTemplate(text, "", "").render(chat)
+    prompt = ChatTemplate(text, "", "").render(chat)
     stamps = [time.perf_counter() for _ in llama.create_completion(prompt, max_tokens=int(sys.argv[4]),
                                                                     temperature=0.0, stream=True)]
     print(json.dumps({"rate": (len(stamps) - 1) / (stamps[-1] - stamps[0]), "n": len(stamps)}))

@@ -35,6 +35,7 @@ from typing import Any
 
 from engine.errors import UserError
 from engine.runtime.backend import BackendUnavailable, Progress, chat_messages
+from engine.runtime.chat_template import ChatTemplate
 from engine.runtime.params import GenerationParams, reply_record
 
 MAX_CONTEXT = 4096
@@ -108,50 +109,6 @@ def _gpu_layers(profile) -> int:
         return 0
 
 
-class _ChatTemplate:
-    """A chat template rendered as transformers renders it (sandboxed, trim/lstrip blocks, loop controls)."""
-
-    def __init__(self, source: str, bos: str, eos: str) -> None:
-        import jinja2
-        import jinja2.ext
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        def raise_exception(message):
-            raise jinja2.TemplateError(message)
-
-        def strftime_now(fmt):
-            import datetime
-
-            return datetime.datetime.now().strftime(fmt)
-
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                            extensions=[jinja2.ext.loopcontrols, _generation_tag()])
-        env.globals.update(raise_exception=raise_exception, strftime_now=strftime_now)
-        self.template = env.from_string(source)
-        self.bos, self.eos = bos, eos
-
-    def render(self, chat: list[dict]) -> str:
-        return self.template.render(messages=chat, add_generation_prompt=True, bos_token=self.bos,
-                                    eos_token=self.eos)
-
-
-def _generation_tag():
-    import jinja2.ext
-    from jinja2 import nodes
-
-    class GenerationTag(jinja2.ext.Extension):
-        """``{% generation %}...{% endgeneration %}`` (transformers' training markers) renders its body."""
-
-        tags = {"generation"}
-
-        def parse(self, parser):
-            lineno = next(parser.stream).lineno
-            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-            return nodes.Scope(body, lineno=lineno)
-
-    return GenerationTag
-
-
 class _Decoder:
     """Token ids -> text pieces: each token's bytes (special tokens say nothing) through an incremental UTF-8
     decoder, so a character split over tokens is held back until it is whole."""
@@ -214,11 +171,11 @@ class LlamaCppModel:
             return ""
         return self.llama._model.token_get_text(token)
 
-    def _chat_template(self) -> _ChatTemplate:
+    def _chat_template(self) -> ChatTemplate:
         source = self.profile.model.chat_template or self.llama.metadata.get("tokenizer.chat_template")
         if not source:
             raise UserError(f"model {self.model_id!r} has no chat template; set model.chat_template in the profile.")
-        return _ChatTemplate(source, self._token_text(self.llama.token_bos()), self._token_text(self.llama.token_eos()))
+        return ChatTemplate(source, self._token_text(self.llama.token_bos()), self._token_text(self.llama.token_eos()))
 
     def prompt_messages(self, messages: list[dict], system_prompt: str | None = None) -> list[dict]:
         return chat_messages(self.profile, messages, system_prompt)
