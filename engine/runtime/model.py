@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserError
-from engine.runtime.params import GenerationParams
+from engine.runtime.params import GenerationParams, reply_record
 
 
 @contextlib.contextmanager
@@ -177,22 +177,7 @@ class LoadedModel:
         system = self.profile.system_prompt if system_prompt is None else system_prompt
         input_ids = self.encode(messages, system)
         run_id = self._adapter
-        record = {
-            "profile": self.profile.name,
-            "backend": self.backend,
-            "model": self.model_id,
-            "revision": self.revision,
-            "adapter": run_id,
-            "system_prompt": system,
-            "params": params.recorded(),
-            "seed": seed,
-            "prompt_tokens": int(input_ids.shape[1]),
-            "completion_tokens": 0,
-            "ttft_s": None,
-            "tokens_per_s": 0.0,
-            "elapsed_s": 0.0,
-            "stopped": False,
-        }
+        record = reply_record(self, params, seed, system, int(input_ids.shape[1]))
         kwargs = params.generate_kwargs()
 
         def run(streamer, cancel, started) -> None:

@@ -52,3 +52,27 @@ class GenerationParams(SamplingSettings):
         else:
             kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or None)
         return kw
+
+
+def reply_record(model, params: GenerationParams, seed: int, system: str | None, prompt_tokens: int,
+                 **extra: Any) -> dict:
+    """The generation record a reply starts with (every backend's; the streaming code fills in the counts and
+    times as it goes): who answered (profile, backend, model, revision, adapter), with what (system prompt, the
+    recorded params and seed) and ``extra`` (e.g. llama.cpp's threads)."""
+    return {
+        "profile": model.profile.name,
+        "backend": model.backend,
+        "model": model.model_id,
+        "revision": model.revision,
+        "adapter": model._adapter,
+        "system_prompt": system,
+        "params": params.recorded(),
+        "seed": seed,
+        **extra,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": 0,
+        "ttft_s": None,
+        "tokens_per_s": 0.0,
+        "elapsed_s": 0.0,
+        "stopped": False,
+    }

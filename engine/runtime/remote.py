@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 from engine.errors import UserError
-from engine.runtime.params import GenerationParams
+from engine.runtime.params import GenerationParams, reply_record
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0  # a queued request on a busy server may wait long for its first token
@@ -119,24 +119,7 @@ class RemoteModel:
         }
         if not params.greedy:
             body["top_p"] = params.top_p
-        record = {
-            "profile": self.profile.name,
-            "backend": self.backend,
-            "model": self.model_id,
-            "revision": self.revision,
-            "adapter": self._adapter,
-            "system_prompt": system,
-            "params": params.recorded(),
-            "seed": seed,
-            "server": self.base_url,
-            "server_model": name,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "ttft_s": None,
-            "tokens_per_s": 0.0,
-            "elapsed_s": 0.0,
-            "stopped": False,
-        }
+        record = reply_record(self, params, seed, system, 0, server=self.base_url, server_model=name)
         return RemoteGeneration(self, body, record)
 
     def generate(
