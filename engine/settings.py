@@ -184,11 +184,12 @@ class TrainSettings:
     checkable answer (half the ones most like the feedback's, half general; engine/train/regression.py); the gate
     refuses a new adapter that answers too many of those it got right wrongly (``gate_max_changed``) or
     collapsed to empty replies. Applies to every method. 0 turns the check off."""
-    gate_max_changed: float = Field(0.1, ge=0, le=1)
+    gate_max_changed: float = Field(0.13, ge=0, le=1)
     """The share of the regression questions the adapter in use answers correctly that a new adapter may answer
     wrongly and still be promoted (at least one is always allowed: greedy replies of a slightly different model
     flip a borderline answer now and then). Calibrated on SmolLM2 runs (bench/LEARNING_NOTES.md): runs that broke 3
-    or more of the bench's 30 controls changed 9-19 of 54-57 known answers, the run that kept 29 changed 3."""
+    or more of the bench's 30 controls changed 9-19 of 54-57 known answers, the two that kept 29 and 30 changed 3
+    and 6; 0.13 allows 7 of 54."""
     min_rows: int = Field(4, ge=1)
     """Refuse to train on fewer rows than this."""
     gate_uses_reward: bool = False
