@@ -57,9 +57,14 @@ def test_a_gguf_profile_uses_llama_cpp_when_it_is_installed(home):
     assert choose_backend(_profile(home, GGUF), "transformers").backend.name == "transformers"
 
 
-def test_code_working_on_the_trained_weights_keeps_transformers_unless_the_profile_says_otherwise(home):
-    """load_model (training, the gate, engine eval, export) reads `auto` as transformers; chatting picks llama.cpp."""
+def test_code_working_on_the_trained_weights_keeps_transformers_unless_the_profile_chats_through_a_server(home):
+    """load_model (training, the gate, engine eval, export) reads `auto` and `llamacpp` as transformers (llama.cpp
+    cannot train, merge or score a PEFT adapter); chatting picks llama.cpp."""
     assert choose_backend(_profile(home, GGUF), chat=False).backend.name == "transformers"
+    explicit = _profile(home, GGUF.replace("[model]\n", '[model]\nbackend = "llamacpp"\n'))
+    assert explicit.model.backend == "llamacpp"
+    assert choose_backend(explicit).backend.name == "llamacpp"
+    assert choose_backend(explicit, chat=False).backend.name == "transformers"
     assert choose_backend(_profile(home, '[model]\nid = "org/m"\nbackend = "openai"\nbase_url = "http://h/v1"\n'),
                           chat=False).backend.name == "openai"
 

@@ -11,8 +11,9 @@ of ``transformers``); ``auto`` (the default) is, for chatting (:func:`load_chat_
 generate``, ``engine serve``), ``llamacpp`` for a GGUF model when llama-cpp-python is installed, and
 ``transformers`` otherwise. A GGUF profile that cannot have llama.cpp falls back to transformers and says so in
 one line (``ChatModel.note``). :func:`load_model` (training, the gate, ``engine eval``, export: code that works
-on the weights training made) reads ``auto`` as ``transformers``, so nothing below ``engine.train`` and
-``engine.reward`` changes backend behind its back; an explicit ``backend`` in the profile applies to both.
+on the weights training made) reads ``auto`` and ``llamacpp`` as ``transformers`` (llama.cpp cannot train, merge or
+score a PEFT adapter; it runs the same weights), so nothing below ``engine.train`` and ``engine.reward`` changes backend
+behind its back; ``openai`` applies to both.
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ def choose_backend(profile, backend: str | None = None, chat: bool = True) -> Ch
             raise UserError(f'profile {profile.name!r} has backend = "llamacpp", which runs GGUF files, but model.id '
                             f"{profile.model.id!r} is not one; point model.id at a .gguf file or use backend = "
                             '"transformers".')
+        if not chat:  # training, the gate, export: the weights llama.cpp runs, in transformers
+            return Choice(BACKENDS["transformers"])
         if not llamacpp_installed():
             return Choice(BACKENDS["transformers"], fallback_note(profile, "llama-cpp-python is not installed"))
     return Choice(BACKENDS[name])
