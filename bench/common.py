@@ -341,7 +341,7 @@ def build_random_model_dir(path: Path, shape: dict, layers: int | None, seed: in
 
 def write_profile(home, name: str, model_id: str, extra_toml: str = "") -> None:
     """A user profile in ``home`` pointing at ``model_id`` (a local path or ``builtin:demo``)."""
-    from engine.home import ensure_dir
+    from engine.safe_files import ensure_dir
 
     ensure_dir(home.profiles_dir)
     text = f'[model]\nid = "{model_id}"\ndevice = "cpu"\n{extra_toml}'
@@ -399,7 +399,7 @@ def smollm2_dir() -> tuple[Path, float | None]:
 def link_smollm2(home) -> Path:
     """Make ``home`` see the cached converted copy (a symlink in ``home/models/``), as a warm home would
     after its first load; returns the link."""
-    from engine.home import ensure_dir
+    from engine.safe_files import ensure_dir
 
     path, _ = smollm2_dir()
     ensure_dir(home.models_dir)

@@ -180,8 +180,8 @@ def plain_run(model_dir: Path, rows: Path, method: str, manifest: dict, out_dir:
 
 def smollm2_profile(home, name: str) -> None:
     """A user profile: the built-in SmolLM2 profile's text with ``rehearsal = 0`` (see the docstring)."""
-    from engine.home import ensure_dir
     from engine.profiles import BUILTIN_DIR
+    from engine.safe_files import ensure_dir
 
     text = (BUILTIN_DIR / f"{SMOLLM2_PROFILE}.toml").read_text(encoding="utf-8")
     lines = [("rehearsal = 0.0" if line.startswith("rehearsal =") else line) for line in text.splitlines()]

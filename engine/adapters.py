@@ -17,7 +17,8 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from engine.errors import UserError
-from engine.home import Home, LinkRefused, check_name, check_tree, open_file, read_bytes, write_private
+from engine.home import Home, check_name
+from engine.safe_files import LinkRefused, check_tree, open_file, read_bytes, write_private
 
 ADAPTER_SUBDIR = "adapter"  # run_dir/adapter holds the standard PEFT files of a finished run
 ADAPTER_CONFIG = "adapter_config.json"

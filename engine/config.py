@@ -12,7 +12,7 @@ Example::
     sidebar = true                # show the conversation list at start
     theme = "textual-dark"        # any Textual theme name
 
-:func:`load_config` reads the file from the home without following a link (``engine.home.read_bytes``: a
+:func:`load_config` reads the file from the home without following a link (``engine.safe_files.read_bytes``: a
 ``config.toml`` that is a link, a FIFO or a device is refused with one sentence naming it) and validates it
 into a :class:`HomeConfig` (pydantic, strict types). A malformed file is one UserError sentence naming the
 file, the key and what it accepts. Keys this version does not know are kept, not refused, so an old or newer
@@ -28,7 +28,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.errors import UserError
-from engine.home import Home, read_bytes
+from engine.home import Home
+from engine.safe_files import read_bytes
 
 _STRICT = ConfigDict(strict=True, extra="allow", frozen=True, use_attribute_docstrings=True)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from engine.config import load_config
 from engine.errors import UserError
-from engine.home import Home, check_name, open_dir, read_bytes
+from engine.home import Home, check_name
+from engine.safe_files import open_dir, read_bytes
 from engine.settings import (  # noqa: F401  (re-exported: the settings tables are part of a Profile)
     DEFAULT_REVISION_PROMPT,
     TABLES,

@@ -37,7 +37,7 @@ def install_demo_model(home: Home, source) -> Home:
     """Copy a built demo model into ``home``/models/demo so load_model skips the build."""
     import shutil
 
-    from engine.home import ensure_dir
+    from engine.safe_files import ensure_dir
 
     if not (home.demo_model_dir / "model.safetensors").is_file():
         ensure_dir(home.models_dir)
@@ -53,7 +53,7 @@ def demo_home(home, demo_model_dir) -> Home:
 
 def add_user_profile(home: Home, name: str, text: str = '[model]\nid = "builtin:demo"\ndevice = "cpu"\n') -> Home:
     """A user profile ``name`` in ``home`` (the CLI refuses profile names it does not know)."""
-    from engine.home import ensure_dir
+    from engine.safe_files import ensure_dir
 
     ensure_dir(home.profiles_dir)
     (home.profiles_dir / f"{name}.toml").write_text(text)

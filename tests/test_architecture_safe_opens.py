@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 from engine import home as home_module
-from engine import runs
+from engine import runs, safe_files
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
 
 
 def _safe_opens() -> str:
-    start = DOC.index("Safe opens (`engine/home.py`)")
+    start = DOC.index("Safe opens (`engine/safe_files.py`)")
     return DOC[start:DOC.index("Telemetry:", start)]
 
 
@@ -21,7 +21,7 @@ def test_the_safe_opens_paragraph_names_every_open_and_the_checkpoint_key():
     text = _safe_opens()
     for name in ("open_beneath", "open_dir", "write_private", "open_file", "read_bytes", "read_text", "check_tree",
                  "root_of"):
-        assert callable(getattr(home_module, name)) and name in text, name
+        assert callable(getattr(safe_files, name)) and name in text, name
     assert "runs.open_append" in text and callable(runs.open_append)
     assert f"`{runs.CHECKPOINT_HASHES}`" in text and "verify_checkpoint" in text and "mark_complete" in text
 
@@ -32,5 +32,5 @@ def test_every_function_the_block_lists_exists():
     assert names
     for name in names:
         owner, _, attr = name.rpartition(".")
-        target = {"": home_module, "Home": home_module.Home, "engine.runs": runs}[owner]
+        target = {"": safe_files, "Home": home_module.Home, "engine.runs": runs}[owner]
         assert callable(getattr(target, attr)), name

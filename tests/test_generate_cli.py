@@ -96,8 +96,8 @@ def test_generate_user_errors_exit_2_with_one_sentence(capsys, demo_home, argv, 
 
 
 def test_generate_default_profile_comes_from_config(capsys, demo_home):
-    from engine.home import ensure_dir
     from engine.profiles import BUILTIN_DIR
+    from engine.safe_files import ensure_dir
 
     ensure_dir(demo_home.profiles_dir)
     (demo_home.profiles_dir / "mine.toml").write_text((BUILTIN_DIR / "demo.toml").read_text())

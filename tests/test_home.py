@@ -7,7 +7,7 @@ import pytest
 
 from engine import adapters
 from engine.errors import UserError
-from engine.home import ensure_dir, write_private
+from engine.safe_files import ensure_dir, write_private
 
 
 def _mode(p):

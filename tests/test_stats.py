@@ -6,7 +6,7 @@ import json
 
 from engine.feedback import FeedbackLog
 from engine.feedback.stats import feedback_stats
-from engine.home import write_private
+from engine.safe_files import write_private
 from tests.engine_cli import run_engine_capsys as run
 
 

@@ -14,7 +14,8 @@ from rich.markup import escape
 
 from engine.config import UiTable, load_config
 from engine.errors import UserError
-from engine.home import Home, ensure_dir
+from engine.home import Home
+from engine.safe_files import ensure_dir
 
 
 @dataclass
@@ -58,7 +59,7 @@ def home_write_problem(home: Home) -> str | None:
         reason = "permission denied"
     except OSError as exc:
         writable, reason = False, exc.strerror or str(exc)
-    except UserError:  # engine.home's own sentence for a folder it cannot create or write in
+    except UserError:  # engine.safe_files' own sentence for a folder it cannot create or write in
         writable, reason = False, "it is not a folder you can write in"
     if writable:
         return None

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     import os
 
     # Files the libraries write for us (Trainer checkpoints, PEFT adapter configs) are as private
-    # as the ones engine.home writes itself, whatever the user's umask.
+    # as the ones engine.safe_files writes itself, whatever the user's umask.
     os.umask(0o077)
     try:
         app(args=argv, prog_name="engine")

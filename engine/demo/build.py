@@ -18,7 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from engine.home import DIR_MODE, FILE_MODE, Home, ensure_dir, fsync_dir
+from engine.home import Home
+from engine.safe_files import DIR_MODE, FILE_MODE, ensure_dir, fsync_dir
 
 CORPUS = Path(__file__).resolve().parent / "corpus.txt"
 
@@ -185,7 +186,7 @@ def ensure_demo_model(home: Home, force: bool = False) -> Path:
     try:  # no link followed: a planted .demo.lock (dangling or not) is refused, never created or opened
         fd = home.open(target.parent / ".demo.lock", os.O_RDWR | os.O_CREAT)
     except OSError as exc:
-        from engine.home import unwritable
+        from engine.safe_files import unwritable
 
         raise unwritable(exc, target.parent) from None
     try:
@@ -209,7 +210,7 @@ def check_demo_model(home: Home) -> Path:
 
     from engine.adapters import check_safetensors
     from engine.errors import UserError
-    from engine.home import check_tree, read_bytes
+    from engine.safe_files import check_tree, read_bytes
 
     target = home.demo_model_dir
     check_tree(target, home)

@@ -12,7 +12,7 @@ from engine.errors import UserError
 from engine.feedback.language import CRITIQUE_FORMAT
 from engine.feedback.replay import State
 from engine.feedback.rows import Row, critique_rows, rows_for
-from engine.home import write_private
+from engine.safe_files import write_private
 
 
 def rows_jsonl(rows: list[Row]) -> bytes:

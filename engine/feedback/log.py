@@ -26,7 +26,8 @@ from engine.feedback import events as ev
 from engine.feedback.gc_pause import gc_paused
 from engine.feedback.log_lines import TORN_REASON, encode_event, parse_lines
 from engine.feedback.read_result import Problem, ReadResult
-from engine.home import Home, LinkRefused, open_dir
+from engine.home import Home
+from engine.safe_files import LinkRefused, open_dir
 
 LOG_NAME = "events.jsonl"
 

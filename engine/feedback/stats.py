@@ -17,7 +17,8 @@ from engine.feedback.log import FeedbackLog
 from engine.feedback.read_result import ReadResult
 from engine.feedback.replay import State, replay, visible_events
 from engine.feedback.rows import preference_rows, sft_rows, unpaired_rows
-from engine.home import Home, read_bytes
+from engine.home import Home
+from engine.safe_files import read_bytes
 
 COUNT_KEYS = ("conversations", "replies", "liked", "disliked", "edited", "picked")
 ROW_KEYS = ("sft_rows", "preference_rows", "unpaired_rows")

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engine.adapters import ADAPTER_CONFIG
-from engine.errors import UserError
+from engine.errors import UserError, first_line
 from engine.home import Home
 from engine.profiles import DEMO_MODEL, Profile
 from engine.quiet import quiet_loading
@@ -84,7 +84,7 @@ def load_tokenizer(backbone: Backbone):
                                             trust_remote_code=backbone.trust_remote_code)
     except OSError as exc:
         raise UserError(
-            f"cannot load the tokenizer of reward backbone {backbone.source!r} ({_first_line(exc)}); "
+            f"cannot load the tokenizer of reward backbone {backbone.source!r} ({first_line(exc)}); "
             "point [reward] backbone at a local model folder or a model already in the HF cache."
         ) from None
     # Keep the end of the conversation: the replies being compared are what differs.
@@ -125,12 +125,12 @@ def new_reward_model(backbone: Backbone, tokenizer, profile: Profile, seed: int)
             )
     except OSError as exc:
         raise UserError(
-            f"cannot load reward backbone {backbone.source!r} ({_first_line(exc)}); point [reward] backbone "
+            f"cannot load reward backbone {backbone.source!r} ({first_line(exc)}); point [reward] backbone "
             "at a local model folder or a model already in the HF cache."
         ) from None
     except ValueError as exc:
         raise UserError(f"reward backbone {backbone.source!r} has no sequence-classification form: "
-                        f"{_first_line(exc)}.") from None
+                        f"{first_line(exc)}.") from None
     model.config.pad_token_id = tokenizer.pad_token_id
     if model.config.get_text_config() is not model.config:
         model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
@@ -188,12 +188,9 @@ def merged(model):
 
 
 def write_backbone(run_dir: Path, backbone: Backbone) -> None:
-    from engine.home import write_private
     from engine.reward import BACKBONE_FILE
+    from engine.safe_files import write_private
 
     write_private(run_dir / BACKBONE_FILE, json.dumps(backbone.to_json(), indent=2))
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0].rstrip(".") if text else type(exc).__name__

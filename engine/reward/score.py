@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import UserError
-from engine.home import Home, check_name, check_tree, read_bytes
+from engine.home import Home, check_name
 from engine.reward import BACKBONE_FILE, CALIBRATION_FILE, MODEL_SUBDIR
 from engine.reward.data import Messages, Pair, encode
+from engine.safe_files import check_tree, read_bytes
 
 
 def score_ids(model, tokenizer, ids: list[list[int]], batch_size: int = 16) -> list[float]:

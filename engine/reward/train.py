@@ -23,10 +23,11 @@ if TYPE_CHECKING:
     from engine.runs.stopping import Deadline
 
 from engine.errors import UserError
-from engine.home import Home, write_private
+from engine.home import Home
 from engine.profiles import Profile
 from engine.reward import CALIBRATION_FILE, MODEL_SUBDIR
 from engine.reward.data import Pair, pretokenize
+from engine.safe_files import write_private
 
 
 @dataclass

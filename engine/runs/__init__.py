@@ -27,11 +27,7 @@ from pathlib import Path
 from typing import Iterable
 
 from engine.errors import UserError
-from engine.home import (
-    Home,
-    check_name,
-    check_tree,
-)
+from engine.home import Home, check_name
 from engine.runs.checkpoints import (  # noqa: F401 (re-exported: callers use runs.X)
     CHECKPOINT_HASHES,
     TORCH_FILE_SUFFIXES,
@@ -48,6 +44,7 @@ from engine.runs.files import (  # noqa: F401
     REPORT_JSON,
     append_jsonl,
     as_disk_error,
+    as_write_error,
     clean_leftovers,
     copy_adapter,
     disk_full_error,
@@ -65,6 +62,7 @@ from engine.runs.files import (  # noqa: F401
     write_json,
 )
 from engine.runs.lock import RunLock  # noqa: F401
+from engine.safe_files import check_tree
 
 EXIT_INTERRUPTED = 3
 """Exit code of a run stopped by SIGINT/SIGTERM after saving a checkpoint (resume with ``--resume``)."""

@@ -10,14 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import UserError
-from engine.home import (
-    Home,
-    LinkRefused,
-    check_tree,
-    read_bytes,
-    root_of,
-)
+from engine.home import Home
 from engine.runs.files import COMPLETE_MARKER, fsync_tree, read_json, sha256_file, write_json
+from engine.safe_files import LinkRefused, check_tree, read_bytes, root_of
 
 if TYPE_CHECKING:
     from engine.runs import RunDir

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Iterable
 
 from engine.errors import UserError
-from engine.home import (
-    Home,
+from engine.home import Home
+from engine.safe_files import (
     LinkRefused,
     ensure_dir,
     fsync_dir,
@@ -172,6 +172,17 @@ def as_disk_error(exc: BaseException, where: Path) -> UserError | None:
             low = False
         if low:
             return disk_full_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), where)
+    return None
+
+
+def as_write_error(exc: BaseException, where: Path, what: str) -> UserError | None:
+    """The one sentence for a failure while writing ``what`` into the folder ``where``: the disk-full one
+    (:func:`as_disk_error`), else "cannot write <what> (<reason>)." for an OSError; None for anything else."""
+    full = as_disk_error(exc, where)
+    if full is not None:
+        return full
+    if isinstance(exc, OSError):
+        return UserError(f"cannot write {what} ({exc.strerror or exc}).")
     return None
 
 

@@ -9,10 +9,7 @@ import os
 import time
 
 from engine.errors import UserError
-from engine.home import (
-    Home,
-    check_name,
-)
+from engine.home import Home, check_name
 
 # ----------------------------------------------------------------------------------------------
 # the lock

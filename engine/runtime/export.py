@@ -83,13 +83,11 @@ def export_model(profile, home, adapter: str | None, out: Path, progress=None) -
         os.rename(tmp, out)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        from engine.runs import as_disk_error
+        from engine.runs import as_write_error
 
-        full = as_disk_error(exc, out.parent)
-        if full is not None:
-            raise full from None
-        if isinstance(exc, OSError):
-            raise UserError(f"cannot write the exported model to {out} ({exc.strerror or exc}).") from None
+        said = as_write_error(exc, out.parent, f"the exported model to {out}")
+        if said is not None:
+            raise said from None
         raise
     return Exported(out, run_id, lm.model_id, lm.revision)
 

@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import UserError
-from engine.home import Home, open_dir, read_text, write_private
+from engine.errors import UserError, first_line
+from engine.home import Home
+from engine.safe_files import open_dir, read_text, write_private
 
 PKG_PREFIX = "pkg:"
 SOURCE_RECORD = "gguf_source.json"
@@ -158,7 +159,7 @@ def _convert(gguf: Path, out: Path, report: Callable[[str, float], None]) -> Non
             report("building the model", 0.1)
             model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     except (ValueError, KeyError, NotImplementedError, RuntimeError) as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         raise UserError(f"transformers cannot read {gguf.name} ({text}); its architecture or quantization is not "
                         "supported for GGUF, so point model.id at the original safetensors model instead.") from None
     finally:

@@ -21,9 +21,9 @@ FAITHFUL_FILE_TYPES = {0, 1}
 def runnable_base(home, source: Path, progress=None) -> Path:
     """``source`` itself when llama.cpp computes its weights as they are, else its f16 copy in ``home/models/``
     (made now when missing or made from another version of ``source``)."""
-    from engine.home import read_text, write_private
     from engine.runtime.gguf import file_revision
-    from engine.runtime.gguf_lora import read_header
+    from engine.runtime.gguf_header import read_header
+    from engine.safe_files import read_text, write_private
 
     kv, _ = read_header(source)
     if kv.get("general.file_type") in FAITHFUL_FILE_TYPES:

@@ -23,13 +23,13 @@ import hashlib
 import json
 import os
 import struct
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from engine.errors import UserError
+from engine.errors import UserError, first_line
+from engine.runtime.gguf_header import read_header
 
 FORMAT = 1
 """Bumped when the conversion changes, so older files are made again."""
@@ -70,7 +70,7 @@ def read_base(base_gguf: Path) -> BaseGGUF:
     try:
         kv, tensors = read_header(base_gguf)
     except (OSError, ValueError, UnicodeDecodeError, struct.error) as exc:
-        raise UserError(f"cannot read the base GGUF {base_gguf} ({_first_line(exc)}); check the profile's model.id.") from None
+        raise UserError(f"cannot read the base GGUF {base_gguf} ({first_line(exc)}); check the profile's model.id.") from None
     arch = kv.get("general.architecture")
     if not isinstance(arch, str):
         raise UserError(f"{base_gguf} names no architecture (general.architecture); it is not a model GGUF.")
@@ -84,77 +84,6 @@ def read_base(base_gguf: Path) -> BaseGGUF:
         raise UserError(f"{base_gguf} lacks its block or head counts ({arch}.block_count, "
                         f"{arch}.attention.head_count); it is not a complete model GGUF.")
     return BaseGGUF(base_gguf, arch, int(n_blocks), int(n_head), int(n_head_kv), tensors)  # type: ignore[arg-type]
-
-
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-_STRING, _ARRAY = 8, 9
-
-
-def read_header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
-    """A GGUF file's scalar and string metadata (arrays are skipped) and its tensors' shapes (ggml order), read
-    straight from the header: gguf's GGUFReader builds a numpy view per token of the vocabulary, which takes
-    5-10 s for SmolLM2's 49k tokens and 49k merges on a busy CPU; this takes milliseconds."""
-    import mmap
-
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        pos = 0
-
-        def take(fmt: str):
-            nonlocal pos
-            (value,) = struct.unpack_from(fmt, buf, pos)
-            pos += struct.calcsize(fmt)
-            return value
-
-        def string() -> str:
-            nonlocal pos
-            n = take("<Q")
-            if pos + n > len(buf):
-                raise ValueError("a string runs past the end of the file")
-            pos += n
-            return bytes(buf[pos - n:pos]).decode("utf-8")
-
-        def skip(vtype: int) -> None:
-            nonlocal pos
-            if vtype in _SCALARS:
-                pos += struct.calcsize(_SCALARS[vtype])
-            elif vtype == _STRING:
-                n = take("<Q")  # (``pos += take(...)`` would add to the position from before the read)
-                pos += n
-            elif vtype == _ARRAY:
-                itype, count = take("<I"), take("<Q")
-                if itype in _SCALARS:
-                    pos += count * struct.calcsize(_SCALARS[itype])
-                else:
-                    for _ in range(count):
-                        skip(itype)
-            else:
-                raise ValueError(f"unknown metadata type {vtype}")
-
-        if take("<I") != 0x46554747:  # b"GGUF"
-            raise ValueError("not a GGUF file")
-        if take("<I") < 2:
-            raise ValueError("GGUF version 1 is not supported")
-        n_tensors, n_kv = take("<Q"), take("<Q")
-        kv: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key, vtype = string(), take("<I")
-            if vtype in _SCALARS:
-                kv[key] = take(_SCALARS[vtype])
-            elif vtype == _STRING:
-                kv[key] = string()
-            else:
-                skip(vtype)
-        tensors = {}
-        for _ in range(n_tensors):
-            name, n_dims = string(), take("<I")
-            tensors[name] = tuple(take("<Q") for _ in range(n_dims))
-            pos += 4 + 8  # type, offset
-        return kv, tensors
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +126,7 @@ def read_safetensors(data: bytes, where: Path) -> dict[str, Any]:
         except UserError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
-            raise damaged(f"tensor {name}: {_first_line(exc)}") from None
+            raise damaged(f"tensor {name}: {first_line(exc)}") from None
     return out
 
 
@@ -299,7 +228,7 @@ def _arch_enum(arch: str):
 def read_adapter_files(adapter_dir: Path) -> tuple[bytes, bytes]:
     """The adapter's config and weights, read without following links; a damaged adapter is one sentence."""
     from engine.adapters import ADAPTER_CONFIG, ADAPTER_WEIGHTS, read_adapter_config
-    from engine.home import read_bytes
+    from engine.safe_files import read_bytes
 
     read_adapter_config(adapter_dir)  # the folder, the config's types and the weights' byte ranges
     try:
@@ -315,45 +244,19 @@ def read_adapter_files(adapter_dir: Path) -> tuple[bytes, bytes]:
 def write_gguf(dest: Path, fill: Callable[[IO[bytes]], None]) -> Path:
     """Write ``dest`` through a temp file in its folder and one rename (mode 0600); a failure leaves nothing.
     Inside a tuneloop home the folder is reached without following links."""
-    from engine.home import open_dir, root_of, unwritable
+    from engine.runs import as_write_error
+    from engine.safe_files import root_of, write_atomic
 
     dest = Path(dest).absolute()
-    root = root_of(dest)
     try:
-        dfd = (open_dir(root, dest.parent.relative_to(root), create=True) if root is not None
-               else os.open(dest.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        return write_atomic(dest, fill, root_of(dest))
     except UserError:
         raise
-    except OSError as exc:
-        raise unwritable(exc, dest.parent) from None
-    tmp = f".{dest.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
-        except OSError as exc:
-            raise unwritable(exc, dest.parent) from None
-        try:
-            with os.fdopen(fd, "wb") as f:
-                fill(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, dest.name, src_dir_fd=dfd, dst_dir_fd=dfd)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp, dir_fd=dfd)
-            except FileNotFoundError:
-                pass
-            from engine.runs import as_disk_error
-
-            full = as_disk_error(exc, dest.parent) if isinstance(exc, Exception) else None
-            if full is not None:
-                raise full from None
-            if isinstance(exc, OSError):
-                raise UserError(f"cannot write {dest} ({exc.strerror or exc}).") from None
-            raise
-    finally:
-        os.close(dfd)
-    return dest
+    except Exception as exc:
+        said = as_write_error(exc, dest.parent, str(dest))
+        if said is not None:
+            raise said from None
+        raise
 
 
 def attach(writer, out: IO[bytes]) -> None:
@@ -375,7 +278,7 @@ def _source_key(cfg: bytes, weights: bytes, base: BaseGGUF) -> str:
 
 def _recorded_key(path: Path) -> str | None:
     """The source key a converted file records; None when it is missing, damaged or a link."""
-    from engine.home import open_file
+    from engine.safe_files import open_file
 
     try:
         os.close(open_file(path))  # refuses a link planted in its place
@@ -444,5 +347,5 @@ def convert_chosen(home, profile, run_id: str | None) -> str | None:
     except UserError as exc:
         return f"the adapter was not converted for llama.cpp: {exc}"
     except Exception as exc:  # noqa: BLE001 - the promotion stands whatever happens here
-        return f"the adapter was not converted for llama.cpp ({type(exc).__name__}: {_first_line(exc)})."
+        return f"the adapter was not converted for llama.cpp ({type(exc).__name__}: {first_line(exc)})."
     return f"llama.cpp LoRA: {path}"

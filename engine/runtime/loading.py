@@ -9,8 +9,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import UserError
-from engine.home import Home, check_tree
+from engine.errors import UserError, first_line
+from engine.home import Home
+from engine.safe_files import check_tree
 
 Progress = Callable[[str, "float | None"], None]
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -94,7 +95,7 @@ def local_revision(path: Path) -> str:
 def _friendly(exc: BaseException, profile, source: str) -> UserError:
     """Map a loading failure to one sentence that says what to do."""
     mid = profile.model.id
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     low = str(exc).lower()
     if "out of memory" in low or type(exc).__name__ == "OutOfMemoryError":
         return UserError(

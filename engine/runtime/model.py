@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UserError
+from engine.errors import UserError, first_line
 from engine.runtime.params import GenerationParams, reply_record
 
 
@@ -105,7 +105,7 @@ class LoadedModel:
                     else:
                         self._peft.load_adapter(str(path), adapter_name=name, is_trainable=False)
             except (ValueError, KeyError, RuntimeError, OSError) as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = first_line(exc)
                 raise UserError(f"cannot load adapter {path} ({first}); it may be damaged or for another model.") from None
             self._peft.eval()
             self._adapters[run_id] = (name, path.resolve())

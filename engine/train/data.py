@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine import runs
 from engine.errors import UserError
-from engine.home import LinkRefused, ensure_dir, write_private
+from engine.safe_files import LinkRefused, ensure_dir, write_private
 
 FEEDBACK_KINDS = ("sft", "pref", "kto")
 """Rows that judge a reply: ``sft`` (messages), ``pref`` (prompt/chosen/rejected), ``kto`` (prompt/completion/label)."""

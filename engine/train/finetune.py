@@ -224,7 +224,7 @@ def _write_machine_revisions(data_dir: Path, machine: list, opts: FinetuneOption
     """``data/machine_revisions.jsonl`` (every critique revised offline, chosen or not) and the manifest's summary."""
     import json
 
-    from engine.home import write_private
+    from engine.safe_files import write_private
 
     if not opts.machine_revisions:
         return {"enabled": False}

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from engine import adapters, runs
 from engine.errors import UserError
-from engine.home import Home, write_private
+from engine.home import Home
 from engine.profiles import Profile, TrainSettings
+from engine.safe_files import write_private
 from engine.train import data, gate, methods
 from engine.train import report as report_mod
 

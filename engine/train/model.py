@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.errors import UserError
+from engine.errors import UserError, first_line
 from engine.home import Home
 from engine.profiles import Profile
 
@@ -48,7 +48,7 @@ def load_tokenizer(profile: Profile, path: str):
         tok = AutoTokenizer.from_pretrained(path, revision=profile.model.revision,
                                             trust_remote_code=profile.model.trust_remote_code)
     except OSError as exc:
-        raise UserError(f"cannot load the tokenizer of {profile.model.id!r} ({_first_line(exc)}); check the "
+        raise UserError(f"cannot load the tokenizer of {profile.model.id!r} ({first_line(exc)}); check the "
                         "profile's model.id or download the model first.") from None
     if profile.model.chat_template:
         tok.chat_template = profile.model.chat_template
@@ -68,7 +68,7 @@ def load_base(profile: Profile, path: str, dtype):
                                                      use_safetensors=True,
                                                      trust_remote_code=profile.model.trust_remote_code, **extra)
     except OSError as exc:
-        raise UserError(f"cannot load the base model {profile.model.id!r} ({_first_line(exc)}); check the "
+        raise UserError(f"cannot load the base model {profile.model.id!r} ({first_line(exc)}); check the "
                         "profile's model.id or download the model first.") from None
     model.config.use_cache = False
     if extra:
@@ -186,9 +186,6 @@ def save_adapter(peft_model, profile: Profile, out_dir: Path) -> None:
     peft_model.save_pretrained(str(out_dir), selected_adapters=["default"], safe_serialization=True)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0].rstrip(".") if text else type(exc).__name__
 
 
 def local_model(profile, home, adapter: str | None):

@@ -19,7 +19,7 @@ def train_phase(run: Run, phase: str) -> PhaseResult:
     manifest = run.manifest
     parent = Path(manifest["parent_adapter_path"]) if manifest.get("parent_adapter_path") else None
     if parent is not None:  # PEFT opens it by path: no link anywhere in the parent adapter's folder
-        from engine.home import check_tree
+        from engine.safe_files import check_tree
 
         check_tree(parent, run.home)
     result = PhaseResult()

@@ -54,7 +54,7 @@ def make_adapter(home, profile: str, run_id: str, base: str = "builtin:demo", se
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from engine.home import ensure_dir
+    from engine.safe_files import ensure_dir
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(str(home.demo_model_dir), use_safetensors=True)

@@ -9,8 +9,8 @@ import pytest
 
 from engine.errors import UserError
 from engine.feedback import FeedbackLog
-from engine.home import ensure_dir
 from engine.profiles import load_profile
+from engine.safe_files import ensure_dir
 from tests.engine_cli import run_engine
 from tests.train.conftest import converse
 

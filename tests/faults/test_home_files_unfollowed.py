@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import UserError
-from engine.home import LinkRefused
 from engine.runtime import gguf
+from engine.safe_files import LinkRefused
 
 
 def one_sentence_naming(exc: BaseException, link: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from engine import runs
 from engine.errors import UserError
-from engine.home import LinkRefused
+from engine.safe_files import LinkRefused
 from tests.engine_cli import run_engine
 
 from .faultlib import fake_unfinished_run, make_adapter, record_edit
@@ -100,7 +100,7 @@ def test_a_parent_runs_linked_rows_are_not_read(home, tmp_path):
     foreign = {"messages": [{"role": "user", "content": "SECRET?"}, {"role": "assistant", "content": "SECRET"}]}
     outside = plant(root / "data" / "sft.train.jsonl", tmp_path / "outside" / "sft.train.jsonl")
     outside.write_text(json.dumps(foreign) + "\n")
-    from engine.home import LinkRefused
+    from engine.safe_files import LinkRefused
 
     with pytest.raises(LinkRefused, match="sft.train.jsonl is a symbolic link"):  # refused, not taken as "none"
         data.adapter_rows(home, "demo", RUN)

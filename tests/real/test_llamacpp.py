@@ -182,8 +182,8 @@ def two_adapters(llama_home, tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from engine.home import ensure_dir
     from engine.runtime.gguf import ensure_converted
+    from engine.safe_files import ensure_dir
 
     folder = ensure_converted(MODEL_ID, Home.resolve(tmp_path_factory.mktemp("convert") / "home"))
     runs = []

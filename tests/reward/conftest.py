@@ -24,7 +24,7 @@ def install_demo(home: Home, demo_model_dir: Path) -> Home:
     """Copy the session's demo model into ``home`` (as tests/conftest.py's demo_home does)."""
     import shutil
 
-    from engine.home import ensure_dir
+    from engine.safe_files import ensure_dir
 
     ensure_dir(home.models_dir)
     shutil.copytree(demo_model_dir, home.demo_model_dir)

@@ -9,8 +9,9 @@ import shutil
 import pytest
 
 from engine import adapters
-from engine.home import Home, ensure_dir
+from engine.home import Home
 from engine.profiles import BUILTIN_DIR
+from engine.safe_files import ensure_dir
 from tests.reward.conftest import run_engine
 
 

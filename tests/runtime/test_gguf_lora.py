@@ -146,7 +146,7 @@ def test_a_damaged_or_foreign_adapter_is_one_sentence(tmp_path):
 def test_the_header_reader_agrees_with_gguf(tmp_path):
     import gguf
 
-    from engine.runtime.gguf_lora import read_header
+    from engine.runtime.gguf_header import read_header
 
     base = _base(tmp_path / "base.gguf")
     kv, shapes = read_header(base)

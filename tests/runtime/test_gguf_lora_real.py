@@ -11,7 +11,8 @@ import shutil
 
 import pytest
 
-from engine.home import Home, ensure_dir
+from engine.home import Home
+from engine.safe_files import ensure_dir
 from tests.real.conftest import MODEL_ID, PROFILE, converted_smollm2, requires_model  # noqa: F401 (fixture)
 
 pytestmark = [requires_model, pytest.mark.slow, pytest.mark.timeout(900),

@@ -17,7 +17,7 @@ def make_lora(home: Home, profile: str, run_id: str, seed: int = 0):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from engine.home import ensure_dir
+    from engine.safe_files import ensure_dir
 
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(str(home.demo_model_dir), use_safetensors=True)

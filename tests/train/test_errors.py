@@ -9,7 +9,7 @@ import pytest
 
 from engine import adapters, runs
 from engine.errors import UserError
-from engine.home import ensure_dir
+from engine.safe_files import ensure_dir
 from tests.train.conftest import converse, run_engine
 
 

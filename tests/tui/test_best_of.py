@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.home import Home, ensure_dir
+from engine.home import Home
 from engine.profiles import BUILTIN_DIR
+from engine.safe_files import ensure_dir
 from tests.conftest import install_demo_model
 from tests.reward.conftest import run_engine
 from tests.reward.synthetic import write_picks

@@ -138,7 +138,7 @@ def _night(home):
     """Two disliked replies with a comment, and a run folder holding the revisions finetune wrote for them."""
     import json
 
-    from engine.home import ensure_dir
+    from engine.safe_files import ensure_dir
     from tui.session import ChatSession
 
     s = ChatSession(home, "demo")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.home import ensure_dir
+from engine.safe_files import ensure_dir
 from tests.tui.fakes import FakeGenerator, factory
 from tests.tui.helpers import events, screen_text, send, wait_for, wait_idle
 from tui.app import create_app
