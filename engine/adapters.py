@@ -95,7 +95,9 @@ def adapter_path(home: Home, profile: str, run_id: str) -> Path:
 
 
 def run_ids(home: Home, profile: str) -> list[str]:
-    """Run ids that have a finished adapter, oldest first (run ids sort by time)."""
+    """Run ids that hold a complete adapter (published in one rename), oldest first (run ids sort by time). Not
+    :func:`engine.runs.finished_run_ids`: a run promoted and then killed before its report.json holds the adapter
+    in use (``engine finetune --resume`` writes the report)."""
     root = home.runs_dir(profile)
     if not root.is_dir():
         return []

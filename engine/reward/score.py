@@ -78,12 +78,11 @@ def score_pair_list(model, tokenizer, pairs: list[Pair], max_length: int) -> Pai
 
 
 def reward_runs(home: Home, profile: str) -> list[str]:
-    """Finished reward runs of a profile, oldest first (the calibration file is written last)."""
-    root = home.runs_dir(profile)
-    if not root.is_dir():
-        return []
-    return sorted(p.parent.name for p in root.glob(f"*/{CALIBRATION_FILE}")
-                  if (p.parent / MODEL_SUBDIR).is_dir())
+    """Finished reward runs of a profile, oldest first: a run killed after its model was saved but before its
+    verdict (report.json: is it better than chance?) is not one."""
+    from engine.runs import finished_run_ids
+
+    return finished_run_ids(home, profile, holding=(CALIBRATION_FILE, MODEL_SUBDIR))
 
 
 def newest_reward_run(home: Home, profile: str, exclude: str | None = None) -> str | None:

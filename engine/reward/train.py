@@ -240,5 +240,5 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
         "backbone": backbone.source,
         "budget": plan.to_json(),
     }
-    runs.on_main(write_private, run_dir / CALIBRATION_FILE, json.dumps(calibration, indent=2))  # last: marks finished
+    runs.on_main(write_private, run_dir / CALIBRATION_FILE, json.dumps(calibration, indent=2))
     return metrics

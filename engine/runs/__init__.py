@@ -249,6 +249,17 @@ def list_runs(home: Home, profile: str, kinds: Iterable[str] | None = None) -> l
     return out
 
 
+def finished_run_ids(home: Home, profile: str, holding: Iterable[str] = ()) -> list[str]:
+    """Run ids of ``profile`` that finished (:attr:`RunDir.finished`: report.json, which every kind of run writes
+    last) and hold every path of ``holding`` (a reward model, its calibration), oldest first."""
+    root = home.runs_dir(profile)
+    if not root.is_dir():
+        return []
+    needed = list(holding)
+    return sorted(p.parent.name for p in root.glob(f"*/{REPORT_JSON}")
+                  if run_kind(p.parent.name) is not None and all((p.parent / n).exists() for n in needed))
+
+
 def last_unfinished_run(home: Home, profile: str, kinds: Iterable[str] | None = None) -> RunDir | None:
     """The newest run that has a manifest but no report (it was stopped or killed)."""
     runs = list_runs(home, profile, kinds)

@@ -42,6 +42,7 @@ def test_the_p_value_is_the_binomial_tail():
 @pytest.mark.slow
 def test_a_second_reward_run_that_learned_nothing_leaves_the_first_in_use(home, demo_model_dir):
     import json
+    import shutil
 
     from engine.feedback import FeedbackLog
     from engine.reward.score import newest_reward_run
@@ -62,4 +63,9 @@ def test_a_second_reward_run_that_learned_nothing_leaves_the_first_in_use(home, 
     report = json.loads((home.run_dir("demo", second_id) / "report.json").read_text())
     assert report["used"] is False and f"{first_id} stays in use" in report["reason"]
     assert "not used:" in second.out
+    assert newest_reward_run(home, "demo") == first_id
+    # a run killed after its model and calibration were saved, before its verdict (report.json): never used
+    killed = home.run_dir("demo", "29991231-235959-reward")
+    shutil.copytree(home.run_dir("demo", first_id), killed)
+    (killed / "report.json").unlink()
     assert newest_reward_run(home, "demo") == first_id
