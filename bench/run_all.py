@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 from bench.common import Row, format_table, machine_description, not_measured, read_json_rows  # noqa: E402
 
 BENCHES = ["feedback_log", "startup", "long_reply", "ui_latency", "decode", "serve", "train_throughput", "reward_speed", "gpu",
-           "llamacpp_speed", "learning"]
+           "llamacpp_speed", "chat_sampling", "learning"]
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
