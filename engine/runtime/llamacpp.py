@@ -24,7 +24,6 @@ bench/llamacpp_speed.py). Training stays on transformers; this backend only chat
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import ctypes
 import os
@@ -36,7 +35,9 @@ from typing import Any
 from engine.errors import UserError
 from engine.runtime.backend import BackendUnavailable, Progress, chat_messages
 from engine.runtime.chat_template import ChatTemplate
+from engine.runtime.llamacpp_tokens import LogitControls, TokenPieces
 from engine.runtime.params import GenerationParams, reply_record
+from engine.runtime.token_controls import LogprobCapture, TokenControls
 
 MAX_CONTEXT = 4096
 """Tokens of context allocated (prompt + reply), or the model's own context when smaller."""
@@ -107,27 +108,6 @@ def _gpu_layers(profile) -> int:
         return -1 if llama_cpp.llama_supports_gpu_offload() else 0
     except (ImportError, AttributeError):
         return 0
-
-
-class _Decoder:
-    """Token ids -> text pieces: each token's bytes (special tokens say nothing) through an incremental UTF-8
-    decoder, so a character split over tokens is held back until it is whole."""
-
-    def __init__(self, vocab, llama_cpp) -> None:
-        self.vocab = vocab
-        self.llama_cpp = llama_cpp
-        self.utf8 = codecs.getincrementaldecoder("utf-8")("replace")
-        self.buf = ctypes.create_string_buffer(256)
-
-    def piece(self, token: int) -> bytes:
-        n = self.llama_cpp.llama_token_to_piece(self.vocab, token, self.buf, len(self.buf), 0, False)
-        if n < 0:  # longer than the buffer: grow it once
-            self.buf = ctypes.create_string_buffer(-n)
-            n = self.llama_cpp.llama_token_to_piece(self.vocab, token, self.buf, len(self.buf), 0, False)
-        return self.buf.raw[:max(n, 0)]
-
-    def add(self, ids: list[int], final: bool = False) -> str:
-        return self.utf8.decode(b"".join(self.piece(t) for t in ids), final=final)
 
 
 class LlamaCppModel:
@@ -317,9 +297,20 @@ class LlamaCppModel:
             llama.eval(prompt[start:start + CHUNK])
         self._cached_for, self._prompt_cached = run_id, list(prompt)
 
+    token_controls = True
+    """Replies honour engine serve's logprobs, penalties and logit_bias (``stream(controls=...)``)."""
+
+    @property
+    def vocab_size(self) -> int:
+        return self.llama.n_vocab()
+
+    def _special(self, token: int) -> bool:
+        return self._is_eog(token) or bool(self._llama_cpp.llama_vocab_is_control(self._vocab, token))
+
     def stream(self, messages: list[dict], params: GenerationParams | None = None,
-               system_prompt: str | None = None):
-        """Start a reply in a background thread; iterate the returned Generation for text pieces."""
+               system_prompt: str | None = None, *, controls: TokenControls | None = None):
+        """Start a reply in a background thread; iterate the returned Generation for text pieces. ``controls``:
+        engine serve's logprobs, penalties and logit_bias; the log probabilities are the Generation's ``logprobs``."""
         from engine.runtime.streaming import Generation
 
         params = params or GenerationParams.from_profile(self.profile)
@@ -335,25 +326,33 @@ class LlamaCppModel:
         record = reply_record(self, params, seed, system, len(prompt), threads=self.threads)
         lib, vocab = self._llama_cpp, self._vocab
         sample, ctx = lib.llama_sampler_sample, self.llama._ctx.ctx
+        active = controls if controls is not None and controls.active else None
+        capture = LogprobCapture(TokenPieces(vocab, lib).text, active.top_logprobs) if active and active.logprobs else None
 
         def run(streamer, cancel: threading.Event, started) -> None:
             with self._lock:
                 started()
-                active = run_id if run_id is None or run_id in self._adapters else None
-                if active != run_id:
+                adapter = run_id if run_id is None or run_id in self._adapters else None
+                if adapter != run_id:
                     record["adapter"] = None  # unloaded meanwhile: the reply comes from the base model
-                self._apply(active)
+                self._apply(adapter)
                 sampler = self._sampler(params, seed, prompt)
                 sampler_p = sampler.sampler
                 try:
-                    self._evaluate_prompt(prompt, active)
+                    self._evaluate_prompt(prompt, adapter)
+                    shape = LogitControls(lib, ctx, self.vocab_size, active, capture, prompt, params.repetition_penalty,
+                                          self._special) if active else None
                     step, token = self._step, -1
                     for i in range(max_new):
                         if i:
                             step(token, len(prompt) + i - 1)
                         if cancel.is_set():
                             break
+                        if shape is not None:
+                            shape.before()
                         token = sample(sampler_p, ctx, -1)
+                        if shape is not None:
+                            shape.after(token)
                         streamer.put([token])
                         if self._is_eog(token):
                             break
@@ -376,8 +375,10 @@ class LlamaCppModel:
             gen.record["stopped"] = gen.stopped
             gen.record["finish_reason"] = reason
 
-        return Generation(None, record, run, finish, decoder=_Decoder(vocab, lib), stop_hook=lambda event: event,
-                          skip_prompt=False)
+        gen = Generation(None, record, run, finish, decoder=TokenPieces(vocab, lib), stop_hook=lambda event: event,
+                         skip_prompt=False)
+        gen.logprobs = capture
+        return gen
 
     def generate(self, messages: list[dict], params: GenerationParams | None = None,
                  system_prompt: str | None = None) -> tuple[str, dict]:

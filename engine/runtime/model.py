@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import UserError, first_line
 from engine.runtime.params import GenerationParams, reply_record
+from engine.runtime.token_controls import TokenControls, TokenText
 
 
 @contextlib.contextmanager
@@ -57,6 +58,7 @@ class LoadedModel:
         self.path = path
         """The local folder the weights came from (None for a hub id)."""
         self._lock = threading.RLock()
+        self._token_text: TokenText | None = None
         self._peft: Any = None  # peft.PeftModel wrapping self.model, once the first adapter is loaded
         self._adapters: dict[str, tuple[str, Path]] = {}  # run id -> (peft adapter name, folder)
         self._adapter: str | None = None
@@ -160,17 +162,30 @@ class LoadedModel:
                             "set model.chat_template in the profile.") from None
         return self.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
 
+    token_controls = True
+    """Replies honour engine serve's logprobs, penalties and logit_bias (``stream(controls=...)``)."""
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def token_text(self) -> TokenText:
+        """Each token's text and bytes as OpenAI's logprobs give them (built once)."""
+        if self._token_text is None:
+            self._token_text = TokenText(self.tokenizer)
+        return self._token_text
+
     def prompt_length(self, messages: list[dict], system_prompt: str | None = None) -> int:
         """Tokens of the prompt ``stream`` would feed the model (engine serve fits replies to the context)."""
         return int(self.encode(messages, system_prompt).shape[1])
 
     def stream(self, messages: list[dict], params: GenerationParams | None = None,
-               system_prompt: str | None = None, *, logits_processors: list | None = None,
-               stopping_criteria: list | None = None):
+               system_prompt: str | None = None, *, controls: TokenControls | None = None):
         """Start a reply in a background thread; iterate the returned Generation for text pieces.
-        ``logits_processors``/``stopping_criteria``: extra decoding hooks (engine serve's logprobs and
-        penalties), passed to ``generate`` after the built-in ones."""
+        ``controls``: engine serve's logprobs, penalties and logit_bias (engine/runtime/token_controls.py); the
+        captured log probabilities are the Generation's ``logprobs``."""
         from engine.runtime.streaming import Generation
+        from engine.runtime.token_controls import LogprobCapture, transformers_hooks
 
         params = (params or GenerationParams.from_profile(self.profile)).checked()
         seed = params.seed if params.seed is not None else random.SystemRandom().randrange(2**31)
@@ -179,6 +194,12 @@ class LoadedModel:
         run_id = self._adapter
         record = reply_record(self, params, seed, system, int(input_ids.shape[1]))
         kwargs = params.generate_kwargs()
+        capture = None
+        hooks: dict = {"logits_processors": [], "stopping_criteria": []}
+        if controls is not None and controls.active:
+            text = self.token_text()
+            capture = LogprobCapture(text, controls.top_logprobs) if controls.logprobs else None
+            hooks = transformers_hooks(controls, capture, text.special)
 
         def run(streamer, cancel, started) -> None:
             import torch
@@ -196,8 +217,8 @@ class LoadedModel:
                         input_ids=ids,
                         attention_mask=torch.ones_like(ids),
                         streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([cancel, *(stopping_criteria or [])]),
-                        logits_processor=LogitsProcessorList(logits_processors or []),
+                        stopping_criteria=StoppingCriteriaList([cancel, *hooks["stopping_criteria"]]),
+                        logits_processor=LogitsProcessorList(hooks["logits_processors"]),
                         eos_token_id=self._eos or None,
                         pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
                         else (self._eos[0] if self._eos else None),
@@ -216,7 +237,9 @@ class LoadedModel:
             gen.record["stopped"] = gen.stopped
             gen.record["finish_reason"] = reason
 
-        return Generation(self.tokenizer, record, run, finish)
+        gen = Generation(self.tokenizer, record, run, finish)
+        gen.logprobs = capture
+        return gen
 
     def generate(self, messages: list[dict], params: GenerationParams | None = None,
                  system_prompt: str | None = None) -> tuple[str, dict]:

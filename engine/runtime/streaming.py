@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 _END = object()
 
@@ -130,6 +131,8 @@ class Generation:
         self._done_at: float | None = None
         self._consumed = False
         self.coalesce_s = COALESCE_S
+        self.logprobs: Any = None
+        """engine.runtime.token_controls.LogprobCapture when the reply was asked for its log probabilities."""
         self._thread = threading.Thread(target=self._work, name="tuneloop-generate", daemon=True)
         self._thread.start()
 

@@ -172,8 +172,7 @@ def _completion_input(state, body, request):
         logit_bias=bias,
     )
     if job.hooked:
-        tokenizer = getattr(state.lm, "tokenizer", None)
-        if tokenizer is None:
+        if not getattr(state.lm, "token_controls", False):
             first = next(
                 name
                 for name, on in (
@@ -190,7 +189,7 @@ def _completion_input(state, body, request):
                 param=first,
                 code="unsupported_parameter",
             )
-        vocab = len(tokenizer)
+        vocab = state.lm.vocab_size
         for token in bias:
             if token >= vocab:
                 raise APIError(

@@ -43,7 +43,7 @@ class CompletionInput:
 
     @property
     def hooked(self) -> bool:
-        """Needs decoding hooks (only the in-process runtime has them)."""
+        """Needs decoding controls (the in-process backends have them: ``lm.token_controls``)."""
         return bool(self.logprobs or self.frequency_penalty or self.presence_penalty or self.logit_bias)
 
 
@@ -184,24 +184,18 @@ def run(state, job: CompletionJob) -> None:
             _load_adapter(state, req.adapter)
         lm.use_adapter(req.adapter)  # safe: only the job holding the turn touches the model
         params = fit_to_context(state, req)
-        capture = None
-        hooks: dict = {}
-        if req.hooked:
-            from engine.serve.tokens import LogprobCapture, penalties
-
-            processors, criteria = [], []
-            if req.logprobs:
-                capture = LogprobCapture(state.token_text(), req.top_logprobs)
-                keep, record_step = capture.hooks()
-                processors.append(keep)
-                criteria.append(record_step)
-            if req.frequency_penalty or req.presence_penalty or req.logit_bias:
-                processors.append(penalties(req.frequency_penalty, req.presence_penalty, req.logit_bias))
-            hooks = {"logits_processors": processors, "stopping_criteria": criteria}
         if job.cancelled:
             client_left = True
             return
-        gen = lm.stream(req.turns, params, req.system_prompt, **hooks)
+        if req.hooked:
+            from engine.runtime.token_controls import TokenControls
+
+            controls = TokenControls(req.logprobs, req.top_logprobs, req.frequency_penalty, req.presence_penalty,
+                                     req.logit_bias)
+            gen = lm.stream(req.turns, params, req.system_prompt, controls=controls)
+        else:
+            gen = lm.stream(req.turns, params, req.system_prompt)
+        capture = gen.logprobs
         job._gen = gen
         if job.cancelled:
             gen.cancel()

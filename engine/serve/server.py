@@ -39,15 +39,6 @@ class ServeState:
     extra: dict = field(default_factory=dict)
     workers: set = field(default_factory=set)  # the completion worker threads alive
     workers_lock: threading.Lock = field(default_factory=threading.Lock)
-    _token_text: Any = None
-
-    def token_text(self):
-        """engine.serve.tokens.TokenText of the loaded tokenizer (built once)."""
-        if self._token_text is None:
-            from engine.serve.tokens import TokenText
-
-            self._token_text = TokenText(self.lm.tokenizer)
-        return self._token_text
 
     def stop_replies(self, timeout: float) -> bool:
         """Cancel every reply and waiting request, and wait up to ``timeout`` s for their threads to end

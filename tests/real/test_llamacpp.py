@@ -283,14 +283,19 @@ async def test_blind_a_b_of_base_and_the_promoted_adapter_in_the_app(two_adapter
         assert gens[mid]["adapter"] == (None if label == "base" else label) and gens[mid]["backend"] == "llamacpp"
 
 
-@requires_model
-def test_llamacpp_answers_as_the_weights_tuneloop_trains_and_gates(lm, llama_home):
-    """llama.cpp runs the de-quantized f16 copy (engine/runtime/gguf_f16.py), so its greedy replies are the
-    transformers path's: on the Q4_1 file itself "What is the capital of France?" began "L'Étoile, ..."."""
+@pytest.fixture(scope="module")
+def reference(llama_home):
+    """The same profile's model through transformers: the weights training and the gate use."""
     from engine.runtime import load_model
 
+    return load_model(load_profile(PROFILE, llama_home), llama_home, adapter="base", backend="transformers")
+
+
+@requires_model
+def test_llamacpp_answers_as_the_weights_tuneloop_trains_and_gates(lm, llama_home, reference):
+    """llama.cpp runs the de-quantized f16 copy (engine/runtime/gguf_f16.py), so its greedy replies are the
+    transformers path's: on the Q4_1 file itself "What is the capital of France?" began "L'Étoile, ..."."""
     assert lm.path.parent == llama_home.models_dir and lm.path.name.endswith(".f16.gguf")
-    reference = load_model(load_profile(PROFILE, llama_home), llama_home, adapter="base", backend="transformers")
     for question in ("What is the capital of France?", "What is the capital of Peru?", "How many legs does a spider have?"):
         messages = [{"role": "user", "content": question}]
         ours, _ = lm.generate(messages, _params(lm, do_sample=False, max_new_tokens=24))
@@ -298,3 +303,49 @@ def test_llamacpp_answers_as_the_weights_tuneloop_trains_and_gates(lm, llama_hom
         assert ours.strip() == theirs.strip(), (question, ours, theirs)
     assert "Paris" in lm.generate([{"role": "user", "content": "What is the capital of France?"}],
                                   _params(lm, do_sample=False, max_new_tokens=24))[0]
+
+
+def _controlled(model, messages=QUESTION, tokens=8, **controls):
+    from engine.runtime.token_controls import TokenControls
+
+    gen = model.stream(messages, _params(model, do_sample=False, max_new_tokens=tokens), controls=TokenControls(**controls))
+    text = gen.wait()
+    return text, gen.logprobs.entries if gen.logprobs is not None else []
+
+
+def test_serve_controls_on_llamacpp_match_the_transformers_path(lm, reference):
+    """engine serve's logprobs, top_logprobs, logit_bias and penalties through llama.cpp give what the transformers
+    backend gives on the same weights (f16 there, fp32 here: log probabilities within 0.1 nats)."""
+    ours_text, ours = _controlled(lm, logprobs=True, top_logprobs=5)
+    theirs_text, theirs = _controlled(reference, logprobs=True, top_logprobs=5)
+    assert ours_text == theirs_text and [e["token"] for e in ours] == [e["token"] for e in theirs]
+    assert b"".join(bytes(e["bytes"]) for e in ours).decode() == ours_text
+    for a, b in zip(ours, theirs):
+        assert abs(a["logprob"] - b["logprob"]) < 0.1, (a, b)
+        assert a["top_logprobs"][0]["token"] == a["token"] and a["logprob"] == a["top_logprobs"][0]["logprob"]
+        assert len({t["token"] for t in a["top_logprobs"]} & {t["token"] for t in b["top_logprobs"]}) >= 4
+    first = lm.llama.tokenize(ours[0]["token"].encode(), add_bos=False, special=False)
+    banned_text, banned = _controlled(lm, logprobs=True, logit_bias={first[0]: -100.0})
+    assert banned[0]["token"] != ours[0]["token"]  # logprobs are before the bias: the banned token was likeliest
+    assert banned_text == _controlled(reference, logit_bias={first[0]: -100.0})[0]
+    count = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}]
+    plain = _controlled(lm, count, 24)[0]
+    penalised = _controlled(lm, count, 24, frequency_penalty=3.0, presence_penalty=3.0)[0]
+    assert penalised != plain and penalised == _controlled(reference, count, 24, frequency_penalty=3.0,
+                                                           presence_penalty=3.0)[0], (plain, penalised)
+
+
+def test_engine_serve_gives_logprobs_through_llamacpp(lm, llama_home):
+    from openai import OpenAI
+
+    from engine.serve.app import create_app
+    from engine.serve.server import BackgroundServer, build_state
+
+    state = build_state(lm.profile, llama_home, lm, adapter="base")
+    with BackgroundServer(create_app(state)) as server:
+        client = OpenAI(base_url=server.url, api_key="none")
+        reply = client.chat.completions.create(model="base", messages=QUESTION, max_tokens=12, temperature=0,
+                                               logprobs=True, top_logprobs=3, frequency_penalty=0.5)
+    content = reply.choices[0].logprobs.content
+    assert "".join(e.token for e in content) == reply.choices[0].message.content
+    assert all(len(e.top_logprobs) == 3 and e.logprob <= 0 for e in content)

@@ -146,7 +146,7 @@ def test_logit_bias_bans_a_token(client, demo_lm):
 def test_penalties_follow_openais_formula():
     import torch
 
-    from engine.serve.tokens import penalties
+    from engine.runtime.token_controls import penalties
 
     proc = penalties(0.5, 1.0, {3: -100.0})
     prompt = torch.tensor([[1, 1, 1]])
