@@ -62,7 +62,7 @@ CHILD = textwrap.dedent("""
             return None
     sys.meta_path.insert(0, ImportWatch())
     from tui.app import create_app
-    app = create_app(home, profile)
+    app = create_app(home, profile, lazy=True)  # as `tuneloop` in a terminal: the profile is read after the first frame
     frames = []
     display = app._display
     def first_frame(screen, renderable):

@@ -1,20 +1,22 @@
 """The tuneloop chat app: compose the screen, route keys and messages, follow the feedback log.
 
-Importing this module must not import torch or transformers: the screen paints at once and the
-model loads in a background worker (tui.model). Build it with :func:`create_app`, which tests use
-to inject a fake generator.
+Importing this module imports Textual and the light widgets only (no pydantic, no engine profile, config or
+feedback module, never torch or transformers): ``tuneloop`` paints its first frame at once, reads the profile,
+config.toml and the log right after it (tui/boot.py) and then loads the model in a background worker
+(tui.model). Build it with :func:`create_app`, which tests use to inject a fake generator.
 
-The app owns four plain parts, each handed the app as the interface tui/host.py declares: ``model``
-(tui.model: loading, the adapter in use), ``replies`` (tui.replies: the reply queue and its worker),
-``judging`` (tui.judging: what each key on a message writes) and ``menus`` (tui.menus: F3/F4/F5/F8).
-Workers and widgets post messages up; the ``on_*`` handlers below hand each to the part that owns it.
+The app owns plain parts, each handed the app as the interface tui/host.py declares: ``boot`` (tui.boot: the
+start, and what is pressed before the others exist), ``model`` (tui.model: loading, the adapter in use),
+``replies`` (tui.replies: the reply queue and its worker), ``judging`` (tui.judging: what each key on a
+message writes), ``menus`` (tui.menus: F3/F4/F5/F8) and ``view`` (tui.view: the state pushed down to the
+widgets). Workers and widgets post messages up; the ``on_*`` handlers below hand each to the part that owns it.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from rich.markup import escape
 from textual.app import App, ComposeResult, SystemCommand
@@ -23,30 +25,29 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from engine.adapters import promoted_run
 from engine.errors import UserError
 from engine.home import Home
-from engine.profiles import Profile, load_profile
-from tui import messages as msg
-from tui.bindings import APP_BINDINGS, PALETTE, binding_ids, binding_sections
-from tui.config import UiConfig, home_write_problem, load_ui_config
-from tui.generator import Generator, GeneratorFactory, load_real_model
+from tui.bindings import APP_BINDINGS, PALETTE
+from tui.boot import Boot, Booted, Start, after_boot, build_parts, first_frame, load_start
 from tui.host import SaveOutcome
-from tui.judging import JudgingController
-from tui.menus import Menus
-from tui.model import ModelController
-from tui.promotion import POLL_SECONDS
-from tui.replies import ReplyController
-from tui.screens.compare import CompareScreen
-from tui.screens.error import ErrorScreen
-from tui.screens.help import HelpScreen
-from tui.screens.review import ReviewScreen
-from tui.session import ChatSession
 from tui.widgets.chat_view import ChatView
 from tui.widgets.composer import Composer
-from tui.widgets.message_view import QUEUED, QUEUED_HELD, Shown
 from tui.widgets.sidebar import Sidebar
 from tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:  # imported in the boot worker (tui.boot.PART_MODULES), after the first frame
+    from engine.profiles import Profile
+    from tui import messages as msg
+    from tui.config import UiConfig
+    from tui.generator import Generator, GeneratorFactory
+    from tui.judging import JudgingController
+    from tui.menus import Menus
+    from tui.model import ModelController
+    from tui.replies import ReplyController
+    from tui.screens.compare import CompareScreen
+    from tui.screens.review import ReviewScreen
+    from tui.session import ChatSession
+    from tui.view import MainView
 
 NARROW_BELOW = 70
 
@@ -58,25 +59,47 @@ class TuneloopApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]
     """Below NARROW_BELOW columns the sidebar starts hidden (ctrl+b still shows it): the chat keeps the width."""
 
-    def __init__(self, home: Home, profile: Profile, generator_factory: GeneratorFactory, ui: UiConfig) -> None:
+    profile: Profile
+    ui: UiConfig
+    session: ChatSession
+    home_problem: str | None
+    model: ModelController
+    replies: ReplyController
+    judging: JudgingController
+    menus: Menus
+    view: MainView
+    """What the chat needs (tui/boot.py): set by :meth:`take`, before the first frame or right after it."""
+
+    def __init__(self, home: Home, generator_factory: GeneratorFactory | None, start: Start | None = None,
+                 profile_name: str | None = None) -> None:
         super().__init__()
         self.home = home
-        self.profile = profile
-        self.ui = ui
-        self.session = ChatSession(home, profile.name)
-        self.home_problem = home_write_problem(home)
-        self.model = ModelController(self, generator_factory)
-        self.replies = ReplyController(self, self.model)
-        self.judging = JudgingController(self, self.replies, self.model)
-        self.menus = Menus(self, self.model, self.replies)
-        if ui.keys:
-            self.set_keymap(ui.keys)
-        if ui.theme:
-            if ui.theme in self.available_themes:
-                self.theme = ui.theme
-            else:  # notify reads markup: "[ui]" would vanish
-                ui.warnings.append(escape(f"{home.config_path}: unknown theme {ui.theme!r} in [ui]; "
-                                          f"try one of {', '.join(sorted(self.available_themes))}."))
+        self.generator_factory = generator_factory
+        self.boot = Boot(self, profile_name, done=start is not None)
+        if start is not None:
+            self.take(start)
+            self.sidebar_at_start = start.ui.sidebar
+        else:  # the first frame shows config.toml's look, read without validating it
+            look = first_frame(home)
+            self.look(look.keys, look.theme)
+            self.sidebar_at_start = look.sidebar
+
+    def take(self, start: Start) -> None:
+        """The profile, config and log to chat with, and the parts built for them."""
+        self.profile, self.ui, self.session, self.home_problem = start.profile, start.ui, start.session, start.home_problem
+        self.model, self.replies, self.judging, self.menus, self.view = build_parts(self, self.generator_factory)
+        if warning := self.look(start.ui.keys, start.ui.theme):
+            start.ui.warnings.append(warning)
+
+    def look(self, keys: dict[str, str], theme: str | None) -> str | None:
+        """Apply the keymap and the theme; a warning (markup) for a theme Textual does not have."""
+        self.set_keymap(keys)
+        if theme in self.available_themes:
+            self.theme = theme
+        elif theme:  # notify reads markup: "[ui]" would vanish
+            return escape(f"{self.home.config_path}: unknown theme {theme!r} in [ui]; "
+                          f"try one of {', '.join(sorted(self.available_themes))}.")
+        return None
 
     # ---- layout ----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -101,7 +124,7 @@ class TuneloopApp(App):
     @property
     def lm(self) -> Generator | None:
         """The loaded model (None while it loads): the model part's ``lm``, read-only here."""
-        return self.model.lm
+        return self.model.lm if self.boot.done else None
 
     @property
     def status(self) -> StatusBar:
@@ -109,44 +132,35 @@ class TuneloopApp(App):
         return self.screen_stack[0].query_one("#status", StatusBar)
 
     async def on_mount(self) -> None:
-        if not self.ui.sidebar:  # (shown: left to the CSS, which hides it on a narrow screen)
+        if not self.sidebar_at_start:  # (shown: left to the CSS, which hides it on a narrow screen)
             self.query_one("#sidebar").display = False
+        self.composer.focus()  # typing works from the first frame
+        if self.boot.done:
+            await self.show_start()
+        else:
+            self.boot.begin()
+
+    def on_ready(self) -> None:
+        """The first frame is on screen: now read the Start (tuneloop), or load the model (create_app read it)."""
+        if self.boot.done:
+            self.model.begin()
+        else:
+            self.boot.read()
+
+    async def on_booted(self, message: Booted) -> None:
+        self.take(message.start)
+        await self.show_start()
+        self.model.begin()
+        await self.boot.finish()
+
+    async def show_start(self) -> None:
+        """Show the profile and its log."""
         for warning in self.ui.warnings:
             self.notify(warning, severity="warning", timeout=10)
-        self.warn_log_problems()
-        self.show_profile()
+        self.view.warn_log_problems()
+        self.view.show_profile()
         await self.refresh_chat()
-        self.composer.focus()
         self.status.load_state = "loading model…"
-        # After the first frame: the loader imports torch, which holds the GIL for long stretches
-        # and would otherwise delay the first paint by most of a second.
-        self.call_after_refresh(self._load_after_first_frame)
-        self.set_interval(POLL_SECONDS, self.model.poll_promoted)
-
-    def _load_after_first_frame(self) -> None:
-        self.set_timer(0.05, self.model.start_loading)
-
-    def show_profile(self) -> None:
-        status = self.status
-        status.profile = self.profile.name
-        status.model = self.profile.model.id
-        status.device = ""
-        status.tokens_per_s = None
-        status.first_token_s = None
-        try:
-            status.adapter = promoted_run(self.home, self.profile.name) or "base"
-        except UserError as exc:  # a corrupt promoted.json: the loader reports it too
-            status.adapter = "base"
-            self.notify(str(exc), severity="warning", timeout=10)
-        lines = []
-        if self.home_problem:
-            lines.append(f"⚠ {escape(self.home_problem)}")
-        if self.profile.model.trust_remote_code:
-            lines.append(f"⚠ profile {escape(self.profile.name)} has trust_remote_code = true: the model runs "
-                         "Python code shipped with it.")
-        warning = self.query_one("#warning", Static)
-        warning.display = bool(lines)
-        warning.update("\n".join(lines))
 
     @contextmanager
     def saving(self) -> Iterator[SaveOutcome]:
@@ -164,46 +178,20 @@ class TuneloopApp(App):
         :meth:`on_worker_state_changed`."""
         self.run_worker(work, name=name, group=group, exclusive=True, exit_on_error=False, thread=True)
 
-    def warn_log_problems(self) -> None:
-        state = self.session.state
-        if state.problems:
-            self.notify(f"{len(state.problems)} unreadable record(s) in the feedback log were skipped "
-                        f"(first: {state.problems[0]}); `engine stats` lists them.", severity="warning", timeout=10)
-        if state.future_versions:
-            self.notify(f"{state.future_versions} event(s) from a newer tuneloop were ignored.", severity="warning")
-
     async def refresh_chat(self) -> None:
-        """Push the replayed log down to the widgets (the chat, the sidebar, the title)."""
-        session, replies = self.session, self.replies
-        path = session.path()
-        job = replies.streaming_job()
-        if job is not None and job.target == "chat":
-            ids = [m.id for m in path]
-            if job.parent_id in ids:
-                path = path[: ids.index(job.parent_id) + 1]  # the reply streams right after its prompt
-            else:
-                await self.chat.end_streams()  # streaming into another conversation
-        pending = replies.pending_parents()
-        entries = []
-        for i, m in enumerate(path):
-            sibs = [s.id for s in session.siblings(m.id)]
-            unanswered = i == len(path) - 1 and m.id not in pending and session.unanswered(m)
-            entries.append(Shown.of(m, sibs, m.id in self.judging.show_original, unanswered))
-        await self.chat.sync(entries)
-        header = QUEUED_HELD if replies.sends_held else QUEUED
-        await self.chat.show_queued([(q.key, q.text, header) for q in replies.waiting
-                                     if q.conversation_id == session.conversation_id])
-        self.query_one(Sidebar).show(session.conversations(), session.conversation_id, session.served)
-        conv = session.conversation
-        title = escape(conv.title) if conv and conv.title else "[dim]New conversation[/dim]"
-        if conv is not None and conv.id in session.served:
-            title += " [dim](served through engine serve)[/dim]"
-        self.query_one("#title", Static).update(title)
+        """Push the replayed log down to the widgets (tui/view.py)."""
+        await self.view.refresh()
 
     # ---- messages up: each to the part that owns it ------------------------------------------------
     async def on_composer_submitted(self, event: Composer.Submitted) -> None:
-        await self.replies.submit(event.text)
+        await self.boot.sent(event.text)
+        await self.submit(event.text)
 
+    @after_boot
+    async def submit(self, text: str) -> None:
+        await self.replies.submit(text)
+
+    @after_boot
     async def on_chat_view_act(self, event: ChatView.Act) -> None:
         await self.judging.act(event.action, event.message_id)
 
@@ -238,6 +226,7 @@ class TuneloopApp(App):
     def on_notice(self, message: msg.Notice) -> None:
         self.notify(message.text, severity=message.severity, timeout=10)
 
+    @after_boot
     async def on_sidebar_opened(self, event: Sidebar.Opened) -> None:
         if event.conversation_id is None:
             self.session.new_conversation()
@@ -249,6 +238,8 @@ class TuneloopApp(App):
 
     # ---- app actions -----------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.boot.done:  # (the footer of the first frame asks too)
+            return action not in ("stop", "use_promoted")
         if action == "stop":  # Esc only stops a reply on the main screen; elsewhere it closes things
             return self.replies.active_stream is not None and len(self.screen_stack) == 1
         if action == "use_promoted":  # in the footer only while a promotion is on offer
@@ -256,7 +247,10 @@ class TuneloopApp(App):
         return True
 
     async def action_quit(self) -> None:
-        self.replies.quit()
+        if self.boot.done:
+            self.replies.quit()
+        else:
+            self.exit()
 
     def action_stop(self) -> None:
         self.replies.stop()
@@ -272,15 +266,18 @@ class TuneloopApp(App):
             else:
                 chat.select(chat.selected_id)  # bring it into view
 
+    @after_boot
     async def action_new_conversation(self) -> None:
         self.session.new_conversation()
         self.chat.selected_id = None
         await self.refresh_chat()
         self.composer.focus()
 
+    @after_boot
     def action_rename(self) -> None:
         self.menus.rename()
 
+    @after_boot
     def action_loop(self) -> None:
         self.menus.loop()
 
@@ -295,15 +292,19 @@ class TuneloopApp(App):
         sidebar = self.query_one("#sidebar")
         sidebar.display = not sidebar.display
 
+    @after_boot
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(binding_sections(), self.ui.keys, self.home.config_path))
+        self.menus.help(self.ui.keys)
 
+    @after_boot
     def action_choose_adapter(self) -> None:
         self.menus.choose_adapter()
 
+    @after_boot
     def action_choose_profile(self) -> None:
         self.menus.choose_profile()
 
+    @after_boot
     def action_review(self) -> None:
         self.menus.review()
 
@@ -317,6 +318,9 @@ class TuneloopApp(App):
         self.menus.review_judged(event)
 
     async def switch_profile(self, name: str) -> None:
+        from engine.profiles import load_profile
+        from tui.session import ChatSession
+
         try:
             profile = load_profile(name, self.home)
         except UserError as exc:
@@ -332,10 +336,10 @@ class TuneloopApp(App):
         self.profile = profile
         self.session = ChatSession(self.home, profile.name)
         self.model.forget()
-        self.warn_log_problems()
+        self.view.warn_log_problems()
         self.judging.show_original.clear()
         self.chat.selected_id = None
-        self.show_profile()
+        self.view.show_profile()
         await self.refresh_chat()
         self.composer.focus()  # a new conversation list: what comes next is typing, not judging
         self.model.start_loading()
@@ -347,6 +351,8 @@ class TuneloopApp(App):
 
     # ---- errors ----------------------------------------------------------------------------------
     def show_error(self, title: str, message: str, offer_demo: bool = False) -> None:
+        from tui.screens.error import ErrorScreen
+
         async def done(choice: str | None) -> None:
             if choice == "demo":
                 await self.switch_profile("demo")
@@ -357,11 +363,14 @@ class TuneloopApp(App):
         """The one place background failures arrive: shown in a modal, never a crash."""
         if event.state != WorkerState.ERROR:
             return
-        if not self.screen_stack or not self.screen_stack[0].query("#status"):
-            return  # the app is closing (its screen is gone): a worker failing now has nowhere to be shown
         exc = event.worker.error
         text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
         group = event.worker.group
+        if group == "boot":  # a bad profile or config: nothing to chat with
+            self.boot.failed(text, exc.exit_code if isinstance(exc, UserError) else 1)
+            return
+        if not self.screen_stack or not self.screen_stack[0].query("#status"):
+            return  # the app is closing (its screen is gone): a worker failing now has nowhere to be shown
         if group == "model" and self.home_problem and isinstance(exc, (OSError, UserError)):
             self.status.load_state = "home folder not writable"
             self.show_error(f"The home folder {self.home.root} cannot be written", f"{self.home_problem}\n\n({text})")
@@ -379,15 +388,11 @@ class TuneloopApp(App):
 
 
 def create_app(home: Home | str | Path | None, profile_name: str | None = None,
-               generator_factory: GeneratorFactory | None = None) -> TuneloopApp:
-    """Build the app for ``home`` and ``profile_name`` (default: the home's default profile).
-
-    Raises UserError for a bad profile or config, before anything is drawn.
-    """
-    from engine.profiles import default_profile_name
-
+               generator_factory: GeneratorFactory | None = None, *, lazy: bool = False) -> TuneloopApp:
+    """Build the app for ``home`` and ``profile_name`` (default: the home's default profile); a bad profile or
+    config is a UserError here. ``lazy`` (``tuneloop`` in a terminal): they are read right after the first frame
+    instead, and a bad one ends the app (``app.return_code``, and ``app.boot.exit_message`` says why)."""
     home = home if isinstance(home, Home) else Home.resolve(home)
-    name = profile_name or default_profile_name(home)
-    profile = load_profile(name, home)
-    ui = load_ui_config(home, known_ids=binding_ids())
-    return TuneloopApp(home, profile, generator_factory or load_real_model, ui)
+    if lazy:
+        return TuneloopApp(home, generator_factory, profile_name=profile_name)
+    return TuneloopApp(home, generator_factory, load_start(home, profile_name))

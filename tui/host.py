@@ -1,8 +1,10 @@
 """What the app's parts use of the app, declared as protocols the app satisfies.
 
-The app (:class:`tui.app.TuneloopApp`) owns four plain parts: the model (:class:`tui.model.ModelController`),
-the replies (:class:`tui.replies.ReplyController`), the judging keys (:class:`tui.judging.JudgingController`)
-and the function-key dialogs (:class:`tui.menus.Menus`). Each part is handed the app as one of these interfaces and uses nothing else of it: attributes down (the
+The app (:class:`tui.app.TuneloopApp`) owns plain parts: its start (:class:`tui.boot.Boot`, which exists before
+the others: the first frame comes before the profile is read), the model (:class:`tui.model.ModelController`),
+the replies (:class:`tui.replies.ReplyController`), the judging keys (:class:`tui.judging.JudgingController`),
+the function-key dialogs (:class:`tui.menus.Menus`) and what the main screen shows (:class:`tui.view.MainView`).
+Each part is handed the app as one of these interfaces and uses nothing else of it: attributes down (the
 profile, the session, the widgets), messages up (thread workers post :mod:`tui.messages`, and the app routes
 each one to the part that handles it). mypy checks that the app provides every member a part declares, and a
 test can drive a part with a small fake host instead of a running app (tests/tui/test_parts.py).
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
     from textual.screen import Screen
     from textual.timer import Timer
+    from textual.widget import Widget
 
     from engine.home import Home
     from engine.profiles import Profile
@@ -74,6 +77,9 @@ class ModelHost(Host, Protocol):
     def set_interval(self, interval: float, callback: Callable[[], None] | None = None, *,
                      name: str | None = None, repeat: int = 0, pause: bool = False) -> Timer: ...
 
+    def set_timer(self, delay: float, callback: Callable[[], None] | None = None, *,
+                  name: str | None = None, pause: bool = False) -> Timer: ...
+
     def refresh_bindings(self) -> None: ...
 
 
@@ -85,6 +91,7 @@ class ReplyHost(Host, Protocol):
 
 
 ResultT = TypeVar("ResultT")
+WidgetT = TypeVar("WidgetT", bound="Widget")
 
 
 class ScreenHost(Host, Protocol):
@@ -106,3 +113,34 @@ class MenuHost(ScreenHost, Protocol):
 
     async def switch_profile(self, name: str) -> None:
         """Chat with profile ``name`` from now on (its log, its model)."""
+
+
+class ViewHost(Host, Protocol):
+    @property
+    def home_problem(self) -> str | None:
+        """Why the home folder cannot be written (None: it can)."""
+
+    def query_one(self, selector: str, expect_type: type[WidgetT]) -> WidgetT: ...
+
+
+class PartsHost(ModelHost, ReplyHost, JudgingHost, MenuHost, ViewHost, Protocol):
+    """The app as all its parts see it (tui.boot.build_parts builds them)."""
+
+
+class BootHost(Protocol):
+    """What :class:`tui.boot.Boot` uses of the app: it runs before the parts, the profile and the session exist."""
+
+    @property
+    def home(self) -> Home: ...
+
+    @property
+    def chat(self) -> ChatView: ...
+
+    @property
+    def status(self) -> StatusBar: ...
+
+    def post_message(self, message: Message) -> bool: ...
+
+    def in_thread(self, work: Callable[[], object], group: str, name: str) -> None: ...
+
+    def exit(self, result: Any = None, return_code: int = 0, message: Any = None) -> None: ...

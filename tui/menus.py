@@ -1,5 +1,5 @@
-"""The dialogs the function keys open: F2 (rename), F3 (feedback and adapters), F4 (adapter), F5 (profile),
-F8 (the morning review of machine revisions).
+"""The dialogs the function keys open: F1 (keys), F2 (rename), F3 (feedback and adapters), F4 (adapter),
+F5 (profile), F8 (the morning review of machine revisions).
 
 :class:`Menus` is a plain part the app owns (see tui/host.py). Lists that take file-system looks (F5: is each
 model on disk; F8: the runs' revision files) are computed in thread workers and come back as messages
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tui.bindings import binding_sections
 from tui.choices import BASE, adapter_items, profile_items
 from tui.messages import ProfileList, ReviewList
 from tui.screens.choose import ChooseScreen
+from tui.screens.help import HelpScreen
 from tui.screens.loop import LoopScreen
 from tui.screens.prompt import PromptScreen
 from tui.screens.review import ReviewScreen
@@ -28,6 +30,10 @@ class Menus:
         self.host = host
         self.model = model
         self.replies = replies
+
+    def help(self, keys: dict[str, str]) -> None:
+        """F1: every key and its id, with the config.toml ``[keys]`` remaps in effect."""
+        self.host.push_screen(HelpScreen(binding_sections(), keys, self.host.home.config_path))
 
     def rename(self) -> None:
         """F2: a new title for the open conversation (a ``title`` event)."""

@@ -20,7 +20,7 @@ from engine.errors import UserError
 from engine.profiles import Profile
 from tui.generator import Generator, GeneratorFactory, Progress
 from tui.messages import AdapterActive, ModelNotOnDisk, ModelProgress, ModelReady, PromotedChanged
-from tui.promotion import PromotionWatch
+from tui.promotion import POLL_SECONDS, PromotionWatch
 from tui.screens.loop import IN_USE_UNKNOWN
 
 if TYPE_CHECKING:
@@ -65,6 +65,12 @@ class ModelController:
         self.lm = None
 
     # ---- loading ---------------------------------------------------------------------------------
+    def begin(self) -> None:
+        """At start, once the screen shows the profile (the loader imports torch, which holds the GIL for long
+        stretches and would delay a frame by most of a second): load the model, watch promoted.json."""
+        self.host.set_timer(0.05, self.start_loading)
+        self.host.set_interval(POLL_SECONDS, self.poll_promoted)
+
     def start_loading(self) -> None:
         self._stage, self._stage_text, self._stage_shown = ("", 0.0), "", "loading model…"
         self.host.status.load_state = "loading model…"

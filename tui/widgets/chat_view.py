@@ -14,12 +14,14 @@ Act carries the message it was pressed on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 
-from tui.widgets.message_view import MessageView, Shown
+if TYPE_CHECKING:  # imported with the first message shown (Markdown and its parser: not for the first frame)
+    from tui.widgets.message_view import MessageView, Shown
 
 CHAT_BINDINGS: list[BindingType] = [
     Binding("up", "move(-1)", "Up", id="chat.up", show=False, tooltip="Select the previous message"),
@@ -72,10 +74,12 @@ class ChatView(VerticalScroll, can_focus=True):
 
     # ---- state from the app --------------------------------------------------------------------
     def views(self) -> list[MessageView]:
-        return list(self.query_children(MessageView))
+        return cast("list[MessageView]", list(self.query_children("MessageView")))
 
     async def sync(self, entries: list[Shown]) -> None:
         """Make the column show ``entries``: keep the matching prefix, update it, replace the rest."""
+        from tui.widgets.message_view import MessageView
+
         views = [v for v in self.views() if v.stream_key is None and v.queued_key is None]
         streaming = [v for v in self.views() if v.stream_key is not None or v.queued_key is not None]  # stay last
         keep = 0
@@ -101,6 +105,8 @@ class ChatView(VerticalScroll, can_focus=True):
             self.pin_end()
 
     async def begin_stream(self, key: str, header: str) -> MessageView:
+        from tui.widgets.message_view import MessageView, Shown
+
         view = MessageView(Shown(None, "assistant", "", header), stream_key=key)
         queued = self.queued_views()
         if queued:
@@ -115,6 +121,8 @@ class ChatView(VerticalScroll, can_focus=True):
 
     async def show_queued(self, entries: list[tuple[str, str, str]]) -> None:
         """Messages typed while a reply generates, as ``(key, text, header)``: shown last, each its own turn."""
+        from tui.widgets.message_view import MessageView, Shown
+
         views = self.queued_views()
         if [v.queued_key for v in views] == [key for key, _, _ in entries]:
             for view, (_, text, header) in zip(views, entries):

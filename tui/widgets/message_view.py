@@ -44,6 +44,7 @@ class Shown:
 UNANSWERED = ("[red]⚠ no reply[/red] [dim](the model did not answer it: r on it tries again; a new message "
               "takes its place)[/dim]")
 QUEUED = "[b]You[/b] [yellow]queued[/yellow] [dim](sent as its own message when the reply above ends)[/dim]"
+QUEUED_EARLY = "[b]You[/b] [yellow]queued[/yellow] [dim](sent once tuneloop has read the profile)[/dim]"
 QUEUED_HELD = ("[b]You[/b] [yellow]queued, held[/yellow] [dim](a reply failed: Enter sends the queue, "
                "or it goes after your next message)[/dim]")
 

@@ -27,7 +27,8 @@ class StatusBar(Static):
         parts = [f"[b]{escape(self.profile)}[/b]"]
         if self.load_state:  # right after the profile: still visible on a narrow terminal
             parts.append(f"[yellow]{escape(self.load_state)}[/yellow]")
-        parts += [escape(self.model) or "-", f"adapter: {escape(self.adapter)}"]
+        if self.model or self.adapter:  # (both empty before the profile is read: the first frame)
+            parts += [escape(self.model) or "-", f"adapter: {escape(self.adapter)}"]
         if self.device:
             parts.append(escape(self.device))
         if self.tokens_per_s is not None:
