@@ -151,6 +151,7 @@ def test_scorer_folds_the_adapter_into_the_weights_and_scores_as_the_adapter_doe
     assert max(abs(a - b) for a, b in zip(merged, unmerged)) < 1e-4
 
 
+@pytest.mark.slow  # the trained reward fixture takes seconds (6.4 s of the fast loop)
 def test_the_new_score_head_learns_at_ten_times_the_backbones_rate(trained_reward):
     import torch
 
