@@ -122,6 +122,10 @@ class ViewHost(Host, Protocol):
 
     def query_one(self, selector: str, expect_type: type[WidgetT]) -> WidgetT: ...
 
+    @property
+    def is_running(self) -> bool:
+        """False once the app is closing (its widgets are being removed)."""
+
 
 class PartsHost(ModelHost, ReplyHost, JudgingHost, MenuHost, ViewHost, Protocol):
     """The app as all its parts see it (tui.boot.build_parts builds them)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
+from textual.css.query import NoMatches
 from textual.widgets import Static
 
 from engine.adapters import promoted_run
@@ -67,6 +68,14 @@ class MainView:
 
     async def refresh(self) -> None:
         """Push the replayed log down to the widgets (the chat, the sidebar, the title)."""
+        try:
+            await self._refresh()
+        except NoMatches:
+            if self.host.is_running:
+                raise
+            # the app is closing (a reply finished as the person quit): its widgets are gone, nothing to show
+
+    async def _refresh(self) -> None:
         host, replies = self.host, self.replies
         session, chat = host.session, host.chat
         path = session.path()

@@ -242,3 +242,24 @@ async def test_unknown_theme_and_binding_id_in_config_are_warnings(home):
         messages = " ".join(n.message for n in app._notifications)
         assert "chat.nope" in messages and "no-such-theme" in messages
         assert not app.query_one("#sidebar").display
+
+
+async def test_a_reply_that_finishes_as_the_app_closes_is_no_traceback(home):
+    """A reply ending while the person quits refreshes the chat after the app started removing its widgets: that is
+    nothing to show, not a crash on exit (seen: NoMatches '#sidebar' from ReplyFinished during shutdown). While the
+    app runs, a missing widget is still an error."""
+    from textual.css.query import NoMatches
+
+    app = create_app(home, "demo", factory(FakeGenerator([REPLY])))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_idle(pilot, app)
+        await send(pilot, "hello there")
+        await wait_idle(pilot, app)
+        await app.query_one("#sidebar").remove()
+        with pytest.raises(NoMatches):
+            await app.refresh_chat()
+        app._running = False  # what App._shutdown sets before it removes the screens
+        try:
+            await app.refresh_chat()
+        finally:
+            app._running = True
