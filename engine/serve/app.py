@@ -9,6 +9,7 @@ Generation runs in worker threads (engine.serve.completion)."""
 import asyncio
 import json
 
+from engine.runtime.token_controls import TokenControls
 from engine.serve.openai_errors import APIError
 
 MAX_MESSAGES = 4096  # and never more than the context has tokens (each message takes at least one)
@@ -165,21 +166,19 @@ def _completion_input(state, body, request):
         stops=body.stops(),
         client=request.headers.get("user-agent"),
         max_tokens_given=max_tokens is not None,
-        logprobs=bool(body.logprobs),
-        top_logprobs=body.top_logprobs or 0,
-        frequency_penalty=body.frequency_penalty or 0.0,
-        presence_penalty=body.presence_penalty or 0.0,
-        logit_bias=bias,
+        controls=TokenControls(bool(body.logprobs), body.top_logprobs or 0, body.frequency_penalty or 0.0,
+                               body.presence_penalty or 0.0, bias),
     )
-    if job.hooked:
+    c = job.controls
+    if c.active:
         if not getattr(state.lm, "token_controls", False):
             first = next(
                 name
                 for name, on in (
-                    ("logprobs", job.logprobs),
-                    ("frequency_penalty", job.frequency_penalty),
-                    ("presence_penalty", job.presence_penalty),
-                    ("logit_bias", job.logit_bias),
+                    ("logprobs", c.logprobs),
+                    ("frequency_penalty", c.frequency_penalty),
+                    ("presence_penalty", c.presence_penalty),
+                    ("logit_bias", c.logit_bias),
                 )
                 if on
             )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from engine.errors import UserError
 from engine.feedback.events import new_id
+from engine.runtime.token_controls import TokenControls
 from engine.serve.openai_errors import APIError
 from engine.serve.recorder import SOURCE
 from engine.serve.stops import StopScanner
@@ -35,16 +36,8 @@ class CompletionInput:
     stops: list[str] = field(default_factory=list)
     client: str | None = None  # the client's User-Agent
     max_tokens_given: bool = False  # the client set max_tokens (else the profile's, capped at the context)
-    logprobs: bool = False
-    top_logprobs: int = 0
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
-    logit_bias: dict[int, float] = field(default_factory=dict)
-
-    @property
-    def hooked(self) -> bool:
-        """Needs decoding controls (the in-process backends have them: ``lm.token_controls``)."""
-        return bool(self.logprobs or self.frequency_penalty or self.presence_penalty or self.logit_bias)
+    controls: TokenControls = field(default_factory=TokenControls)
+    """logprobs, penalties, logit_bias (the in-process backends honour them: ``lm.token_controls``)"""
 
 
 class CompletionJob:
@@ -187,12 +180,8 @@ def run(state, job: CompletionJob) -> None:
         if job.cancelled:
             client_left = True
             return
-        if req.hooked:
-            from engine.runtime.token_controls import TokenControls
-
-            controls = TokenControls(req.logprobs, req.top_logprobs, req.frequency_penalty, req.presence_penalty,
-                                     req.logit_bias)
-            gen = lm.stream(req.turns, params, req.system_prompt, controls=controls)
+        if req.controls.active:
+            gen = lm.stream(req.turns, params, req.system_prompt, controls=req.controls)
         else:
             gen = lm.stream(req.turns, params, req.system_prompt)
         capture = gen.logprobs
@@ -219,11 +208,12 @@ def run(state, job: CompletionJob) -> None:
             record["client"] = req.client[:200]
         if scanner.hit is not None:  # a stop sequence ended it, not the client
             record.update(finish_reason="stop", stopped=False, stop_sequence=scanner.hit)
-        if req.frequency_penalty or req.presence_penalty or req.logit_bias:
+        c = req.controls
+        if c.penalised:
             record["penalties"] = {
-                "frequency_penalty": req.frequency_penalty,
-                "presence_penalty": req.presence_penalty,
-                "logit_bias": {str(k): v for k, v in req.logit_bias.items()},
+                "frequency_penalty": c.frequency_penalty,
+                "presence_penalty": c.presence_penalty,
+                "logit_bias": {str(k): v for k, v in c.logit_bias.items()},
             }
         try:
             result = state.recorder.record(job, scanner.text, record)
