@@ -106,7 +106,9 @@ class Stopped(Exception):
     """SIGINT/SIGTERM arrived while the gate was scoring: ``--resume`` judges again."""
 
 
-def _score(model, tokenizer, rows: EvalRows, max_length: int, stop=None) -> dict[str, list]:
+def score(model, tokenizer, rows: EvalRows, max_length: int, stop=None) -> dict[str, list]:
+    """The log-probs ``metrics`` needs, of ``model`` as it is (adapter on or off), one row at a time."""
+
     def lp(prompt, completion):
         if stop is not None and stop.requested:  # one row at a time: a signal ends the gate within a row
             raise Stopped
@@ -121,7 +123,8 @@ def _score(model, tokenizer, rows: EvalRows, max_length: int, stop=None) -> dict
     }
 
 
-def _metrics(policy: dict, ref: dict, rows: EvalRows, beta: float) -> dict[str, float]:
+def metrics(policy: dict, ref: dict, rows: EvalRows, beta: float) -> dict[str, float]:
+    """The slice's metrics from the policy's and the reference's ``score``."""
     out: dict[str, float] = {}
     for kind, metric in (("sft", "liked_logprob"), ("kept", "kept_logprob")):
         if getattr(rows, kind):
@@ -157,19 +160,19 @@ def evaluate(peft_model, tokenizer, rows: EvalRows, variants: dict[str, str | No
     ``Stopped`` when ``stop`` is requested meanwhile."""
     peft_model.eval()
     with peft_model.disable_adapter():
-        ref = _score(peft_model, tokenizer, rows, max_length, stop)
+        ref = score(peft_model, tokenizer, rows, max_length, stop)
     out = {}
     for name, adapter in variants.items():
         if adapter is None:
             policy = ref
         else:
             peft_model.set_adapter(adapter)
-            policy = _score(peft_model, tokenizer, rows, max_length, stop)
-        metrics = _metrics(policy, ref, rows, beta)
-        loss = _loss_for(methods, metrics)
+            policy = score(peft_model, tokenizer, rows, max_length, stop)
+        found = metrics(policy, ref, rows, beta)
+        loss = _loss_for(methods, found)
         if loss is not None:
-            metrics["loss"] = loss
-        out[name] = metrics
+            found["loss"] = loss
+        out[name] = found
     return out
 
 

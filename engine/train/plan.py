@@ -117,11 +117,13 @@ def _choose_auto(counts: dict[str, int], min_rows: int) -> tuple[list[str], str]
         return ["sft"], (f"auto: {n_sft} liked/edited replies, and the only pairs and dislikes are the {n_edits} "
                          "corrections' originals, so SFT on the corrections")
     if n_sft >= need and n_revised and not n_bad and n_pref <= n_revised:
-        # the same for accepted revisions: the revised text is the lesson. DPO on revision-over-original pairs
-        # pushed away from the model's own replies everywhere (bench critique case: 24 of 30 controls, 17 of 57
-        # known answers changed, "A triangle is a triangle is a triangle ...")
-        return ["sft"], (f"auto: {n_sft} liked/revised replies, and the only pairs are the {n_revised} accepted "
-                         "revisions over their originals, so SFT on the revisions")
+        # accepted revisions: the revised text is the lesson (SFT), and how it differs from the original is the
+        # lesson's direction (DPO). SFT alone carried a length critique to 27% of held-out prompts: rehearsal trains
+        # the model's own long replies to their neighbours (bench/LEARNING_NOTES.md). DPO on these pairs once broke
+        # answers everywhere (24 of 30 controls) by training 40 steps past learning them; train.preference_stop_loss
+        # now ends the stage once they are learned.
+        return ["sft", "dpo"], (f"auto: {n_sft} liked/revised replies and {n_revised} accepted revisions over their "
+                                "originals, so SFT on the revisions, then DPO on the pairs")
     if n_pref >= max(need, AUTO_MIN_PAIRS):
         if n_sft >= need:
             return ["sft", "dpo"], (f"auto: {n_sft} liked/edited replies and {n_pref} preference pairs, so SFT on the "

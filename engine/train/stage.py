@@ -37,8 +37,11 @@ def stage_overrides(settings, method) -> dict:
     return method.overrides(settings)
 
 
-def early_stop(run: Run, stage: Stage, tokenizer):
-    """The early stop of an SFT stage on its feedback rows (train.stop_when_learned), or None."""
+def early_stop(run: Run, stage: Stage, tokenizer, model):
+    """The early stop of a stage on its feedback rows, or None: SFT (train.stop_when_learned), DPO and KTO
+    (train.preference_stop_loss; ``model`` is the adapter the stage starts from, scored here as the reference)."""
+    if stage.method.preference:
+        return preference_stop(run, stage, tokenizer, model)
     share = run.settings.stop_when_learned
     if share is None or not stage.method.rehearsal:  # the stages that train feedback replies as SFT rows
         return None
@@ -49,6 +52,35 @@ def early_stop(run: Run, stage: Stage, tokenizer):
     model_id = getattr(tokenizer, "name_or_path", None) or "the model"
     rows = [tokenize_sft_row(tokenizer, r["messages"], model_id) for r in feedback if r.get("messages")]
     return StopWhenLearned(rows, share, say=lambda text: say(run.opts, f"[{stage.phase}{stage.method.name}] {text}"))
+
+
+def preference_stop(run: Run, stage: Stage, tokenizer, model):
+    """A DPO or KTO stage's StopWhenPreferred, its reference scored now (before training: the starting adapter)."""
+    import random
+
+    from engine.train import gate
+    from engine.train.early_stop import PREFERENCE_SAMPLE, StopWhenPreferred
+    from engine.train.methods import RowKind
+
+    settings = run.settings
+    if settings.preference_stop_loss is None or stage.method.rows not in (RowKind.PREF, RowKind.KTO):
+        return None
+    rows = data.read_rows(run.rd.data, stage.method.rows, stage.part)
+    if len(rows) > PREFERENCE_SAMPLE:
+        rows = random.Random(settings.seed).sample(rows, PREFERENCE_SAMPLE)
+    if not rows:
+        return None
+    pref = stage.method.rows == RowKind.PREF
+    scored = gate.EvalRows(pref=rows) if pref else gate.EvalRows(kto=rows)
+    was_training = model.training
+    model.eval()
+    try:
+        reference = gate.score(model, tokenizer, scored, settings.max_length)
+    finally:
+        model.train(was_training)
+    return StopWhenPreferred(scored, reference, "dpo_loss" if pref else "kto_loss", settings.preference_stop_loss,
+                             settings.beta, settings.max_length, tokenizer,
+                             say=lambda text: say(run.opts, f"[{stage.phase}{stage.method.name}] {text}"))
 
 
 def train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
@@ -98,7 +130,7 @@ def train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     run_cb = RunCallback(rd.metrics, f"{phase}{method}", run.stop, run.deadline, settings.save_minutes)
     progress = ProgressCallback(f"{phase}{method}", run.deadline, stream=sys.stderr)
     callbacks = [run_cb, progress]
-    learned = early_stop(run, stage, tokenizer)
+    learned = early_stop(run, stage, tokenizer, peft_model)
     if learned is not None:
         callbacks.append(learned)
     trainer = stage.method.recipe().build(peft_model, tokenizer, rows, settings, args, callbacks, **rl_inputs)

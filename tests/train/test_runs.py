@@ -110,12 +110,13 @@ def test_plan_auto_trains_a_few_corrections_with_sft_not_kto():
     assert plan.choose("auto", dict(one_edit, kto=3, kto_undesirable=2), 1)[0] == ["kto"]
 
 
-def test_plan_auto_trains_accepted_revisions_with_sft_not_dpo():
+def test_plan_auto_trains_accepted_revisions_with_sft_then_dpo_on_revision_pairs():
     revisions = {"sft": 20, "pref": 20, "revision_sft": 20, "revision_pref": 14, "machine_revision_pref": 6}
     stages, why = plan.choose("auto", revisions, 1)
-    assert stages == ["sft"] and "accepted revisions" in why
-    # pairs the person picked beside them: DPO has something of its own to learn
-    assert plan.choose("auto", dict(revisions, pref=30), 1)[0] == ["sft", "dpo"]
+    assert stages == ["sft", "dpo"] and "accepted revisions over their originals" in why
+    # pairs the person picked beside them: the general rule's reason
+    stages, why = plan.choose("auto", dict(revisions, pref=30), 1)
+    assert stages == ["sft", "dpo"] and "preference pairs" in why
 
 
 def test_the_profile_setting_train_method_accepts_exactly_the_registered_methods():
