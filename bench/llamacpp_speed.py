@@ -8,14 +8,15 @@ engine/runtime/gguf_f16.py makes once; issue 26).
   spread. Decode rate = (tokens - 1) / (last token - first token), so the prompt's evaluation is left out.
 * **decode, in the app**: the headless TUI (fresh process, the default profile) answers a message; its
   generation record gives the decode rate; the baseline is llama-cpp-python directly in a fresh process, run
-  right before each app run. Also with 2 decode threads (``TUNELOOP_LLAMA_THREADS=2``), to show the choice.
+  right before each app run. Also with 2 decode threads (``TUNELOOP_LLAMA_THREADS=2``), to show the choice, and
+  with ``--adapter`` promoted in the app's home (llama-cpp-python given the same GGUF LoRA as ``lora_path``).
 * **model ready, warm**: ``load_chat_model`` in this process (after the imports), and the app from spawn to
   ModelReady (bench.startup's headless child).
 * **first paint**: bench.startup's pseudo-terminal measure, against a minimal Textual app.
 
 Targets: decode >= 0.9x llama.cpp's own; ready <= 2 s warm; first paint <= 0.6 s.
 
-    python -m bench.llamacpp_speed [--quick] [--json OUT] [--adapter RUN_ADAPTER_DIR]
+    python -m bench.llamacpp_speed [--quick] [--json OUT] [--adapter RUN_ADAPTER_DIR | random]
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ DIRECT_CHILD = textwrap.dedent("""
     from engine.runtime.llamacpp import decode_threads
     profile = load_profile(sys.argv[1])
     path = runnable_base(Home.resolve(None), gguf.locate(profile.model.id))  # the file the app runs
-    llama = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=int(sys.argv[2]), verbose=False)
+    lora = {"lora_path": sys.argv[5]} if len(sys.argv) > 5 else {}  # the promoted adapter's GGUF LoRA
+    llama = llama_cpp.Llama(model_path=str(path), n_ctx=4096, n_threads=int(sys.argv[2]), verbose=False, **lora)
     text = llama.metadata["tokenizer.chat_template"]
     from engine.runtime.chat_template import ChatTemplate
     chat = [{"role": "system", "content": profile.system_prompt}, {"role": "user", "content": sys.argv[3]}]
@@ -177,7 +179,7 @@ APP_CHILD = textwrap.dedent("""
                         g = replies[-1]["generation"]
                         n, el, ttft = g["completion_tokens"], g["elapsed_s"], g["ttft_s"]
                         print(json.dumps({"rate": (n - 1) / (el - ttft), "n": n, "backend": g["backend"],
-                                          "threads": g.get("threads")}))
+                                          "threads": g.get("threads"), "adapter": g.get("adapter")}))
                         return
     asyncio.run(main())
 """)
@@ -203,13 +205,63 @@ def _greedy_profile(home: Path) -> None:
     (home / "profiles" / f"{SMOLLM2_PROFILE}.toml").write_text(text)
 
 
-def app_decode(reps: int, threads: int, home: Path) -> Row:
-    """The app's decode rate (its own record) over llama-cpp-python's, fresh processes, interleaved."""
+def promote_adapter(home: Path, adapter: Path) -> tuple[str, Path]:
+    """``adapter`` as the SmolLM2 profile's promoted run in ``home`` (the app starts on it); its run id and the
+    GGUF LoRA the app's backend converts it to (what llama-cpp-python is given as ``lora_path``)."""
+    import shutil
+
+    from engine.adapters import set_promoted
+    from engine.home import Home
+    from engine.profiles import load_profile
+    from engine.runtime import gguf
+    from engine.runtime.gguf_f16 import runnable_base
+    from engine.runtime.gguf_lora import ensure_gguf_lora
+
+    h = Home.resolve(home)
+    run_id = "20260101-000000-sft"
+    run = h.run_dir(SMOLLM2_PROFILE, run_id)
+    shutil.rmtree(run, ignore_errors=True)
+    shutil.copytree(adapter, run / "adapter")
+    (run / "report.json").write_text(json.dumps({"run_id": run_id, "method": "sft", "promoted": True}))
+    set_promoted(h, SMOLLM2_PROFILE, run_id)
+    base = runnable_base(h, gguf.locate(load_profile(SMOLLM2_PROFILE, h).model.id))
+    return run_id, ensure_gguf_lora(run / "adapter", base)
+
+
+def random_adapter(home) -> Path:
+    """A LoRA of the profile's model (r 8, all-linear, random B so it changes replies; seeded): what ``--adapter
+    random`` measures with when no trained run is at hand."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from engine.profiles import load_profile
+    from engine.runtime.gguf import ensure_converted
+
+    model_id = load_profile(SMOLLM2_PROFILE, home).model.id
+    model = AutoModelForCausalLM.from_pretrained(str(ensure_converted(model_id, home)), dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear"))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.03)
+    peft_model.peft_config["default"].base_model_name_or_path = model_id
+    out = Path(home.root) / "random-adapter"
+    peft_model.save_pretrained(str(out))
+    return out
+
+
+def app_decode(reps: int, threads: int, home: Path, adapter: Path | None = None) -> Row:
+    """The app's decode rate (its own record) over llama-cpp-python's, fresh processes, interleaved; with
+    ``adapter`` promoted (the app chats with it) and given to llama-cpp-python as ``lora_path``."""
     question = PROMPT[0]["content"]
     _greedy_profile(home)
+    run_id, lora = promote_adapter(home, adapter) if adapter is not None else (None, None)
     ours, theirs = [], []
     for _ in range(reps):
-        theirs.append(_run_child(DIRECT_CHILD, [SMOLLM2_PROFILE, str(threads), question, str(TOKENS)],
+        theirs.append(_run_child(DIRECT_CHILD, [SMOLLM2_PROFILE, str(threads), question, str(TOKENS),
+                                                *([str(lora)] if lora else [])],
                                  {"TUNELOOP_HOME": str(home)})["rate"])  # the file the app runs, from its home
         _clear_log(home)
         args = [str(home), SMOLLM2_PROFILE, question, str(TOKENS)]
@@ -219,11 +271,16 @@ def app_decode(reps: int, threads: int, home: Path) -> Row:
         except RuntimeError:  # a shared machine can starve the app once (bench.common.run_with_one_retry)
             _clear_log(home)
             got = _run_child(APP_CHILD, args, env)
-        if got["backend"] != "llamacpp":
-            raise RuntimeError(f"the app chatted through {got['backend']}")
+        if got["backend"] != "llamacpp" or got["adapter"] != run_id:
+            raise RuntimeError(f"the app chatted through {got['backend']} with adapter {got['adapter']}")
         ours.append(got["rate"])
+    if adapter is not None:
+        import shutil
+
+        shutil.rmtree(Path(home) / "runs", ignore_errors=True)  # the next rows chat with the base model
     ratios = [a / b for a, b in zip(ours, theirs)]
-    return Row(BENCH, f"decode in the app (headless TUI) / llama-cpp-python, {threads} thread(s)",
+    with_adapter = " with the promoted adapter (lora_path directly)" if adapter is not None else ""
+    return Row(BENCH, f"decode in the app (headless TUI){with_adapter} / llama-cpp-python, {threads} thread(s)",
                median_ratio(ours, theirs), target=">= 0.9", unit="x",
                detail=f"median of {reps} pairs ({_spread(ratios)}); app {median(ours):.1f} tok/s (its generation "
                       f"record: decode after the first token), llama-cpp-python {median(theirs):.1f} tok/s; "
@@ -248,12 +305,14 @@ def run(quick: bool, adapter: Path | None = None) -> tuple[list[Row], dict]:
     meta: dict = {"uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
     with tempfile.TemporaryDirectory(prefix="tuneloop-bench-llamacpp-") as tmp:
         home = Home.resolve(Path(tmp) / "home").ensure()
+        if adapter is not None and str(adapter) == "random":
+            adapter = random_adapter(home)
         got, meta["runtime"] = runtime_decode(reps, home, adapter)
         rows += got
         app_reps = 2 if quick else 3
-        for threads in (1, 2):
+        for threads, with_adapter in [(1, None), (2, None)] + ([(1, adapter)] if adapter is not None else []):
             try:
-                rows.append(app_decode(app_reps, threads, Path(home.root)))
+                rows.append(app_decode(app_reps, threads, Path(home.root), with_adapter))
             except Exception as exc:  # noqa: BLE001 - a row that says why, never a made-up number
                 rows.append(not_measured(BENCH, f"decode in the app, {threads} thread(s)", str(exc), ">= 0.9", "x"))
         _clear_log(Path(home.root))
@@ -282,7 +341,7 @@ def run(quick: bool, adapter: Path | None = None) -> tuple[list[Row], dict]:
 def main(argv: list[str] | None = None) -> list[Row]:
     args = parse_args(__doc__.splitlines()[0], argv, extra=lambda p: p.add_argument(
         "--adapter", type=Path, help="a PEFT adapter folder of the SmolLM2 profile (e.g. runs/<profile>/<run>/adapter): "
-                                     "also measure decoding with it"))
+                                     "also measure decoding with it, in the backend and in the app; `random`: a random LoRA"))
     rows, meta = run(args.quick, args.adapter)
     return finish(BENCH, rows, args, meta)
 
