@@ -72,11 +72,11 @@ def test_a_dpo_stage_stops_once_its_pairs_are_learned_and_still_prefers_the_held
     _pairs(log, TRAIN_QUESTIONS)
     code, out = run_engine("finetune", "--profile", "demo", "--method", "dpo", "--home", str(demo_home.root))
     assert code == 0 and "PROMOTED" in out, out
-    assert "learned: train dpo_loss" in out and "train.preference_stop_loss = 0.05" in out, out
+    assert "learned: train dpo_loss" in out and "train.preference_stop_loss = 0.3" in out, out
     (run_dir,) = [p for p in demo_home.runs_dir("demo").iterdir() if p.is_dir()]
     marker = json.loads((run_dir / "stages" / "1-dpo" / "COMPLETE").read_text())
     assert marker["stopped_learned_at"] is not None and marker["stopped_learned_at"] < 20  # the profile asks 20
-    assert marker["learned"][-1]["dpo_loss"] <= 0.05 and marker["learned"][-1]["accuracy"] == 1.0
+    assert marker["learned"][-1]["dpo_loss"] <= 0.3 and marker["learned"][-1]["accuracy"] == 1.0
     assert marker["steps"] < 40  # 20 epochs of 5 pairs in batches of 4
     report = json.loads((run_dir / "report.json").read_text())
     assert report["eval"]["new"]["pref_accuracy"] == 1.0, report["eval"]  # the held-out pair: GOOD over the other

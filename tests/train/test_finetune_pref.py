@@ -121,8 +121,13 @@ def test_auto_with_enough_pairs_runs_sft_then_dpo_and_says_why(log, demo_home):
     assert "SFT on the replies, then DPO on the pairs" in manifest["why"]
     assert (run_dir / "stages" / "1-sft" / "COMPLETE").is_file() and (run_dir / "stages" / "2-dpo" / "COMPLETE").is_file()
     report = json.loads((run_dir / "report.json").read_text())
-    # 2 + 2 steps for the candidate, the same again for the refit on every row once the gate passed
-    assert report["method"] == "sft+dpo" and report["steps"] == (8 if report["promoted"] else 4)
+    # 2 + 2 steps for the candidate, the same again for the refit on every row once the gate passed; a DPO stage
+    # ends sooner when its pairs are learned (train.preference_stop_loss)
+    markers = {p.parent.name: json.loads(p.read_text()) for p in (run_dir / "stages").glob("*/COMPLETE")}
+    assert len(markers) == (4 if report["promoted"] else 2), markers
+    assert all(m["steps"] == 2 for name, m in markers.items() if name.endswith("sft"))
+    assert all(1 <= m["steps"] <= 2 for name, m in markers.items() if name.endswith("dpo"))
+    assert report["method"] == "sft+dpo" and report["steps"] == sum(m["steps"] for m in markers.values())
     if report["promoted"]:
         assert (run_dir / "stages" / "refit-1-sft" / "COMPLETE").is_file()
         assert (run_dir / "stages" / "refit-2-dpo" / "COMPLETE").is_file() and report["adapter_rows"] == "all"
