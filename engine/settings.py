@@ -202,6 +202,12 @@ class TrainSettings:
     """Train the rehearsal rows toward the starting model's top-20 next-token probabilities at every position of
     its reply (distillation, engine/train/distill.py) instead of only its greedy text: pins down more of what the
     model did before. Needs ``rehearsal`` > 0."""
+    anchor_weight: float = Field(0.0, ge=0, le=100)
+    """DPO, KTO and RL stages also train the rehearsal rows toward the starting model's top-20 next-token
+    probabilities (the distillation SFT's rehearsal uses, engine/train/distill.py ``anchor``), weighted by this
+    against the stage's own loss: what a preference pushes down everywhere (the model's own way of answering) is
+    held where nobody judged it. Rehearsal rows are then made for a plan without SFT too (``rehearsal`` per
+    trained row). 0 turns it off."""
     stop_when_learned: float | None = Field(None, gt=0, le=1)
     """Stop an SFT stage at the end of an epoch once this share of the feedback rows is learned: the model's most
     likely next token is the reply's own at every position of the row (its greedy answer to that conversation is

@@ -15,6 +15,11 @@ positions a label that indexes a teacher table (``encode_labels``: below ``OFFSE
 through like any label and padding stays -100), and ``DistillSFTTrainer.compute_loss`` trains them with the
 cross-entropy to the teacher's renormalized top-k distribution (the KL to it up to a constant), the feedback's
 tokens with the usual cross-entropy, averaged over all supervised tokens. ``train.rehearsal_distill`` turns it on.
+
+The anchor (``train.anchor_weight``): DPO, KTO and RL stages do not train rehearsal rows, and what they push down
+is the model's own way of answering, everywhere. ``anchor`` adds to each of their training steps the weighted
+KL from the starting model's top-k distribution to the model's, on the next batch of rehearsal rows (the same
+teacher tables), so the stage learns its preference where it was judged and is held where it was not.
 """
 
 from __future__ import annotations
@@ -112,3 +117,63 @@ def trainer_class():
             return (value, outputs) if return_outputs else value
 
     return DistillSFTTrainer
+
+
+def anchor(trainer, tokenizer, rows: list[dict], weight: float, batch_size: int, seed: int = 0) -> int:
+    """Make ``trainer``'s training loss its own plus ``weight`` x the KL to the starting model on the next
+    ``batch_size`` of ``rows`` (rehearsal rows with a teacher; in a shuffled cycle); logged as ``anchor_kl``.
+    Returns how many rows it anchors on (0: none had a usable teacher, the trainer is unchanged)."""
+    import random
+
+    import torch
+
+    from engine.train.chat_tokens import tokenize_sft_row
+
+    model_id = getattr(tokenizer, "name_or_path", None) or "the model"
+    table: list = []
+    encoded = [encode_labels(tokenize_sft_row(tokenizer, r["messages"], model_id), r.get("teacher"), table)
+               for r in rows if r.get("teacher")]
+    encoded = [e for e in encoded if any(label <= OFFSET for label in e["labels"])]
+    if weight <= 0 or not encoded:
+        return 0
+    teacher_ids, teacher_probs = teacher_tensors(table)
+    entropy = -(teacher_probs * teacher_probs.clamp_min(1e-12).log()).sum(-1)  # KL = cross-entropy - entropy
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    order: list[int] = []
+    shuffle = random.Random(seed)
+    own_loss = trainer.compute_loss
+
+    def next_batch(device):
+        if len(order) < batch_size:
+            order.extend(shuffle.sample(range(len(encoded)), len(encoded)))
+        chosen = [encoded[order.pop(0)] for _ in range(min(batch_size, len(encoded)))]
+        width = max(len(e["input_ids"]) for e in chosen)
+        ids = torch.full((len(chosen), width), pad, dtype=torch.long)
+        labels = torch.full((len(chosen), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(chosen), width), dtype=torch.long)
+        for i, e in enumerate(chosen):
+            n = len(e["input_ids"])
+            ids[i, :n], labels[i, :n], mask[i, :n] = torch.tensor(e["input_ids"]), torch.tensor(e["labels"]), 1
+        return ids.to(device), labels, mask.to(device)
+
+    def compute_loss(model, inputs, return_outputs=False, num_items_in_batch=None):
+        result = own_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if not model.training:  # the stage's own evaluation: its loss alone
+            return result
+        device = next(p for p in model.parameters() if p.requires_grad).device
+        ids, labels, mask = next_batch(device)
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        cross_entropy = loss(logits, labels, teacher_ids, teacher_probs)
+        taught = labels[:, 1:][labels[:, 1:] <= OFFSET]
+        kl = cross_entropy - entropy[(OFFSET - taught)].mean().to(cross_entropy.device)
+        metrics = getattr(trainer, "_metrics", None)
+        if isinstance(metrics, dict) and "train" in metrics:
+            metrics["train"]["anchor_kl"].append(float(kl.detach()))
+        extra = weight * kl
+        if return_outputs:
+            value, outputs = result
+            return value + extra, outputs
+        return result + extra
+
+    trainer.compute_loss = compute_loss
+    return len(encoded)

@@ -135,12 +135,14 @@ def _prepare_new(home: Home, profile: Profile, opts: FinetuneOptions, lock: runs
     rehearsal_rows: list[dict] = []
     held_out_rows: list[dict] = []
     rehearsal_info: dict = {"rows": 0}
-    if any(methods.METHODS[m].rehearsal for m in stages):
+    anchored = settings.anchor_weight > 0 and any(methods.METHODS[m].anchored for m in stages)
+    if anchored or any(methods.METHODS[m].rehearsal for m in stages):
         from engine.train import rehearsal
 
         rehearsal_rows, held_out_rows, rehearsal_info = rehearsal.build(
             home, profile, snap.rows, parent_id, settings.rehearsal, settings.seed, settings.question_variants,
-            say=lambda text: say(opts, text), distill=settings.rehearsal_distill)
+            say=lambda text: say(opts, text), distill=settings.rehearsal_distill or anchored,
+            other_rows=sum(len(snap.rows.of(k)) for k in kinds) if anchored else 0)
     from engine.train import regression
     from engine.train import rehearsal as rehearsal_mod
 

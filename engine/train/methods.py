@@ -104,6 +104,13 @@ class Method:
     overrides: Callable = field(default=_no_overrides)
     """Trainer arguments of its stage from the run's TrainSettings (a rate, NEFTune ...)."""
 
+    @property
+    def anchored(self) -> bool:
+        """Trains beside the distillation anchor toward the starting model on the rehearsal rows
+        (``train.anchor_weight``, engine.train.distill.anchor): every method that does not train on those rows
+        itself (DPO, KTO, RL)."""
+        return not self.rehearsal
+
     def recipe(self) -> ModuleType:
         return importlib.import_module(self.module)
 

@@ -113,16 +113,19 @@ def choose(pool: list[str], asked: set[str], n: int) -> list[str]:
 
 
 def build(home, profile, rows, parent_run: str | None, ratio: float, seed: int, question_variants: int = 0,
-          say=None, distill: bool = False) -> tuple[list[dict], list[dict], dict]:
+          say=None, distill: bool = False, other_rows: int = 0) -> tuple[list[dict], list[dict], dict]:
     """SFT rows (``messages``) of the starting model's own greedy replies; ``HELD_OUT_ROWS`` more such rows
     that are not trained (the nearest prompts left after the trained ones: neighbours nothing pins down, for
-    the gate); and what the manifest records."""
+    the gate); and what the manifest records. ``other_rows``: the rows of stages that train beside the
+    distillation anchor (train.anchor_weight), counted like SFT rows when there are none."""
     from engine.train.variants import add_variants
 
     sft = [row_data(r) for r in rows.sft]
     n = how_many(ratio, len(sft), len(add_variants(sft, question_variants)))  # variants: engine.train.variants
+    if n == 0 and not sft:
+        n = how_many(ratio, other_rows)
     if n == 0:
-        return [], [], {"rows": 0, "why": "train.rehearsal is 0 or there are no SFT rows"}
+        return [], [], {"rows": 0, "why": "train.rehearsal is 0 or there are no rows to rehearse beside"}
     questions = asked(rows)
     pool = [p for p in prompts() if p.lower() not in questions]
     random.Random(seed).shuffle(pool)

@@ -74,8 +74,9 @@ def build(model, tokenizer, train_rows: list[dict], settings, args: dict, callba
 
     model_id = getattr(tokenizer, "name_or_path", None) or "the model"
     table: list = []  # rehearsal rows with the starting model's distribution (train.rehearsal_distill)
-    tokenized = [distill.encode_labels(tokenize_sft_row(tokenizer, row["messages"], model_id), row.get("teacher"),
-                                       table) for row in train_rows]
+    distilled = settings.rehearsal_distill  # rows may carry a teacher for the other stages' anchor only
+    tokenized = [distill.encode_labels(tokenize_sft_row(tokenizer, row["messages"], model_id),
+                                       row.get("teacher") if distilled else None, table) for row in train_rows]
     trainer_class = distill.trainer_class() if table else SFTTrainer
     # TRL's own padding_free refuses a max_length without packing (it truncates only padded data), and
     # packing would change how many rows a step sees; so the dataset is prepared (tokenized, truncated) as

@@ -137,6 +137,15 @@ def train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     batching = getattr(trainer, "tuneloop_batching", "padded batches (TRL supports padding-free only for SFT)")
     if getattr(trainer, "tuneloop_distilled", 0):
         row_counts["distilled_rehearsal"] = trainer.tuneloop_distilled  # toward the starting model's distribution
+    if stage.method.anchored and settings.anchor_weight > 0:
+        from engine.train import distill
+
+        anchored = distill.anchor(trainer, tokenizer, data.read_rehearsal(rd.data), settings.anchor_weight,
+                                  settings.batch_size, settings.seed)
+        row_counts["anchor"] = anchored
+        say(opts, f"[{phase}{method}] " + (f"anchored to the starting model on {anchored} rehearsal rows "
+                                           f"(train.anchor_weight = {settings.anchor_weight:g})" if anchored else
+                                           "no rehearsal rows to anchor to (train.anchor_weight needs rehearsal > 0)"))
     trainer_args.strip_default_printer(trainer)
     rd.check(out_dir)  # the Trainer writes here: no link on the way out of the home
     ckpt = runs.newest_complete_checkpoint(out_dir)
