@@ -79,3 +79,21 @@ def test_a_dpo_run_anchored_to_the_starting_model_keeps_its_unjudged_answers_clo
     anchored, free = _kl_to_start(twin, rows), _kl_to_start(demo_home, rows)
     print("kl", anchored, free)
     assert anchored < free / 2, (anchored, free)
+
+
+@pytest.mark.slow
+def test_an_rl_run_makes_rehearsal_rows_and_trains_beside_the_anchor(demo_home):
+    from engine.feedback import FeedbackLog
+    from engine.train.finetune import FinetuneOptions, run
+    from tests.conftest import add_user_profile
+    from tests.train.test_rl_demo import HOOKS, PROFILE, _short_answers
+
+    add_user_profile(demo_home, "lenhack", PROFILE.replace("[train]\n", "[train]\nrehearsal = 2.0\nanchor_weight = 1.0\n"))
+    _short_answers(FeedbackLog(demo_home, "lenhack"), n=4)
+    result = run(demo_home, "lenhack", FinetuneOptions(method="rloo", start_from="base", machine_revisions=False,
+                                                       reward=HOOKS, overrides={"max_steps": 2}))
+    run_dir = demo_home.run_dir("lenhack", result.run_id)
+    marker = json.loads((run_dir / "stages" / "1-rloo" / "COMPLETE").read_text())
+    assert marker["steps"] == 2 and marker["rows"]["anchor"] > 0, marker
+    metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert any("anchor_kl" in m for m in metrics), metrics
