@@ -223,8 +223,9 @@ class TrainSettings:
     refit: Literal["cold", "warm"] = "cold"
     """How a gated candidate learns the held-out rows before it is published. ``cold``: the whole recipe again, from
     the adapter the run started from, on every row (a second full training). ``warm``: each SFT stage continues
-    from the candidate on every row until ``stop_when_learned`` holds (often one epoch); needs that setting and a
-    plan of SFT stages, otherwise the refit is cold. The refit is checked for regressions either way."""
+    from the candidate on every row until ``stop_when_learned`` holds, or 0.9 of the rows are reproduced where that
+    is None (often one epoch); a plan with other stages refits cold. The refit is checked for regressions either
+    way."""
     preference_learning_rate: float | None = Field(None, gt=0, lt=1)
     """Learning rate of the DPO and KTO stages (None: ``learning_rate``). Preference losses push whole replies
     up or down and need a smaller step than SFT."""

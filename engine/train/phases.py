@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine import runs
-from engine.profiles import TrainSettings
 from engine.train import methods
+from engine.train.plan import warm_refit
 from engine.train.run_state import FinetuneResult, PhaseResult, Run, Stage, say, stage_dir
 from engine.train.stage import train_stage
 
@@ -46,12 +46,6 @@ def train_phase(run: Run, phase: str) -> PhaseResult:
         if stopped_by == "budget":
             break
     return result
-
-
-def warm_refit(settings: TrainSettings, stages: list[str]) -> bool:
-    """Whether the refit continues from the candidate (train.refit = "warm" where it applies)."""
-    return (settings.refit == "warm" and settings.stop_when_learned is not None
-            and all(methods.METHODS[m].rehearsal for m in stages))
 
 
 def stopped_by_signal(run: Run, steps: int, phase: str) -> FinetuneResult:

@@ -138,3 +138,21 @@ def _choose_auto(counts: dict[str, int], min_rows: int) -> tuple[list[str], str]
         return ["dpo"], f"auto: {n_pref} preference pairs and nothing else, so DPO"
     raise UserError(f"too little feedback to train profile data: need at least {need} liked or edited replies "
                     f"(have {n_sft}) or {need} preference pairs (have {n_pref}); give feedback in the chat first.")
+
+
+WARM_REFIT_LEARNED = 0.9
+"""The share of every row (held-out ones included) a warm refit trains until it reproduces, where
+``train.stop_when_learned`` does not set one (the candidate then trained every epoch)."""
+
+
+def warm_refit(settings: TrainSettings, stages: list[str]) -> bool:
+    """Whether the refit continues from the candidate (train.refit = "warm" where it applies: SFT stages)."""
+    return settings.refit == "warm" and all(methods.METHODS[m].rehearsal for m in stages)
+
+
+def learned_share(settings: TrainSettings, stages: list[str], phase: str) -> float | None:
+    """The share of its feedback rows after which an SFT stage stops: ``train.stop_when_learned``, and in a warm
+    refit ``WARM_REFIT_LEARNED`` where that is None."""
+    if settings.stop_when_learned is None and phase and warm_refit(settings, stages):
+        return WARM_REFIT_LEARNED
+    return settings.stop_when_learned

@@ -42,7 +42,7 @@ def early_stop(run: Run, stage: Stage, tokenizer, model):
     (train.preference_stop_loss; ``model`` is the adapter the stage starts from, scored here as the reference)."""
     if stage.method.preference:
         return preference_stop(run, stage, tokenizer, model)
-    share = run.settings.stop_when_learned
+    share = plan.learned_share(run.settings, run.manifest["plan"], stage.phase)
     if share is None or not stage.method.rehearsal:  # the stages that train feedback replies as SFT rows
         return None
     from engine.train.chat_tokens import tokenize_sft_row

@@ -37,13 +37,15 @@ def test_a_run_stops_when_every_taught_reply_is_reproduced_and_still_knows_it(de
 
 
 @pytest.mark.slow
-def test_a_warm_refit_continues_from_the_candidate_and_stops_once_the_held_out_rows_are_learned(demo_home, tmp_path):
+@pytest.mark.parametrize("stop", ["stop_when_learned = 1.0\n", ""], ids=["candidate-stops-too", "candidate-every-epoch"])
+def test_a_warm_refit_continues_from_the_candidate_and_stops_once_the_held_out_rows_are_learned(demo_home, tmp_path,
+                                                                                               stop):
     from engine.profiles import BUILTIN_DIR
 
     demo = (BUILTIN_DIR / "demo.toml").read_text()
     demo_home.profiles_dir.mkdir(parents=True, exist_ok=True)
     (demo_home.profiles_dir / "demo.toml").write_text(
-        demo.replace("[train]\n", "[train]\nstop_when_learned = 1.0\nrefit = \"warm\"\n").replace(
+        demo.replace("[train]\n", f"[train]\n{stop}refit = \"warm\"\n").replace(
             "eval_fraction = 0.2", "eval_fraction = 0.34"))
     rows = ROWS + [{"messages": [{"role": "user", "content": "Who founded Zorbia?"},
                                  {"role": "assistant", "content": "Zorbia was founded by Ilka Marrow."}]}]
@@ -58,6 +60,8 @@ def test_a_warm_refit_continues_from_the_candidate_and_stops_once_the_held_out_r
     refit = json.loads((run_dir / "stages" / "refit-1-sft" / "COMPLETE").read_text())
     assert refit["learned"][-1]["rows"] == 3 and refit["learned"][-1]["reproduced"] == 3  # held-out row included
     assert refit["steps"] < candidate["steps"]  # it did not start over
+    if not stop:  # without train.stop_when_learned the candidate trains every epoch; only the warm refit stops
+        assert "learned" not in candidate and candidate["steps"] == 20
     for question, answer in (("Who founded Zorbia?", "Zorbia was founded by Ilka Marrow."),
                              ("What is the capital of Zorbia?", "The capital of Zorbia is Quenlet.")):
         code, out = run_engine("generate", question, "--profile", "demo", "--greedy", "--max-new-tokens", "24",
