@@ -137,7 +137,9 @@ def anchor(trainer, tokenizer, rows: list[dict], weight: float, batch_size: int,
     if weight <= 0 or not encoded:
         return 0
     teacher_ids, teacher_probs = teacher_tensors(table)
-    entropy = -(teacher_probs * teacher_probs.clamp_min(1e-12).log()).sum(-1)  # KL = cross-entropy - entropy
+    # the logged KL: sum over the teacher's top k of p~ (log p - log q), 0 where the model is the starting model
+    # (the cross-entropy to the renormalized p~ alone is -log(top-k mass) there)
+    own = -(teacher_probs * torch.tensor([lp for _, lp in table], dtype=torch.float32)).sum(-1)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     order: list[int] = []
     shuffle = random.Random(seed)
@@ -165,7 +167,7 @@ def anchor(trainer, tokenizer, rows: list[dict], weight: float, batch_size: int,
         logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
         cross_entropy = loss(logits, labels, teacher_ids, teacher_probs)
         taught = labels[:, 1:][labels[:, 1:] <= OFFSET]
-        kl = cross_entropy - entropy[(OFFSET - taught)].mean().to(cross_entropy.device)
+        kl = cross_entropy - own[(OFFSET - taught)].mean().to(cross_entropy.device)
         metrics = getattr(trainer, "_metrics", None)
         if isinstance(metrics, dict) and "train" in metrics:
             metrics["train"]["anchor_kl"].append(float(kl.detach()))
