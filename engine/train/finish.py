@@ -95,14 +95,14 @@ def _regression_check(home: Home, profile: Profile, rd: runs.RunDir, settings: T
     lm = local_model(profile, home, None)
     lm.load_adapter(rd.run_id, candidate)
     lm.use_adapter(rd.run_id)
-    replies = regression.answer(lm, [regression.Probe(r["kind"], r["prompt"], tuple(r["answers"])) for r in rows],
-                                profile.system_prompt, stop=stop, say=say)
+    replies = regression.candidate_replies(lm, rows, profile.system_prompt, stop=stop, say=say)
     scores = regression.opening_scores(lm, rows, profile.system_prompt, stop=stop) if replies is not None else None
     del lm
     gc.collect()
     if replies is None or (stop is not None and stop.requested):
         return {"stopped": True}
-    return regression.check(rows, replies, settings.gate_max_changed, scores)
+    return regression.check(rows, [r["reply"] for r in replies], settings.gate_max_changed, scores,
+                            late=sum(1 for r in replies if r.get("late")))
 
 
 def check_refit(home: Home, profile: Profile, rd: runs.RunDir, settings: TrainSettings, refit: Path, stop=None,

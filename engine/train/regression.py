@@ -10,7 +10,8 @@ prompt of ``regression_prompts.tsv`` has a checkable answer (a word, a number, a
 use answers them greedily before training (``build``, frozen into ``data/regression.jsonl``), and after
 training the candidate answers the same prompts (``check``). A change is a prompt the adapter in use answered right
 up front (``Probe.knows``) and whose answer is nowhere in the candidate's reply; a shorter or reworded right
-answer is no change. The run is refused when more
+answer is no change, and a reply cut at the token limit before its answer is asked again longer
+(``candidate_replies``): an answer reached by a longer way is no change either. The run is refused when more
 than ``train.gate_max_changed`` of the known prompts changed (at least one change is always allowed: greedy
 decoding of a slightly different model flips a borderline answer now and then), or when the candidate
 collapsed (empty or one-word replies where the adapter in use wrote sentences: the demo model after a DPO
@@ -40,6 +41,12 @@ PROMPTS_FILE = Path(__file__).with_name("regression_prompts.tsv")
 FILE_NAME = "regression.jsonl"
 MAX_NEW_TOKENS = 64
 """Facts and numbers come in the first sentence, code in the first lines (the bench's controls use 64 too)."""
+LATE_TOKENS = 192
+"""A candidate reply cut at ``MAX_NEW_TOKENS`` before it gave a known answer is asked again this long
+(``candidate_replies``): a reply that gets there later kept the answer (a longer way to it is a change of style),
+one that ends without it, or is cut again, lost it. On SmolLM2 a third to all of the changes counted in runs
+that kept every bench control were such cut replies ("Who wrote The Odyssey?" -> a 64-token preamble), against
+none to one in the critique runs that broke three."""
 BATCH = 16
 SHOWN = 2
 """Changed prompts named in the refusal."""
@@ -116,21 +123,45 @@ def is_collapsed(probe: Probe, reply: str) -> bool:
     return len(reply.split()) <= 1 and not probe.passes(reply)
 
 
-def answer(lm, probes: list[Probe], system: str | None, stop=None, say=None) -> list[str] | None:
-    """Greedy replies of ``lm``'s active adapter, a batch at a time; None when ``stop`` was requested."""
+def answer(lm, probes: list[Probe], system: str | None, stop=None, say=None,
+           max_new_tokens: int = MAX_NEW_TOKENS) -> list[dict] | None:
+    """Greedy replies of ``lm``'s active adapter, a batch at a time (``reply``, stripped, and ``finish_reason``:
+    ``stop`` or ``length``); None when ``stop`` was requested."""
     from engine.runtime import GenerationParams
     from engine.runtime.batch import generate_batch
 
-    params = GenerationParams.from_profile(lm.profile, do_sample=False, max_new_tokens=MAX_NEW_TOKENS)
-    out: list[str] = []
+    params = GenerationParams.from_profile(lm.profile, do_sample=False, max_new_tokens=max_new_tokens)
+    out: list[dict] = []
     for start in range(0, len(probes), BATCH):
         if stop is not None and stop.requested:
             return None
         chats = [[{"role": "user", "content": p.prompt}] for p in probes[start:start + BATCH]]
-        out += [r["reply"].strip() for r in generate_batch(lm, chats, params, batch_size=BATCH, system_prompt=system)]
+        out += [{"reply": r["reply"].strip(), "finish_reason": r["finish_reason"]}
+                for r in generate_batch(lm, chats, params, batch_size=BATCH, system_prompt=system)]
         if say:
             say(f"  regression check: {len(out)} of {len(probes)} prompts answered")
     return out
+
+
+def candidate_replies(lm, rows: list[dict], system: str | None, stop=None, say=None) -> list[dict] | None:
+    """The candidate's replies to the frozen rows: ``answer``, then each known prompt whose reply was cut at
+    ``MAX_NEW_TOKENS`` without the answer asked again with ``LATE_TOKENS`` (marked ``late``); None on ``stop``."""
+    probes = [Probe(r["kind"], r["prompt"], tuple(r["answers"])) for r in rows]
+    replies = answer(lm, probes, system, stop=stop, say=say)
+    if replies is None:
+        return None
+    cut = [i for i, (row, probe, reply) in enumerate(zip(rows, probes, replies))
+           if row["ok"] and reply["finish_reason"] == "length" and not probe.passes(reply["reply"])]
+    if cut:
+        if say:
+            say(f"  regression check: {len(cut)} replies were cut before an answer; asking them again with "
+                f"{LATE_TOKENS} tokens")
+        again = answer(lm, [probes[i] for i in cut], system, stop=stop, max_new_tokens=LATE_TOKENS)
+        if again is None:
+            return None
+        for i, reply in zip(cut, again):
+            replies[i] = {**reply, "late": True}
+    return replies
 
 
 def opening_scores(lm, rows: list[dict], system: str | None, stop=None) -> list[dict | None] | None:
@@ -182,8 +213,9 @@ def build(home, profile, asked: set[str], reference: str | None, n: int, say=Non
     from engine.train.model import local_model
 
     lm = local_model(profile, home, reference or "base")
-    replies = answer(lm, probes, profile.system_prompt, say=say)
-    assert replies is not None
+    records = answer(lm, probes, profile.system_prompt, say=say)
+    assert records is not None
+    replies = [r["reply"] for r in records]
     rows: list[dict] = [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r,
                          "ok": p.knows(r), "opening": opening(p, r) if p.knows(r) else None}
                         for p, r in zip(probes, replies)]
@@ -215,9 +247,11 @@ def opening_drop(rows: list[dict], scores: list[dict | None] | None) -> dict | N
             "max_answer": max(p["answer"] for p in per), "answers_lost": lost, "per_prompt": per}
 
 
-def check(rows: list[dict], replies: list[str], max_changed: float, scores: list[dict | None] | None = None) -> dict:
+def check(rows: list[dict], replies: list[str], max_changed: float, scores: list[dict | None] | None = None,
+          late: int = 0) -> dict:
     """Compare the candidate's ``replies`` with the reference rows: the changed prompts, the allowance, the verdict
-    and its sentence; ``scores`` (the candidate's ``opening_scores``) are recorded as ``opening``."""
+    and its sentence; ``scores`` (the candidate's ``opening_scores``) are recorded as ``opening``, ``late`` (how
+    many replies ``candidate_replies`` asked again) as ``asked_again``."""
     probes = [Probe(r["kind"], r["prompt"], tuple(r["answers"])) for r in rows]
     changed = [{"prompt": r["prompt"], "was": r["reply"], "now": reply}
                for r, p, reply in zip(rows, probes, replies) if r["ok"] and not p.passes(reply)]
@@ -228,7 +262,7 @@ def check(rows: list[dict], replies: list[str], max_changed: float, scores: list
     collapsed_new = len(collapsed)
     collapse_limit = collapsed_ref + max(2, len(rows) // 4)
     result = {"prompts": len(rows), "known": known, "changed": len(changed), "allowed": allowed,
-              "max_changed": max_changed, "collapsed": collapsed_new, "collapsed_reference": collapsed_ref,
+              "max_changed": max_changed, "asked_again": late, "collapsed": collapsed_new, "collapsed_reference": collapsed_ref,
               "examples": changed[:8], "replies": list(replies)}  # every reply: gate.json keeps them for audits
     drop = opening_drop(rows, scores)
     if drop is not None:

@@ -131,3 +131,28 @@ def test_a_models_own_opening_scores_above_someone_elses(demo_home):
     again = regression.opening_scores(lm, rows, profile.system_prompt)
     assert regression.opening_drop([{**r, "opening_score": s} for r, s in zip(rows, scores)],
                                    again)["median_nats"] == 0.0  # the same adapter lost nothing
+
+
+def test_a_reply_cut_before_its_answer_is_asked_again_longer(demo_home):
+    """The candidate's reply stops at 64 tokens; an answer it gives later is kept, one it never gives is lost."""
+    import re
+
+    from engine.profiles import load_profile
+    from engine.runtime import load_model
+
+    profile = load_profile("demo", demo_home)
+    lm = load_model(profile, demo_home, adapter="base")
+    question = "What is the capital of Peru?"
+    probe = regression.Probe("fact", question, ("unused",))
+    short = regression.answer(lm, [probe], profile.system_prompt)[0]
+    long = regression.answer(lm, [probe], profile.system_prompt, max_new_tokens=regression.LATE_TOKENS)[0]
+    assert short["finish_reason"] == "length" and long["reply"].startswith(short["reply"][:20])
+    late_word = next(w for w in re.findall(r"[A-Za-z]{4,}", long["reply"][len(short["reply"]):])
+                     if not regression.Probe("fact", question, (w,)).passes(short["reply"]))
+    row = {"prompt": question, "kind": "fact", "reply": f"The answer is {late_word}.", "ok": True}
+    rows = [{**row, "answers": [late_word]}, {**row, "answers": ["Quenletzorb"]}, {**row, "answers": ["x"], "ok": False}]
+    replies = regression.candidate_replies(lm, rows, profile.system_prompt)
+    assert [r.get("late", False) for r in replies] == [True, True, False]  # an unknown prompt is never asked again
+    result = regression.check(rows, [r["reply"] for r in replies], 0.05, late=2)
+    assert result["asked_again"] == 2 and result["known"] == 2 and result["changed"] == 1
+    assert result["examples"][0]["now"] == replies[1]["reply"]  # the late answer kept, the missing one lost
