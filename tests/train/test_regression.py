@@ -3,6 +3,8 @@ and the sentence a person reads when it refuses."""
 
 from __future__ import annotations
 
+import pytest
+
 from engine.train import regression, rehearsal
 
 
@@ -133,6 +135,7 @@ def test_a_models_own_opening_scores_above_someone_elses(demo_home):
                                    again)["median_nats"] == 0.0  # the same adapter lost nothing
 
 
+@pytest.mark.slow  # ~600 generated tokens on the demo model
 def test_a_reply_cut_before_its_answer_is_asked_again_longer(demo_home):
     """The candidate's reply stops at 64 tokens; an answer it gives later is kept, one it never gives is lost."""
     import re
