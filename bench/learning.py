@@ -169,14 +169,10 @@ def regression_row(case: str, report: dict) -> Row:
         return Row(BENCH, f"{case}: gate regression check, known answers changed", None, "", "",
                    "not run (no regression rows in this run)")
     examples = "; ".join(f"{e['prompt']} -> {' '.join(e['now'].split())[:40]}" for e in check.get("examples", [])[:3])
-    drop = check.get("opening") or {}
-    opening = (f"openings of {drop['prompts']} known answers: median drop {drop['median_nats']:+.3f} nats/token, "
-               f"answer tokens {drop['median_answer']:+.3f} (max {drop['max_answer']:+.2f}), {drop['answers_lost']} "
-               "answers fell below p 0.5; " if drop else "")
     return Row(BENCH, f"{case}: gate regression check, known answers changed", check["changed"],
                f"<= {check['allowed']}", f"of {check['known']}",
                f"{check['prompts']} asked; collapsed {check['collapsed']} vs {check['collapsed_reference']}; promoted "
-               f"{report.get('promoted')}; {opening}" + (examples or "none changed"))
+               f"{report.get('promoted')}; asked again longer {check.get('asked_again', 0)}; " + (examples or "none changed"))
 
 
 def side_by_side(title: str, prompts: list[str], base: list[str], tuned: list[str], ok) -> None:

@@ -135,15 +135,6 @@ class LoadedModel:
         self._peft.set_adapter(self._adapters[run_id][0])
         return self._peft, contextlib.nullcontext()
 
-    @contextlib.contextmanager
-    def scoring(self):
-        """Under the lock: the model routed through the active adapter (or none), for teacher-forced log-probs
-        (engine.train.regression's answer openings)."""
-        with self._lock:
-            target, context = self._generation_context(self._adapter)
-            with context:
-                yield target
-
     # -- generation -------------------------------------------------------------------------------
     def _eos_ids(self) -> list[int]:
         ids: list[int] = []

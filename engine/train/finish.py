@@ -96,12 +96,11 @@ def _regression_check(home: Home, profile: Profile, rd: runs.RunDir, settings: T
     lm.load_adapter(rd.run_id, candidate)
     lm.use_adapter(rd.run_id)
     replies = regression.candidate_replies(lm, rows, profile.system_prompt, stop=stop, say=say)
-    scores = regression.opening_scores(lm, rows, profile.system_prompt, stop=stop) if replies is not None else None
     del lm
     gc.collect()
-    if replies is None or (stop is not None and stop.requested):
+    if replies is None:
         return {"stopped": True}
-    return regression.check(rows, [r["reply"] for r in replies], settings.gate_max_changed, scores,
+    return regression.check(rows, [r["reply"] for r in replies], settings.gate_max_changed,
                             late=sum(1 for r in replies if r.get("late")))
 
 
@@ -122,14 +121,8 @@ def check_refit(home: Home, profile: Profile, rd: runs.RunDir, settings: TrainSe
 
 
 def _summary(check: dict | None) -> dict | None:
-    """A regression check without its replies and per-prompt scores (gate.json and refit_check.json keep them; the
-    report counts)."""
-    if not isinstance(check, dict):
-        return check
-    out = {k: v for k, v in check.items() if k != "replies"}
-    if isinstance(out.get("opening"), dict):
-        out["opening"] = {k: v for k, v in out["opening"].items() if k != "per_prompt"}
-    return out
+    """A regression check without its replies (gate.json and refit_check.json keep them; the report counts)."""
+    return {k: v for k, v in check.items() if k != "replies"} if isinstance(check, dict) else check
 
 
 def _with_regression(decision: gate.Decision, check: dict | None) -> gate.Decision:

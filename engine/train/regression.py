@@ -17,12 +17,10 @@ decoding of a slightly different model flips a borderline answer now and then), 
 collapsed (empty or one-word replies where the adapter in use wrote sentences: the demo model after a DPO
 that reached loss 0).
 
-Beside the count, each known prompt's *opening* (the adapter in use's reply up to and including its answer, "The
-capital of Peru is Lima") is scored teacher-forced under both adapters (``opening_scores``): how many nats per token
-the candidate lost on it, and on the answer's own tokens. A flip is one bit per prompt; this is a number per prompt,
-recorded in the check (``opening``) to calibrate a finer statistic against the bench's controls. It does not decide
-yet: the count check could not separate a corrections run that kept 30 of 30 controls from a critique run that broke
-3 (8 of 54 and 8 of 57 changed, bench/LEARNING_NOTES.md), and a statistic that decides is chosen on measured runs.
+Why not a log-prob per prompt: the adapter in use's reply up to its answer ("The capital of Peru is Lima"), scored
+teacher-forced, was measured on two runs (bench/LEARNING_NOTES.md): the prompts whose answer the candidate lost
+were as likely or likelier under it than before (median -0.02 to -0.06 nats/token, the same as the kept ones). The
+damage is in the way a free-running reply sets out ("To add 3 and 4, you simply ..."), which only answering sees.
 
 The set: half the prompts most like what the run teaches (each taught question's nearest in turn, as
 rehearsal chooses: what a correction breaks first is its look-alikes), half a fixed general part in the file's
@@ -32,7 +30,6 @@ bench/learning_data.py's controls (those measure the check). The answers are Eng
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,20 +72,6 @@ class Probe:
         if self.kind == "code":
             return self.passes(reply)
         return self.passes(" ".join(reply.split()[:KNOWN_WORDS]))
-
-
-def opening(probe: Probe, reply: str) -> str | None:
-    """``reply`` up to and including the answer it gives in its first ``KNOWN_WORDS`` words ("The capital of Peru
-    is Lima"); None for code (no single answer span) and for a reply that does not say it up front."""
-    if probe.kind == "code":
-        return None
-    head = " ".join(reply.split()[:KNOWN_WORDS])
-    text = head.replace(",", "") if probe.kind == "number" else head
-    found = [m for m in (_pattern(probe.kind, a).search(text) for a in probe.answers) if m]
-    if not found:
-        return None
-    first = min(found, key=lambda m: m.start())
-    return text[:first.end()]
 
 
 def _pattern(kind: str, answer: str) -> re.Pattern:
@@ -164,42 +147,6 @@ def candidate_replies(lm, rows: list[dict], system: str | None, stop=None, say=N
     return replies
 
 
-def opening_scores(lm, rows: list[dict], system: str | None, stop=None) -> list[dict | None] | None:
-    """Teacher-forced log-probs of each row's ``opening`` under ``lm``'s active adapter: ``nats`` (mean per token
-    of the opening), ``answer`` (sum over the answer's own tokens); None for a row without an opening, and None
-    for all when ``stop`` was requested."""
-    import torch
-
-    out: list[dict | None] = []
-    tokenizer = lm.tokenizer
-    for row in rows:
-        if stop is not None and stop.requested:
-            return None
-        text = row.get("opening")
-        if not text:
-            out.append(None)
-            continue
-        prompt = lm.encode([{"role": "user", "content": row["prompt"]}], system)[0].tolist()
-        full = tokenizer(text, add_special_tokens=False)["input_ids"]
-        before = tokenizer(text[:_answer_start(row, text)].rstrip(), add_special_tokens=False)["input_ids"]
-        shared = 0
-        while shared < min(len(before), len(full)) and before[shared] == full[shared]:
-            shared += 1
-        with lm.scoring() as model, torch.inference_mode():
-            ids = torch.tensor([prompt + full], device=next(model.parameters()).device)
-            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
-        token_logp = logp.gather(1, ids[0, 1:].unsqueeze(1)).squeeze(1)[len(prompt) - 1:]
-        out.append({"nats": round(float(token_logp.mean()), 4), "answer": round(float(token_logp[shared:].sum()), 4),
-                    "tokens": len(full)})
-    return out
-
-
-def _answer_start(row: dict, text: str) -> int:
-    probe = Probe(row["kind"], row["prompt"], tuple(row["answers"]))
-    found = [m.start() for m in (_pattern(probe.kind, a).search(text) for a in probe.answers) if m]
-    return min(found) if found else len(text)
-
-
 def build(home, profile, asked: set[str], reference: str | None, n: int, say=None) -> tuple[list[dict], dict]:
     """The regression rows (``prompt``, ``kind``, ``answers``, the reference's ``reply`` and whether it is ``ok``)
     answered by ``reference`` (a run id, or None: the base model), and what the manifest records."""
@@ -216,42 +163,17 @@ def build(home, profile, asked: set[str], reference: str | None, n: int, say=Non
     records = answer(lm, probes, profile.system_prompt, say=say)
     assert records is not None
     replies = [r["reply"] for r in records]
-    rows: list[dict] = [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r,
-                         "ok": p.knows(r), "opening": opening(p, r) if p.knows(r) else None}
-                        for p, r in zip(probes, replies)]
-    scores = opening_scores(lm, rows, profile.system_prompt)
-    for row, score in zip(rows, scores or []):
-        if score is not None:
-            row["opening_score"] = score
+    rows = [{"prompt": p.prompt, "kind": p.kind, "answers": list(p.answers), "reply": r, "ok": p.knows(r)}
+            for p, r in zip(probes, replies)]
     del lm
     known = sum(1 for r in rows if r["ok"])
     return rows, {"prompts": len(rows), "known": known, "reference": reference, "max_new_tokens": MAX_NEW_TOKENS,
                   "source": PROMPTS_FILE.name}
 
 
-def opening_drop(rows: list[dict], scores: list[dict | None] | None) -> dict | None:
-    """How much less likely the candidate finds the reference's openings (``opening_scores`` of both): per prompt
-    and summed up (medians; ``answers_lost``: answers the reference gave at p >= 0.5 that the candidate gives at
-    p < 0.5). None when the rows carry no reference scores (a run built before they were recorded)."""
-    pairs = [(r, s) for r, s in zip(rows, scores or []) if s is not None and r.get("opening_score")]
-    if not pairs:
-        return None
-    import statistics
-
-    per = [{"prompt": r["prompt"], "nats": round(r["opening_score"]["nats"] - s["nats"], 4),
-            "answer": round(r["opening_score"]["answer"] - s["answer"], 4)} for r, s in pairs]
-    half = math.log(0.5)
-    lost = sum(1 for r, s in pairs if r["opening_score"]["answer"] >= half > s["answer"])
-    return {"prompts": len(per), "median_nats": round(statistics.median(p["nats"] for p in per), 4),
-            "median_answer": round(statistics.median(p["answer"] for p in per), 4),
-            "max_answer": max(p["answer"] for p in per), "answers_lost": lost, "per_prompt": per}
-
-
-def check(rows: list[dict], replies: list[str], max_changed: float, scores: list[dict | None] | None = None,
-          late: int = 0) -> dict:
+def check(rows: list[dict], replies: list[str], max_changed: float, late: int = 0) -> dict:
     """Compare the candidate's ``replies`` with the reference rows: the changed prompts, the allowance, the verdict
-    and its sentence; ``scores`` (the candidate's ``opening_scores``) are recorded as ``opening``, ``late`` (how
-    many replies ``candidate_replies`` asked again) as ``asked_again``."""
+    and its sentence; ``late`` (how many replies ``candidate_replies`` asked again) is recorded as ``asked_again``."""
     probes = [Probe(r["kind"], r["prompt"], tuple(r["answers"])) for r in rows]
     changed = [{"prompt": r["prompt"], "was": r["reply"], "now": reply}
                for r, p, reply in zip(rows, probes, replies) if r["ok"] and not p.passes(reply)]
@@ -264,9 +186,6 @@ def check(rows: list[dict], replies: list[str], max_changed: float, scores: list
     result = {"prompts": len(rows), "known": known, "changed": len(changed), "allowed": allowed,
               "max_changed": max_changed, "asked_again": late, "collapsed": collapsed_new, "collapsed_reference": collapsed_ref,
               "examples": changed[:8], "replies": list(replies)}  # every reply: gate.json keeps them for audits
-    drop = opening_drop(rows, scores)
-    if drop is not None:
-        result["opening"] = drop
     if collapsed_new > collapse_limit:
         sample = collapsed[0]
         result["ok"] = False

@@ -119,8 +119,10 @@ def render(report: dict, curve: list[tuple[str, int, float]], extra: dict | None
     if regression:
         lines.append(f"regression check: {regression['changed']} of {regression['known']} ordinary questions the "
                      f"{report.get('current_label', 'current adapter')} answers correctly changed (at most "
-                     f"{regression['allowed']} allowed; {regression['prompts']} asked); empty or one-word replies "
-                     f"{regression['collapsed']} vs {regression['collapsed_reference']}")
+                     f"{regression['allowed']} allowed; {regression['prompts']} asked"
+                     + (f"; {regression['asked_again']} replies cut before their answer asked again longer"
+                        if regression.get("asked_again") else "")
+                     + f"); empty or one-word replies {regression['collapsed']} vs {regression['collapsed_reference']}")
         for example in regression.get("examples", [])[:3]:
             lines.append(f"      {example['prompt']!r}: {' '.join(example['now'].split())[:80]!r}")
     refit = (report.get("gate") or {}).get("refit_regression") or {}

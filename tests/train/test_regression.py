@@ -90,51 +90,6 @@ def test_a_collapsed_adapter_is_refused_even_when_the_reference_knows_nothing():
     assert fine["ok"] and "only collapse is checked" in fine["reason"]
 
 
-def test_the_opening_is_the_reply_up_to_its_answer():
-    peru = _probe("What is the capital of Peru?")
-    assert regression.opening(peru, "The capital of Peru is Lima. It lies on the coast.") == \
-        "The capital of Peru is Lima"
-    seven = _probe("What is 3 + 4?")
-    assert regression.opening(seven, "3 + 4 = 7\nThis is a classic example") == "3 + 4 = 7"
-    late = ("Belgium is a country in Europe located in Western Europe. It is bordered by the Netherlands to the "
-            "north, Germany to the east and France to the south, and its capital is Brussels.")
-    assert regression.opening(_probe("What is the capital of Belgium?"), late) is None  # not known: not scored
-    code = _probe("Write a Python function that converts a string to lowercase.")
-    assert regression.opening(code, "def low(s):\n    return s.lower()") is None
-
-
-def test_the_opening_drop_counts_answers_the_candidate_no_longer_gives():
-    rows = [{**r, "opening_score": {"nats": -0.2, "answer": -0.1, "tokens": 7}} for r in _rows(REFERENCE)[:3]]
-    candidate = [{"nats": -0.3, "answer": -0.2, "tokens": 7},  # a little less sure, still the answer
-                 {"nats": -1.5, "answer": -4.0, "tokens": 7},  # "Ankara" now unlikely: lost
-                 None]  # a prompt without an opening is not scored
-    drop = regression.opening_drop(rows, candidate)
-    assert drop["prompts"] == 2 and drop["answers_lost"] == 1 and drop["max_answer"] == 3.9
-    assert [p["prompt"] for p in drop["per_prompt"]] == ["What is the capital of Greece?",
-                                                          "What is the capital of Turkey?"]
-    assert regression.opening_drop(_rows(REFERENCE), candidate) is None  # rows frozen before openings were scored
-
-
-def test_a_models_own_opening_scores_above_someone_elses(demo_home):
-    from engine.profiles import load_profile
-    from engine.runtime import GenerationParams, load_model
-
-    profile = load_profile("demo", demo_home)
-    lm = load_model(profile, demo_home, adapter="base")
-    question = "What is the capital of Peru?"
-    params = GenerationParams.from_profile(profile, max_new_tokens=12, do_sample=False)
-    own = lm.generate([{"role": "user", "content": question}], params)[0].strip()
-    row = {"prompt": question, "kind": "fact", "answers": ["Lima"], "reply": own, "ok": True}
-    rows = [{**row, "opening": own}, {**row, "opening": "The capital of Peru is Lima"}]
-    scores = regression.opening_scores(lm, rows + [{**row, "opening": None}], profile.system_prompt)
-    assert scores[2] is None and scores[0]["tokens"] > 0
-    assert scores[0]["nats"] > scores[1]["nats"]  # its own greedy words are likelier than a stranger's
-    assert scores[1]["answer"] < 0  # "Lima": the answer's own tokens, scored after the words before it
-    again = regression.opening_scores(lm, rows, profile.system_prompt)
-    assert regression.opening_drop([{**r, "opening_score": s} for r, s in zip(rows, scores)],
-                                   again)["median_nats"] == 0.0  # the same adapter lost nothing
-
-
 @pytest.mark.slow  # ~600 generated tokens on the demo model
 def test_a_reply_cut_before_its_answer_is_asked_again_longer(demo_home):
     """The candidate's reply stops at 64 tokens; an answer it gives later is kept, one it never gives is lost."""
