@@ -59,7 +59,7 @@ def test_an_unreadable_gguf_gets_one_sentence(home, tmp_path):
 
 def test_one_correction_is_learned_promoted_and_kept_out_of_other_answers(smol_home):
     """One correction with the committed recipe (lr 5e-4, distilled rehearsal): the run is promoted, the model in use
-    answers the taught fact, and the taught name reaches none of the 96 regression answers. With the recipe before
+    answers the taught fact, and the taught name reaches none of the 192 regression answers. With the recipe before
     (lr 1e-3, rehearsal by greedy text) the same correction also made SmolLM2 answer "The capital of Chile is
     Marquessa." (9 of 54 known regression answers changed, 2026-12-07) and the gate refused it."""
     from engine.feedback import FeedbackLog
