@@ -35,9 +35,14 @@ def screen_text(app) -> str:
 
     parts = []
     for view in app.chat.views():
-        parts.append(str(view.query_one(".header", Static).render()))
+        headers = view.query(".header")
+        if not headers:  # a view the column just mounted composes its children on the next tick
+            parts.append("(composing)")
+            continue
+        parts.append(str(headers.first(Static).render()))
         if view.stream_key is not None or not hasattr(view, "body_source"):
-            parts.append(view.query_one(Markdown).source)
+            bodies = view.query(Markdown)
+            parts.append(bodies.first().source if bodies else "(composing)")
         else:
             parts.append(view.body_source)
     return "\n".join(parts)
