@@ -426,7 +426,12 @@ def case_rl(rows: list[Row], notes: list[str]) -> None:
     base_rate = sum(map(style_ok, base[:k])) / k
     gate = (rl_report.get("gate") or {}).get("rl") or {}
     m = gate.get("measures") or {}
+    marker = rl_run / "stages" / "1-rloo" / "COMPLETE"
+    drift = json.loads(marker.read_text()) if marker.is_file() else {}
+    kls = " ".join(f"{h['kl']:.2f}" for h in drift.get("kl", []))
     rl_info = (f"run {rl_run.name}: {rl_report.get('steps')} steps in {rl_s:.0f} s, stopped {rl_report.get('stopped')}, "
+               f"KL per step {kls or '-'}" + (f", KL stop at step {drift['kl_stopped_at']} kept step "
+                                              f"{drift['kl_kept_step']}" if drift.get("kl_stopped_at") else "") + ", "
                f"promoted {rl_report.get('promoted')} ({str(rl_report.get('reason', ''))[:140]})")
     for name, tuned, secs in (("rloo", rl_replies, rl_s), ("dpo", dpo_replies, dpo_s)):
         rate = sum(map(style_ok, tuned[:k])) / k

@@ -286,6 +286,11 @@ class RlSettings:
     """Learning rate of the RL stage (``--learning-rate`` overrides it)."""
     kl: float = Field(0.05, ge=0, le=100)
     """Weight of the KL term that keeps the policy near the reference (the adapter in use, or the base)."""
+    stop_kl: float | None = Field(0.5, gt=0, le=1000)
+    """Stop the RL stage once the KL to the reference of the replies it sampled at a step (nats per token, as
+    TRL logs it) passes this, keeping the weights of the last step under it (engine/train/kl_stop.py): reward
+    hacking shows as KL rising within a few steps (SmolLM2: 0 to 1.6 in the last 8 of 24 steps, one-word replies;
+    a run that learned the preference stayed at 0.125). None: train every step."""
     max_reply_tokens: int = Field(128, ge=1, le=1_000_000)
     """Longest sampled reply during training, in tokens."""
     temperature: float = Field(1.0, gt=0, le=100)

@@ -69,6 +69,10 @@ class StopWhenLearned(TrainerCallback):
                          f"stopping here (train.stop_when_learned = {self.share:g})")
         return control
 
+    def record(self) -> dict:
+        """What the stage's COMPLETE marker keeps."""
+        return {"learned": self.history, "stopped_learned_at": self.stopped_at}
+
 
 PREFERENCE_SAMPLE = 32
 """At most this many of a preference stage's train rows are scored at each check (a check then costs about two
@@ -122,3 +126,7 @@ class StopWhenPreferred(TrainerCallback):
                          f"{state.global_step} of {state.max_steps}; stopping here "
                          f"(train.preference_stop_loss = {self.max_loss:g})")
         return control
+
+    def record(self) -> dict:
+        """What the stage's COMPLETE marker keeps."""
+        return {"learned": self.history, "stopped_learned_at": self.stopped_at}

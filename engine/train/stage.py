@@ -37,9 +37,17 @@ def stage_overrides(settings, method) -> dict:
     return method.overrides(settings)
 
 
-def early_stop(run: Run, stage: Stage, tokenizer, model):
-    """The early stop of a stage on its feedback rows, or None: SFT (train.stop_when_learned), DPO and KTO
-    (train.preference_stop_loss; ``model`` is the adapter the stage starts from, scored here as the reference)."""
+def early_stop(run: Run, stage: Stage, tokenizer, model, rl_settings=None):
+    """The early stop of a stage, or None: SFT on its feedback rows (train.stop_when_learned), DPO and KTO
+    (train.preference_stop_loss; ``model`` is the adapter the stage starts from, scored here as the reference), RL
+    before its policy drifts (rl.stop_kl)."""
+    if stage.method.reward:
+        if rl_settings is None or rl_settings.stop_kl is None:
+            return None
+        from engine.train.kl_stop import StopBeforeDrift
+
+        return StopBeforeDrift(rl_settings.stop_kl,
+                               say=lambda text: say(run.opts, f"[{stage.phase}{stage.method.name}] {text}"))
     if stage.method.preference:
         return preference_stop(run, stage, tokenizer, model)
     share = plan.learned_share(run.settings, run.manifest["plan"], stage.phase)
@@ -130,7 +138,7 @@ def train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
     run_cb = RunCallback(rd.metrics, f"{phase}{method}", run.stop, run.deadline, settings.save_minutes)
     progress = ProgressCallback(f"{phase}{method}", run.deadline, stream=sys.stderr)
     callbacks = [run_cb, progress]
-    learned = early_stop(run, stage, tokenizer, peft_model)
+    learned = early_stop(run, stage, tokenizer, peft_model, rl_inputs.get("rl"))
     if learned is not None:
         callbacks.append(learned)
     trainer = stage.method.recipe().build(peft_model, tokenizer, rows, settings, args, callbacks, **rl_inputs)
@@ -171,7 +179,7 @@ def train_stage(run: Run, stage: Stage) -> tuple[int, str | None]:
         gc.unfreeze()
     global_step = trainer.state.global_step
     stopped_by = run_cb.stopped_by
-    learned_record = {"learned": learned.history, "stopped_learned_at": learned.stopped_at} if learned else {}
+    learned_record = learned.record() if learned else {}
     if stopped_by != "signal":
         sdir = stage_dir(rd, index, method, phase)
         trained = trainer.model

@@ -41,6 +41,7 @@ steps = 12
 learning_rate = 1e-2
 max_reply_tokens = 16
 gate_max_kl = 1000.0
+stop_kl = 1000.0
 """
 
 
