@@ -270,6 +270,12 @@ class RewardSettings:
     """Share of conversations held out to measure the reward model."""
     seed: int = Field(0, ge=0, le=SEED_MAX)
     """Seed for the head init, the split and the data order."""
+    non_answer_share: float = Field(0.5, ge=0, le=1)
+    """Share of the training pairs whose chosen reply (if at least 6 words) is also trained against a short
+    non-answer ("OK.", "I don't know."; engine/reward/non_answers.py). The person's pairs never say that an answer
+    beats no answer: trained on short-and-right over long-and-padded, a reward model paid most for one word and
+    RL collapsed into "Awful.". The held-out check (``over_non_answer`` in the report) uses non-answers the
+    training never saw. 0: the person's pairs only."""
 
 
 @settings_table

@@ -214,6 +214,7 @@ def _train_in(home, profile, rd, manifest, opts, deadline, log) -> RewardRunResu
         "eval": {**ev, "new": {"accuracy": ev["accuracy"], "margin": ev["margin"]},
                  "current": {"accuracy": ev["baseline_accuracy"], "margin": ev["baseline_margin"]}},
         "calibration": metrics["calibration"],
+        "non_answer_pairs": metrics.get("non_answer_pairs", 0),
         "budget": {"time_budget": opts.time_budget, "until": opts.until, **metrics["budget"]},
         "promoted": False,
         "used": verdict.used,
@@ -273,6 +274,11 @@ def report_lines(report: dict, rd=None) -> list[str]:
         f"  pairwise accuracy on {ev['n']} {where} pairs: {ev['accuracy']:.1%} "
         f"(untrained head: {ev['baseline_accuracy']:.1%} on {ev.get('baseline_n', ev['n'])}); mean margin {ev['margin']:+.3f} "
         f"(untrained {ev['baseline_margin']:+.3f})",
+        *([f"  chosen replies scored above a non-answer (\"Awful.\", \"Fine.\", ...; none trained on) in "
+           f"{ev['over_non_answer']:.1%} of {ev['over_non_answer_n']} {where} pairs"
+           + (f"; trained with {report['non_answer_pairs']} chosen-vs-non-answer pairs beside the person's"
+              if report.get("non_answer_pairs") else "")]
+          if ev.get("over_non_answer") is not None else []),
         f"  {report['reason'].split('; this one: ')[-1]}",
         f"  calibration: mean {report['calibration']['mean']:+.3f}, std {report['calibration']['std']:.3f} "
         f"over {report['calibration']['n']} training replies",

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 from engine.errors import UserError
 from engine.home import Home
 from engine.profiles import Profile
-from engine.reward import CALIBRATION_FILE, MODEL_SUBDIR
-from engine.reward.data import Pair, pretokenize
+from engine.reward import CALIBRATION_FILE, MODEL_SUBDIR, non_answers
+from engine.reward.data import Pair, encode, pretokenize
 from engine.safe_files import write_private
 
 
@@ -188,7 +188,8 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     per_sequence = (time.monotonic() - probe_started) / max(1, 2 * probe.n) if probe.n else None
     probe = pair_metrics(first.chosen + probe.chosen, first.rejected + probe.rejected)
     train_rows = pretokenize(train, tokenizer, max_length)
-    replies = [r["chosen_ids"] for r in train_rows] + [r["rejected_ids"] for r in train_rows]
+    replies = [r["chosen_ids"] for r in train_rows] + [r["rejected_ids"] for r in train_rows]  # the person's own
+    extra = non_answers.training_pairs(train, profile.reward.non_answer_share, seed)
     deadline = opts.deadline
     plan = runs.on_main(budget.plan_scoring, deadline.remaining() if deadline else None, per_sequence,
                         len(all_eval), len(replies))
@@ -200,7 +201,9 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     log(f"untrained reward head: accuracy {baseline.accuracy:.3f} on {baseline.n} {eval_on} pairs")
     epochs = epochs_for(profile, len(train_rows))
     auto = "" if profile.reward.epochs is not None else " (reward.epochs: auto)"
-    log(f"training on {len(train_rows)} pairs, {epochs:.3g} passes{auto}")
+    beside = f" + {len(extra)} of their chosen replies against a non-answer" if extra else ""
+    log(f"training on {len(train_rows)} pairs{beside}, {epochs:.3g} passes{auto}")
+    train_rows += pretokenize(extra, tokenizer, max_length)
     for cut in plan.cuts():
         log(f"budget: {cut}")
 
@@ -224,6 +227,12 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
     trained = score_pair_list(model, tokenizer, eval_pairs, max_length)
     log(f"trained reward model: accuracy {trained.accuracy:.3f}, mean margin {trained.margin:.3f} "
         f"(untrained {baseline.accuracy:.3f})")
+    held = non_answers.held_out(eval_pairs, seed)
+    against = pair_metrics([trained.chosen[i] for i, _ in held],
+                           score_ids(model, tokenizer, [encode(tokenizer, eval_pairs[i].prompt, reply, max_length)
+                                                        for i, reply in held]))
+    if against.n:
+        log(f"chosen replies over a non-answer (\"Awful.\", \"Fine.\", ...): {against.accuracy:.3f} of {against.n}")
     calibration = {**calibration_of(score_ids(model, tokenizer, budget.sample(replies, plan.calibration, seed))),
                    "of": len(replies), "max_length": max_length, "seed": seed}
     metrics = {
@@ -235,7 +244,9 @@ def train_reward(profile: Profile, home: Home, run_dir: Path, train: list[Pair],
             "accuracy": trained.accuracy, "margin": trained.margin,
             "baseline_accuracy": baseline.accuracy, "baseline_margin": baseline.margin, "baseline_n": baseline.n,
             "n": trained.n, "on": eval_on,
+            "over_non_answer": against.accuracy if against.n else None, "over_non_answer_n": against.n,
         },
+        "non_answer_pairs": len(extra),
         "calibration": calibration,
         "backbone": backbone.source,
         "budget": plan.to_json(),

@@ -25,6 +25,10 @@ def test_reward_learns_answer_over_refusal_on_held_out_conversations(trained_rew
     assert ev["new"]["accuracy"] == ev["accuracy"] and ev["current"]["accuracy"] == ev["baseline_accuracy"]
     out = trained_reward.result.out
     assert "pairwise accuracy" in out and "untrained head" in out
+    # the fact replies (>= 6 words) were also trained against non-answers, and checked against unseen ones
+    assert report["non_answer_pairs"] > 0 and ev["over_non_answer_n"] > 0
+    assert f"chosen replies scored above a non-answer (\"Awful.\", \"Fine.\", ...; none trained on) in " \
+           f"{ev['over_non_answer']:.1%} of {ev['over_non_answer_n']} held-out pairs" in out, out
 
 
 @pytest.mark.slow
