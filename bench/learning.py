@@ -290,10 +290,21 @@ def case_reward(rows: list[Row], notes: list[str]) -> None:
         engine(home, "reward", "--profile", PROFILE)
         train_s = time.perf_counter() - t1
         scored = json.loads(engine(home, "score", "--profile", PROFILE, str(held_file), "--json").stdout)
+        # the same held-out chosen replies against one-word non-answers no training pair used
+        from engine.reward.non_answers import HELD_OUT
+
+        blank_file = Path(home.root) / "reward-non-answers.jsonl"
+        blank_file.write_text("".join(json.dumps(dict(p, prompt=system + p["prompt"], rejected=[
+            {"role": "assistant", "content": HELD_OUT[i % len(HELD_OUT)]}])) + "\n" for i, p in enumerate(held)),
+                              encoding="utf-8")
+        blank = json.loads(engine(home, "score", "--profile", PROFILE, str(blank_file), "--json").stdout)
     rows.append(Row(BENCH, "reward: held-out pairs ranked correctly", scored["accuracy"], ">= 0.85", "",
                     f"{scored['n']} held-out pairs (prompts not in training), {len(train)} imported pairs "
                     f"(the reward run holds out its own eval slice); engine reward {train_s:.0f} s; "
                     f"mean margin {scored['margin']:+.2f}"))
+    rows.append(Row(BENCH, "reward: held-out chosen replies over a one-word non-answer", blank["accuracy"], "", "",
+                    f"{blank['n']} held-out chosen replies against {', '.join(HELD_OUT)} (none in training); "
+                    f"mean margin {blank['margin']:+.2f}"))
     rows.append(Row(BENCH, "reward case wall time", time.perf_counter() - t0, "", "s",
                     "fresh home, engine import, engine reward, engine score"))
 
