@@ -420,6 +420,8 @@ def case_rl(rows: list[Row], notes: list[str]) -> None:
         rl_run = newest_run(home, PROFILE, "rloo")
         keep_run(rl_run, "rl")
         rl_report = json.loads((rl_run / "report.json").read_text())
+        marker = rl_run / "stages" / "1-rloo" / "COMPLETE"  # the KL per step, and where rl.stop_kl stopped
+        drift = json.loads(marker.read_text()) if marker.is_file() else {}
         rl_replies = generate(home, PROFILE, prompts, rl_run.name)
         t1 = time.perf_counter()
         engine(home, "finetune", "--profile", PROFILE, "--method", "dpo", "--from", "base")
@@ -437,8 +439,6 @@ def case_rl(rows: list[Row], notes: list[str]) -> None:
     base_rate = sum(map(style_ok, base[:k])) / k
     gate = (rl_report.get("gate") or {}).get("rl") or {}
     m = gate.get("measures") or {}
-    marker = rl_run / "stages" / "1-rloo" / "COMPLETE"
-    drift = json.loads(marker.read_text()) if marker.is_file() else {}
     kls = " ".join(f"{h['kl']:.2f}" for h in drift.get("kl", []))
     rl_info = (f"run {rl_run.name}: {rl_report.get('steps')} steps in {rl_s:.0f} s, stopped {rl_report.get('stopped')}, "
                f"KL per step {kls or '-'}" + (f", KL stop at step {drift['kl_stopped_at']} kept step "
