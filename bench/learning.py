@@ -12,11 +12,13 @@ nothing else? Every case runs the public CLI in a fresh home, as a user would:
                 to 30 held-out prompts. Target: the style in >= 80%, beside the base model's rate.
 4. reward       ``engine reward`` on pairs of the same kind, ``engine score`` on 100 held-out pairs.
                 Target: >= 85% ranked correctly.
-5. critique     (issue 14, language feedback) the base model's greedy replies to 30 prompts, then its first
-                revision after each of 3 critiques with a checkable effect (length: at most two sentences;
-                a named made-up fact; a numbered list), built with the chat's own revision prompt
-                (engine.feedback.language.revision_messages). Target: >= 70% per kind. Then the length
-                revisions that pass are imported as accepted (``engine import`` of ``critique`` rows) ->
+5. critique     (issue 14, language feedback) the base model's greedy replies to 30 open questions and 20
+                made-up facts, then its first revision after a critique with a checkable effect (open
+                questions: at most two sentences, a numbered list; facts: the named made-up fact), built
+                with the chat's own revision prompt (engine.feedback.language.revision_messages). Target:
+                >= 70% per kind. Then the length revisions that pass and still answer (``keeps_answer``: a
+                person rejects a short reply that dropped the answer) are imported as accepted
+                (``engine import`` of ``critique`` rows) ->
                 ``engine finetune`` -> held-out prompts without any critique: at most two sentences at
                 least twice as often as the base model, controls still correct.
 6. rl           (issue 15) the style case's 40 pairs imported, ``engine reward`` on them, then
@@ -54,6 +56,7 @@ from bench.learning_data import (
     FACTS,
     STYLE_HELD_OUT,
     STYLE_TRAIN,
+    keeps_answer,
     reward_pairs,
     sentences,
     style_ok,
@@ -315,16 +318,19 @@ CRITIQUE_KINDS = {
     "list": ("Give the answer as a numbered list.",
              lambda fact, text: bool(re.search(r"^\s*1[.)]", text, re.MULTILINE) and re.search(r"^\s*2[.)]", text, re.MULTILINE))),
 }
-"""kind -> (critique, or None when it is the prompt's own fact; the fixed rule a revision must pass)."""
+"""kind -> (critique, or None when it is the prompt's own fact; the fixed rule a revision must pass). Length and
+list critiques go to open questions the model answers at length (``STYLE_TRAIN``), fact critiques to made-up facts."""
 CRITIQUE_TOKENS = 128
+CRITIQUE_OPEN = 30
 
 
 def case_critique(rows: list[Row], notes: list[str]) -> None:
     from engine.feedback.language import revision_messages
 
     t0 = time.perf_counter()
-    questions = [q for q, _ in STYLE_TRAIN[:10]] + [f.question for f in FACTS[:20]]
-    facts = [None] * 10 + list(FACTS[:20])
+    open_questions = STYLE_TRAIN[:CRITIQUE_OPEN]
+    questions = [q for q, _ in open_questions] + [f.question for f in FACTS[:20]]
+    facts = [None] * len(open_questions) + list(FACTS[:20])
     with temp_home("tuneloop-learning-") as home:
         profile = setup_profile(home)
         notes.append(f"critique: profile {PROFILE}: {settings_line(profile)}; revision_prompt "
@@ -335,7 +341,7 @@ def case_critique(rows: list[Row], notes: list[str]) -> None:
         chats, index = [], []
         for kind, (critique, _) in CRITIQUE_KINDS.items():
             for i, (q, fact, original) in enumerate(zip(questions, facts, originals)):
-                if kind == "fact" and fact is None:
+                if (kind == "fact") != (fact is not None):
                     continue
                 text = critique or f"That is wrong: {fact.answer}"
                 chats.append({"messages": revision_messages(system + [{"role": "user", "content": q}], original,
@@ -343,19 +349,29 @@ def case_critique(rows: list[Row], notes: list[str]) -> None:
                 index.append((kind, i, text))
         revisions = generate(home, PROFILE, chats, "base", CRITIQUE_TOKENS)
         passed: dict[str, list[int]] = {k: [] for k in CRITIQUE_KINDS}
-        accepted = []
+        accepted, dropped = [], []
         for (kind, i, text), revision in zip(index, revisions):
-            if CRITIQUE_KINDS[kind][1](facts[i], revision):
-                passed[kind].append(i)
-                if kind == "length":
-                    accepted.append({"prompt": system + [{"role": "user", "content": questions[i]}],
-                                     "original": [{"role": "assistant", "content": originals[i]}],
-                                     "critique": text, "revision": [{"role": "assistant", "content": revision}],
-                                     "outcome": "accepted", "source": "revision"})
+            if not CRITIQUE_KINDS[kind][1](facts[i], revision):
+                continue
+            passed[kind].append(i)
+            if kind != "length":
+                continue
+            # a person accepts a shorter reply only if it still answers: one that dropped the answer is rejected
+            if not keeps_answer(*open_questions[i], revision):
+                dropped.append(revision)
+                continue
+            accepted.append({"prompt": system + [{"role": "user", "content": questions[i]}],
+                             "original": [{"role": "assistant", "content": originals[i]}],
+                             "critique": text, "revision": [{"role": "assistant", "content": revision}],
+                             "outcome": "accepted", "source": "revision"})
         for kind in CRITIQUE_KINDS:
             n = sum(1 for k, _, _ in index if k == kind)
+            detail = f"{n} replies of the base model, greedy, {CRITIQUE_TOKENS} tokens"
+            if kind == "length":
+                detail += (f"; {len(accepted)} keep the answer and are accepted, {len(dropped)} dropped it and are "
+                           f"rejected" + (f" (e.g. {dropped[0][:60]!r})" if dropped else ""))
             rows.append(Row(BENCH, f"critique: first revision follows a {kind} critique", len(passed[kind]) / n,
-                            ">= 0.7", "", f"{n} replies of the base model, greedy, {CRITIQUE_TOKENS} tokens"))
+                            ">= 0.7", "", detail))
         if not accepted:
             rows.append(not_measured(BENCH, "critique: training on accepted revisions", "no revision passed"))
             return
@@ -374,7 +390,8 @@ def case_critique(rows: list[Row], notes: list[str]) -> None:
     controls = sum(c.ok(r) for c, r in zip(CONTROLS, tuned[k:]))
     rows.append(Row(BENCH, "critique: held-out replies of at most two sentences after training", rate,
                     f">= {2 * base_rate:.2f}", "",
-                    f"target: twice the base model's {base_rate:.0%}; trained on {len(accepted)} accepted length revisions; run "
+                    f"target: twice the base model's {base_rate:.0%}; trained on {len(accepted)} accepted length "
+                    f"revisions of open questions; run "
                     f"{report['run_id']} ({manifest.get('plan')}; {report.get('steps')} steps; {train_s:.0f} s; "
                     f"promoted {report.get('promoted')})"))
     rows.append(Row(BENCH, "controls still correct after the critique run", controls, "", "of 30",

@@ -254,6 +254,22 @@ def sentences(text: str) -> int:
     return ends + (0 if body.rstrip("\"')]*_ ")[-1:] in (".", "!", "?") else 1)
 
 
+_WORD = re.compile(r"[a-z]+")
+
+
+def _stems(text: str) -> set[str]:
+    """Content words of at least 4 letters, cut to their first 5 (so "scatters" meets "scattering")."""
+    return {w[:5] for w in _WORD.findall(text.lower()) if len(w) >= 4}
+
+
+def keeps_answer(question: str, answer: str, reply: str) -> bool:
+    """Whether a reply still carries the substance of a reference answer: it shares a content word with the
+    answer that the question does not already give away ("The sky is blue." answers nothing of "Why is the sky
+    blue?"; "Blue light scatters more." does). What a person glancing at a shortened reply checks before they
+    accept it: the short one must still answer."""
+    return bool((_stems(answer) - _stems(question)) & _stems(reply))
+
+
 def starts_with_preamble(text: str) -> bool:
     low = text.strip().lower()
     return low.startswith(_PREAMBLE_STARTS)
