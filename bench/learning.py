@@ -12,7 +12,7 @@ nothing else? Every case runs the public CLI in a fresh home, as a user would:
                 to 30 held-out prompts. Target: the style in >= 80%, beside the base model's rate.
 4. reward       ``engine reward`` on pairs of the same kind, ``engine score`` on 100 held-out pairs.
                 Target: >= 85% ranked correctly.
-5. critique     (issue 14, language feedback) the base model's greedy replies to 30 open questions and 20
+5. critique     (issue 14, language feedback) the base model's greedy replies to 40 open questions and 20
                 made-up facts, then its first revision after a critique with a checkable effect (open
                 questions: at most two sentences, a numbered list; facts: the named made-up fact), built
                 with the chat's own revision prompt (engine.feedback.language.revision_messages). Target:
@@ -321,7 +321,7 @@ CRITIQUE_KINDS = {
 """kind -> (critique, or None when it is the prompt's own fact; the fixed rule a revision must pass). Length and
 list critiques go to open questions the model answers at length (``STYLE_TRAIN``), fact critiques to made-up facts."""
 CRITIQUE_TOKENS = 128
-CRITIQUE_OPEN = 30
+CRITIQUE_OPEN = 40
 
 
 def case_critique(rows: list[Row], notes: list[str]) -> None:
