@@ -98,3 +98,13 @@ def test_decode_llama_cpp_anchor_says_when_it_is_not_installed(monkeypatch):
     rows, meta = decode.llama_cpp_anchor(None, "unused", 1, 1)
     assert len(rows) == 1 and rows[0].value is None and meta == {}
     assert "not installed" in rows[0].missing and rows[0].status == "not measured"
+
+
+def test_critique_bench_accepts_a_short_revision_only_if_it_still_answers():
+    from bench.learning_data import STYLE_TRAIN, keeps_answer
+
+    question, answer = STYLE_TRAIN[0]  # "Why is the sky blue?"
+    assert keeps_answer(question, answer, "Blue light is scattered more by the air.")  # "scattered" meets "scatters"
+    assert not keeps_answer(question, answer, "The sky is blue.")  # only the question's own words
+    assert not keeps_answer(question, answer, "I'm ready to assist. What can I help you with today?")
+    assert all(keeps_answer(q, a, a) for q, a in STYLE_TRAIN)  # every reference answer has words of its own
