@@ -62,7 +62,15 @@ class Probe:
         if self.kind == "code":
             return "def " in reply and any(a in reply for a in self.answers)
         text = reply.replace(",", "") if self.kind == "number" else reply
-        return any(_pattern(self.kind, a).search(text) for a in self.answers)
+        return any(_pattern(self.kind, a).search(text) for a in self._accepted())
+
+    def _accepted(self) -> tuple[str, ...]:
+        """The answers, and for a small number its word too: "A hexagon is a polygon with six sides." keeps the answer
+        (a critique run's shorter replies spelled out 6 and 8 and were counted as changes)."""
+        if self.kind != "number":
+            return self.answers
+        words = tuple(NUMBER_WORDS[int(a)] for a in self.answers if a.isdigit() and int(a) < len(NUMBER_WORDS))
+        return self.answers + words
 
     def knows(self, reply: str) -> bool:
         """The reference counts as knowing the answer only when it says it up front (in its first ``KNOWN_WORDS``
@@ -72,6 +80,10 @@ class Probe:
         if self.kind == "code":
             return self.passes(reply)
         return self.passes(" ".join(reply.split()[:KNOWN_WORDS]))
+
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
 
 
 def _pattern(kind: str, answer: str) -> re.Pattern:

@@ -20,6 +20,9 @@ def test_a_right_answer_in_other_words_is_kept_and_a_wrong_one_is_not():
     assert not greece.passes("The capital of Greece is Quenlet.")
     seven = _probe("What is 3 + 4?")
     assert seven.passes("3 + 4 = 7.") and not seven.passes("3 + 4 = 17.") and not seven.passes("It is 7.5")
+    assert seven.passes("Three plus four is seven.") and not seven.passes("It is seventeen.")
+    hexagon = _probe("How many sides does a hexagon have?")
+    assert hexagon.passes("A hexagon is a polygon with six sides.") and not hexagon.passes("It has sixteen sides.")
     lower = _probe("Write a Python function that converts a string to lowercase.")
     assert lower.passes("```python\ndef low(s):\n    return s.lower()\n```")
     assert not lower.passes("Use s.lower() on the string.")  # no function: the code answer is gone
